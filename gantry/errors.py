@@ -1,0 +1,204 @@
+"""Gantry's exceptions, all in one place.
+
+Every error Gantry raises on purpose derives from :class:`GantryError`, so a
+caller can catch the whole family with one ``except``.  Errors carry fields
+(the file, the key, the tag) rather than only text, and **never** carry a
+patient's value: messages name keywords, tags, paths or hashed UIDs.
+
+The tree::
+
+    GantryError
+    ├── ConfigError (ValueError)         a config / profile mistake, names the key path
+    ├── StoreError                       the session store
+    │   ├── StoreLockedError             another writer holds the session
+    │   └── SchemaVersionError           the store was written by an incompatible version
+    ├── QueryError (ValueError)          a bad SQL query or WHERE expression
+    ├── IngestError                      a file could not be indexed (recorded, never raised mid-batch)
+    ├── AuditError                       an audit rule failed
+    ├── PlanError                        the remediation plan could not be built
+    ├── CodecError                       pixel data could not be decoded or encoded
+    ├── RedactionError                   a redaction zone could not be applied or verified
+    ├── ExportError                      an export failed or did not verify
+    ├── VaultError                       the identity vault
+    │   ├── VaultKeyError                missing or wrong key
+    │   └── TamperedVaultError           authenticated decryption failed
+    └── MissingDependencyError (ImportError)  an optional extra is not installed
+
+Examples
+--------
+>>> from gantry.errors import ConfigError, GantryError
+>>> err = ConfigError("privacy_profile", expected="one of 'basic', 'comprehensive'", got="basci")
+>>> isinstance(err, (GantryError, ValueError))
+True
+>>> str(err)
+"`privacy_profile` must be one of 'basic', 'comprehensive', got 'basci'"
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "AuditError",
+    "CodecError",
+    "ConfigError",
+    "ExportError",
+    "GantryError",
+    "IngestError",
+    "MissingDependencyError",
+    "PlanError",
+    "QueryError",
+    "RedactionError",
+    "SchemaVersionError",
+    "StoreError",
+    "StoreLockedError",
+    "TamperedVaultError",
+    "VaultError",
+    "VaultKeyError",
+]
+
+
+class GantryError(Exception):
+    """Base class of every error Gantry raises on purpose."""
+
+
+class ConfigError(GantryError, ValueError):
+    """A configuration or profile mistake.
+
+    Parameters
+    ----------
+    key : str
+        Dotted path of the offending key, e.g. ``phi_tags.0010,0010.action``.
+    expected : str
+        What was expected there.
+    got : object, optional
+        What was found (never a patient's value: config values only).
+    hint : str, optional
+        A suggestion, such as a did-you-mean.
+    """
+
+    def __init__(
+        self,
+        key: str,
+        *,
+        expected: str,
+        got: Any = None,
+        hint: str | None = None,
+        source: str | Path | None = None,
+    ) -> None:
+        self.key = key
+        self.expected = expected
+        self.got = got
+        self.hint = hint
+        self.source = str(source) if source is not None else None
+        msg = f"`{key}` must be {expected}, got {got!r}"
+        if hint:
+            msg += f" ({hint})"
+        if self.source:
+            msg += f" [in {self.source}]"
+        super().__init__(msg)
+
+
+class StoreError(GantryError):
+    """A problem with the session store."""
+
+
+class StoreLockedError(StoreError):
+    """Another writer holds the session store."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = str(path)
+        super().__init__(
+            f"session `{self.path}` is open for writing by another process or Session; "
+            "close it first, or open this one with read_only=True"
+        )
+
+
+class SchemaVersionError(StoreError):
+    """The store's schema version is not one this Gantry can read."""
+
+    def __init__(self, path: str | Path, found: int, supported: int) -> None:
+        self.path = str(path)
+        self.found = found
+        self.supported = supported
+        super().__init__(
+            f"store `{self.path}` has schema version {found}, this gantry reads version "
+            f"{supported}; re-ingest into a new session"
+        )
+
+
+class QueryError(GantryError, ValueError):
+    """A SQL query or WHERE expression could not be run."""
+
+    def __init__(self, query: str, reason: str) -> None:
+        self.query = query
+        self.reason = reason
+        super().__init__(f"`query` could not be run, got {query!r}: {reason}")
+
+
+class IngestError(GantryError):
+    """A file could not be indexed."""
+
+    def __init__(self, path: str | Path, reason: str, detail: str = "") -> None:
+        self.path = str(path)
+        self.reason = reason
+        self.detail = detail
+        super().__init__(f"{self.path}: {reason}" + (f" ({detail})" if detail else ""))
+
+
+class AuditError(GantryError):
+    """An audit rule could not be evaluated."""
+
+
+class PlanError(GantryError):
+    """The remediation plan could not be built."""
+
+
+class CodecError(GantryError):
+    """Pixel data could not be decoded or encoded."""
+
+    def __init__(self, path: str | Path | None, transfer_syntax: str | None, reason: str) -> None:
+        self.path = str(path) if path is not None else None
+        self.transfer_syntax = transfer_syntax
+        self.reason = reason
+        where = self.path or "<memory>"
+        super().__init__(f"{where}: pixel data ({transfer_syntax}) {reason}")
+
+
+class RedactionError(GantryError):
+    """A redaction zone could not be applied or verified."""
+
+
+class ExportError(GantryError):
+    """An export failed or a written file did not verify."""
+
+
+class VaultError(GantryError):
+    """A problem with the identity vault."""
+
+
+class VaultKeyError(VaultError):
+    """The vault key is missing, unreadable or wrong."""
+
+
+class TamperedVaultError(VaultError):
+    """Authenticated decryption failed: the vault was altered or rows were moved."""
+
+
+class MissingDependencyError(GantryError, ImportError):
+    """An optional dependency is not installed.
+
+    Examples
+    --------
+    >>> str(MissingDependencyError("dask", extra="cluster"))
+    "`dask` is required for this feature, got it missing (pip install 'gantry[cluster]')"
+    """
+
+    def __init__(self, module: str, *, extra: str) -> None:
+        self.module = module
+        self.extra = extra
+        super().__init__(
+            f"`{module}` is required for this feature, got it missing "
+            f"(pip install 'gantry[{extra}]')"
+        )

@@ -1,0 +1,1 @@
+"""Ingest: scan folders, read DICOM headers, commit Parquet batches."""
