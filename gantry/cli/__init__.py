@@ -1,0 +1,18 @@
+"""The ``gantry`` command: a thin shell over :class:`gantry.Session`.
+
+Each verb lives in a module named for its stage; importing the module registers it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from gantry.cli import _index  # noqa: F401  (registers verbs)
+from gantry.cli._app import cli
+
+__all__ = ["cli", "main"]
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Entry point of the ``gantry`` console script."""
+    cli.main(args=list(argv) if argv is not None else None, prog_name="gantry")

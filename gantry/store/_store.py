@@ -1,0 +1,362 @@
+"""The session store: a DuckDB catalog plus Parquet shards in a sibling folder."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import secrets
+import shutil
+import threading
+import uuid
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import duckdb
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from gantry._version import __version__
+from gantry.errors import QueryError, SchemaVersionError, StoreError, StoreLockedError
+from gantry.store._layout import SCHEMA_VERSION, Layout, replace_dir_atomic, write_parquet_atomic
+from gantry.store._views import hierarchy_views
+
+BATCH_TABLES = ("instances", "elements", "skipped")
+"""Tables made of the committed ingest batches (one Parquet file per batch)."""
+
+_CATALOG_DDL = """
+CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR);
+CREATE TABLE IF NOT EXISTS runs (
+    run_id VARCHAR PRIMARY KEY,
+    started_at TIMESTAMP,
+    finished_at TIMESTAMP,
+    kind VARCHAR,
+    counts JSON,
+    details JSON,
+    gantry_version VARCHAR
+);
+"""
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+class Store:
+    """One session store: a DuckDB catalog file and its data folder.
+
+    Nothing but this class writes inside the store. Big tables are Parquet files
+    (``batches/<id>/{instances,elements,skipped}.parquet`` and
+    ``tables/<name>/*.parquet``), exposed in the DuckDB connection as views of the
+    same name; small stateful tables (``meta``, ``runs``, edits) live in the catalog.
+
+    Parameters
+    ----------
+    path : str or Path
+        The catalog file (``project.db``); the data folder is ``project.gantry``.
+    read_only : bool
+        Open without taking the writer lock (several readers may coexist with
+        nothing else writing).
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> tmp = pathlib.Path(tempfile.mkdtemp())
+    >>> store = Store(tmp / "s.db")
+    >>> store.sql("SELECT count(*) AS n FROM instances")["n"][0]
+    0
+    >>> store.close()
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, read_only: bool = False) -> None:
+        self.layout = Layout.for_catalog(path)
+        self.read_only = read_only
+        self._lock_fh: Any = None
+        self._mutex = threading.RLock()
+        self._schema_cache: dict[str, pa.Schema] = {}
+        if read_only and not self.layout.catalog.exists():
+            raise StoreError(f"session `{self.layout.catalog}` does not exist")
+        if not read_only:
+            self.layout.make_dirs()
+            self._take_lock()
+            self._clean_tmp()
+        try:
+            self.con = duckdb.connect(str(self.layout.catalog), read_only=read_only)
+        except duckdb.IOException as exc:
+            self._release_lock()
+            if "lock" in str(exc).lower():
+                raise StoreLockedError(self.layout.catalog) from exc
+            raise StoreError(f"cannot open session `{self.layout.catalog}`: {exc}") from exc
+        if not read_only:
+            self.con.execute(_CATALOG_DDL)
+        self._check_schema_version()
+        self.refresh_views()
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def _take_lock(self) -> None:
+        fh = open(self.layout.lock, "a+")  # noqa: SIM115 - held for the store's lifetime
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            fh.close()
+            raise StoreLockedError(self.layout.catalog) from exc
+        self._lock_fh = fh
+
+    def _release_lock(self) -> None:
+        if self._lock_fh is not None:
+            fcntl.flock(self._lock_fh.fileno(), fcntl.LOCK_UN)
+            self._lock_fh.close()
+            self._lock_fh = None
+
+    def _clean_tmp(self) -> None:
+        """Remove leftovers of an interrupted run (never committed, so never visible)."""
+        for child in self.layout.tmp.iterdir():
+            shutil.rmtree(child, ignore_errors=True) if child.is_dir() else child.unlink()
+        for root in (self.layout.batches, self.layout.tables):
+            for child in root.glob(".*"):
+                shutil.rmtree(child, ignore_errors=True) if child.is_dir() else child.unlink()
+
+    def close(self) -> None:
+        """Close the connection and release the writer lock."""
+        with self._mutex:
+            if getattr(self, "con", None) is not None:
+                self.con.close()
+                self.con = None  # type: ignore[assignment]
+            self._release_lock()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- meta ------------------------------------------------------------------------------
+
+    def _check_schema_version(self) -> None:
+        found = self.get_meta("schema_version")
+        if found is None:
+            if self.read_only:
+                raise StoreError(f"`{self.layout.catalog}` is not a gantry session")
+            self.set_meta("schema_version", str(SCHEMA_VERSION))
+            self.set_meta("created_at", _now().isoformat())
+            self.set_meta("created_by", __version__)
+            self.set_meta("secret", secrets.token_hex(32))
+        elif int(found) != SCHEMA_VERSION:
+            raise SchemaVersionError(self.layout.catalog, int(found), SCHEMA_VERSION)
+
+    def get_meta(self, key: str) -> str | None:
+        """Return a catalog ``meta`` value, or None."""
+        try:
+            rows = self.con.execute("SELECT value FROM meta WHERE key = ?", [key]).fetchall()
+        except duckdb.CatalogException:
+            return None
+        return str(rows[0][0]) if rows else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        """Set a catalog ``meta`` value."""
+        self._require_writer()
+        self.con.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", [key, value])
+
+    @property
+    def secret(self) -> bytes:
+        """The per-session secret that keys every HMAC (UIDs, pseudonyms, date shifts)."""
+        value = self.get_meta("secret")
+        if value is None:
+            raise StoreError("session has no secret (store created read-only?)")
+        return bytes.fromhex(value)
+
+    def _require_writer(self) -> None:
+        if self.read_only:
+            raise StoreError(f"session `{self.layout.catalog}` is open read-only")
+
+    # -- queries ---------------------------------------------------------------------------
+
+    def sql(self, query: str, params: list[Any] | Mapping[str, Any] | None = None) -> pl.DataFrame:
+        """Run SQL in the catalog (every table and view visible) and return Polars."""
+        with self._mutex:
+            try:
+                rel = self.con.sql(query, params=params)
+                return pl.DataFrame() if rel is None else rel.pl()
+            except duckdb.Error as exc:
+                raise QueryError(query, str(exc).splitlines()[0]) from exc
+
+    def table_names(self) -> list[str]:
+        """Names of every table and view in the catalog."""
+        rows = self.con.execute(
+            "SELECT table_name FROM information_schema.tables ORDER BY table_name"
+        ).fetchall()
+        return [r[0] for r in rows]
+
+    def files_of(self, name: str) -> list[Path]:
+        """The Parquet files behind a Parquet-backed table (batch or derived)."""
+        if name in BATCH_TABLES:
+            return sorted(self.layout.batches.glob(f"*/{name}.parquet"))
+        return sorted((self.layout.tables / name).glob("*.parquet"))
+
+    def schema_of(self, name: str) -> pa.Schema | None:
+        """The unified Arrow schema of a Parquet-backed table, or None when it has no files."""
+        files = self.files_of(name)
+        if not files:
+            return None
+        key = f"{name}:{len(files)}:{files[-1].name}:{files[-1].parent.name}"
+        if key not in self._schema_cache:
+            schemas = [pq.read_schema(f) for f in files]
+            self._schema_cache[key] = pa.unify_schemas(schemas, promote_options="permissive")
+        return self._schema_cache[key]
+
+    def scan(self, name: str) -> pl.LazyFrame:
+        """A Polars LazyFrame over a table.
+
+        Parquet-backed tables are scanned lazily from their files; catalog tables are
+        read through DuckDB.
+        """
+        files = self.files_of(name)
+        if files:
+            schema = self.schema_of(name)
+            assert schema is not None
+            pl_schema = pl.DataFrame(schema.empty_table()).schema
+            return pl.scan_parquet(
+                [str(f) for f in files], schema=pl_schema, missing_columns="insert"
+            )
+        return self.sql(f'SELECT * FROM "{name}"').lazy()
+
+    # -- writes ----------------------------------------------------------------------------
+
+    def commit_batch(self, staged: Path) -> Path:
+        """Commit a staged ingest batch folder (made by :meth:`stage_dir`) with one rename."""
+        self._require_writer()
+        dest = self.layout.batches / staged.name
+        os.replace(staged, dest)
+        return dest
+
+    def stage_dir(self, prefix: str = "batch") -> Path:
+        """A fresh folder under ``tmp/`` to stage a batch in."""
+        return self.layout.new_tmp_dir(prefix)
+
+    def write_table(
+        self,
+        name: str,
+        data: pl.DataFrame | pa.Table,
+        *,
+        mode: Literal["replace", "append"] = "replace",
+    ) -> None:
+        """Write a derived table as Parquet, atomically, and expose it as a view.
+
+        ``replace`` swaps the whole table folder in one rename; ``append`` adds one
+        more part file.
+        """
+        self._require_writer()
+        if name in BATCH_TABLES:
+            raise StoreError(f"`{name}` is written by ingest only")
+        table = data.to_arrow() if isinstance(data, pl.DataFrame) else data
+        with self._mutex:
+            if mode == "replace":
+                staged = self.layout.new_tmp_dir(f"table-{name}")
+                write_parquet_atomic(table, staged / "part-00000.parquet")
+                replace_dir_atomic(staged, self.layout.tables / name)
+            else:
+                folder = self.layout.tables / name
+                part = f"part-{_now():%Y%m%d%H%M%S%f}-{uuid.uuid4().hex[:8]}.parquet"
+                write_parquet_atomic(table, folder / part)
+            self.refresh_views()
+
+    def drop_table(self, name: str) -> None:
+        """Remove a derived table."""
+        self._require_writer()
+        with self._mutex:
+            shutil.rmtree(self.layout.tables / name, ignore_errors=True)
+            self.con.execute(f'DROP VIEW IF EXISTS "{name}"')
+            self.refresh_views()
+
+    # -- views -----------------------------------------------------------------------------
+
+    def refresh_views(self) -> None:
+        """(Re)create the temporary views over the Parquet files and the hierarchy views."""
+        with self._mutex:
+            for name in BATCH_TABLES:
+                self._view_over(name, self.files_of(name), _EMPTY_DDL[name])
+            if self.layout.tables.exists():
+                for folder in sorted(self.layout.tables.iterdir()):
+                    if folder.is_dir() and not folder.name.startswith("."):
+                        files = self.files_of(folder.name)
+                        if files:
+                            self._view_over(folder.name, files, None)
+            columns = {
+                r[0]
+                for r in self.con.execute(
+                    "SELECT column_name FROM (DESCRIBE instances)"
+                ).fetchall()
+            }
+            for name, ddl in hierarchy_views(columns).items():
+                self.con.execute(f'CREATE OR REPLACE TEMP VIEW "{name}" AS {ddl}')
+
+    def _view_over(self, name: str, files: list[Path], empty_ddl: str | None) -> None:
+        if files:
+            listing = ", ".join("'" + str(f).replace("'", "''") + "'" for f in files)
+            body = f"SELECT * FROM read_parquet([{listing}], union_by_name = true)"
+        elif empty_ddl is not None:
+            body = empty_ddl
+        else:
+            return
+        self.con.execute(f'CREATE OR REPLACE TEMP VIEW "{name}" AS {body}')
+
+    # -- runs ------------------------------------------------------------------------------
+
+    @contextmanager
+    def run(self, kind: str, details: Mapping[str, Any] | None = None) -> Iterator[dict[str, Any]]:
+        """Record one operation in ``runs``; the caller fills the yielded ``counts`` dict.
+
+        The row is written when the block ends, also when it ends with an error
+        (``details.error`` then names the exception type).
+        """
+        self._require_writer()
+        counts: dict[str, Any] = {}
+        info = dict(details or {})
+        started = _now()
+        try:
+            yield counts
+        except BaseException as exc:
+            info["error"] = type(exc).__name__
+            raise
+        finally:
+            if self.con is not None:
+                self.con.execute(
+                    "INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    [
+                        uuid.uuid4().hex,
+                        started,
+                        _now(),
+                        kind,
+                        json.dumps(counts, default=str),
+                        json.dumps(info, default=str),
+                        __version__,
+                    ],
+                )
+
+
+_EMPTY_DDL = {
+    "instances": (
+        "SELECT NULL::BIGINT AS file_id, NULL::VARCHAR AS file_path, NULL::BIGINT AS file_size, "
+        "NULL::DOUBLE AS file_mtime, NULL::VARCHAR AS transfer_syntax, "
+        "NULL::BIGINT AS pixel_offset, NULL::BIGINT AS pixel_length, NULL::VARCHAR AS parser, "
+        "NULL::VARCHAR AS SOPClassUID, NULL::VARCHAR AS SOPInstanceUID, "
+        "NULL::VARCHAR AS PatientID, NULL::VARCHAR AS PatientName, "
+        "NULL::VARCHAR AS StudyInstanceUID, NULL::VARCHAR AS SeriesInstanceUID, "
+        "NULL::VARCHAR AS Modality WHERE false"
+    ),
+    "elements": (
+        "SELECT NULL::BIGINT AS file_id, NULL::VARCHAR AS path, NULL::VARCHAR AS tag, "
+        "NULL::TINYINT AS depth, NULL::VARCHAR AS keyword, NULL::VARCHAR AS vr, "
+        "NULL::VARCHAR AS private_creator, NULL::VARCHAR AS value, NULL::BIGINT AS length, "
+        "NULL::VARCHAR AS value_hash WHERE false"
+    ),
+    "skipped": (
+        "SELECT NULL::VARCHAR AS file_path, NULL::BIGINT AS file_size, "
+        "NULL::DOUBLE AS file_mtime, NULL::VARCHAR AS reason, NULL::VARCHAR AS detail WHERE false"
+    ),
+}
