@@ -91,10 +91,14 @@ class Store:
             if "lock" in str(exc).lower():
                 raise StoreLockedError(self.layout.catalog) from exc
             raise StoreError(f"cannot open session `{self.layout.catalog}`: {exc}") from exc
-        if not read_only:
-            self.con.execute(_CATALOG_DDL)
-        self._check_schema_version()
-        self.refresh_views()
+        try:
+            if not read_only:
+                self.con.execute(_CATALOG_DDL)
+            self._check_schema_version()
+            self.refresh_views()
+        except BaseException:
+            self.close()
+            raise
 
     # -- lifecycle -------------------------------------------------------------------------
 
