@@ -1,0 +1,265 @@
+"""Write a whole synthetic archive: :func:`make_corpus`."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pydicom.uid import (
+    ExplicitVRLittleEndian,
+    HTJ2KLossless,
+    ImplicitVRLittleEndian,
+    JPEG2000Lossless,
+    JPEGLSLossless,
+    RLELossless,
+)
+
+from gantry.errors import ConfigError
+from gantry.testing._builders import (
+    MODALITIES,
+    _pixel_format,
+    build_dataset,
+    sop_class_for,
+    write_dataset,
+)
+from gantry.testing._canaries import CanaryBook, find_canaries
+from gantry.testing._specs import (
+    DatePool,
+    InstanceSpec,
+    PatientSpec,
+    SeriesSpec,
+    StudySpec,
+    make_uid,
+    new_patient,
+    new_series,
+    new_study,
+)
+
+COMPRESSED_CYCLE: tuple[str, ...] = (
+    ExplicitVRLittleEndian,
+    JPEG2000Lossless,
+    ImplicitVRLittleEndian,
+    RLELossless,
+    JPEGLSLossless,
+    HTJ2KLossless,
+)
+NATIVE_CYCLE: tuple[str, ...] = (ExplicitVRLittleEndian, ImplicitVRLittleEndian)
+
+
+@dataclass
+class Corpus:
+    """A synthetic archive written by :func:`make_corpus`.
+
+    Attributes
+    ----------
+    root : Path
+        The folder the files were written under.
+    paths : list of Path
+        Every file written, in patient ▸ study ▸ series ▸ instance order.
+    patients : list of PatientSpec
+        The identities, with their studies, series and instances (UIDs, paths,
+        transfer syntaxes, references).
+    canaries : set of str
+        Every canary token planted (empty unless ``canaries=True``).
+    canary_locations : dict
+        Canary token → element path where it was first planted
+        (e.g. ``"00100020"`` or ``"00080096[0].00401101[0].00080100"``).
+    """
+
+    root: Path
+    paths: list[Path]
+    patients: list[PatientSpec]
+    canaries: set[str] = field(default_factory=set)
+    canary_locations: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def dates(self) -> set[str]:
+        """Every identifying date (``YYYYMMDD``): birth dates and study dates."""
+        return {d for p in self.patients for d in p.dates}
+
+    def studies(self) -> Iterator[StudySpec]:
+        """Iterate over every study of every patient."""
+        for patient in self.patients:
+            yield from patient.studies
+
+    def series(self) -> Iterator[SeriesSpec]:
+        """Iterate over every series."""
+        for study in self.studies():
+            yield from study.series
+
+    def instances(self) -> Iterator[InstanceSpec]:
+        """Iterate over every instance."""
+        for series in self.series():
+            yield from series.instances
+
+
+def _file_name(style: int, number: int, sop_uid: str) -> str:
+    if style == 0:
+        return f"IMG{number:04d}.dcm"
+    if style == 1:
+        return f"I{number:07d}"  # no extension, as many PACS exports do
+    if style == 2:
+        return f"{sop_uid}.dcm"
+    return f"IM_{number:05d}.DCM"
+
+
+def make_corpus(
+    root: str | Path,
+    *,
+    patients: int = 3,
+    studies_per_patient: int = 2,
+    series_per_study: int = 2,
+    instances_per_series: int = 3,
+    modalities: Sequence[str] = ("CT", "MR", "US", "CR", "SC"),
+    compressed: bool = True,
+    multiframe: bool = True,
+    seed: int = 0,
+    nested_dirs: bool = True,
+    rows: int = 64,
+    columns: int = 64,
+    canaries: bool = False,
+) -> Corpus:
+    """Write a patients ▸ studies ▸ series ▸ instances archive under ``root``.
+
+    Series cycle through ``modalities`` and (when ``compressed``) through
+    explicit/implicit VR little endian, RLE, JPEG 2000, JPEG-LS and HTJ2K
+    lossless.  A patient's studies fall on distinct dates (unique in the
+    corpus); every series after the first of a study references instances of
+    the first (``ReferencedImageSequence``, plus ``SourceImageSequence`` for
+    SC).  With ``multiframe``, US series are 3-frame cines and the first SC
+    instance of a series has 2 frames.  Folder and file names mix styles
+    (``IMG0001.dcm``, no extension, SOP Instance UID names).  The same call
+    writes byte-identical files.
+
+    Parameters
+    ----------
+    root : str or Path
+        Folder to write into (created if needed).
+    patients, studies_per_patient, series_per_study, instances_per_series : int
+        Size of the tree.
+    modalities : sequence of str
+        Cycled over the series; any of ``"CT" "MR" "US" "CR" "DX" "SC"``.
+    compressed : bool
+        Use encapsulated transfer syntaxes for some series.
+    multiframe : bool
+        Write multi-frame US and SC instances.
+    seed : int
+        Every UID, identity, date and pixel derives from it.
+    nested_dirs : bool
+        One folder per patient / study / series; otherwise all files in ``root``.
+    rows, columns : int
+        Image size.
+    canaries : bool
+        Plant a distinct canary token (``CNRY`` + 8 hex) in every identifying
+        text element, nested and private ones included.
+
+    Returns
+    -------
+    Corpus
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> corpus = make_corpus(tempfile.mkdtemp(), patients=1, series_per_study=1,
+    ...                      instances_per_series=2, canaries=True)
+    >>> len(corpus.paths), len(corpus.patients[0].studies)
+    (4, 2)
+    >>> all(c.startswith("CNRY") for c in corpus.canaries)
+    True
+    """
+    for name, value in (
+        ("patients", patients), ("studies_per_patient", studies_per_patient),
+        ("series_per_study", series_per_study), ("instances_per_series", instances_per_series),
+    ):  # fmt: skip
+        if value < 1:
+            raise ConfigError(name, expected="a positive integer", got=value)
+    mods = [m.upper() for m in modalities]
+    for m in mods:
+        if m not in MODALITIES:
+            raise ConfigError("modalities", expected=f"a subset of {MODALITIES}", got=m)
+    if not mods:
+        raise ConfigError("modalities", expected="at least one modality", got=tuple(modalities))
+    root = Path(root)
+    rnd = random.Random(f"gantry-corpus:{seed}")
+    book = CanaryBook(seed, enabled=canaries)
+    dates = DatePool()
+    cycle = COMPRESSED_CYCLE if compressed else NATIVE_CYCLE
+
+    # 1. draw every spec, so references are known before anything is written
+    specs: list[PatientSpec] = []
+    g = 0  # global series index
+    for p in range(patients):
+        patient = new_patient(rnd, book, dates, p)
+        specs.append(patient)
+        for s in range(studies_per_patient):
+            study = new_study(rnd, book, dates, seed, patient, p, s)
+            patient.studies.append(study)
+            for se in range(series_per_study):
+                modality = mods[g % len(mods)]
+                key = f"p{p}.s{s}.se{se}"
+                series = new_series(rnd, book, seed, patient, modality, key, se + 1)
+                photometric, bits, _, _ = _pixel_format(modality, None, None)
+                style = g % 4
+                if nested_dirs:
+                    folder = root / f"PAT{p + 1:03d}" / f"STUDY{s + 1:02d}"
+                    folder = folder / (
+                        series.series_instance_uid if style == 2 else f"SE{se + 1:02d}_{modality}"
+                    )
+                else:
+                    folder = root
+                for i in range(instances_per_series):
+                    frames = 1
+                    if multiframe and modality == "US":
+                        frames = 3
+                    elif multiframe and modality == "SC" and i == 0:
+                        frames = 2
+                    sop_uid = make_uid(seed, key, f"i{i}", "sop")
+                    refs: tuple[tuple[str, str], ...] = ()
+                    if se > 0:
+                        first = study.series[0].instances
+                        target = first[i % len(first)]
+                        refs = ((target.sop_class_uid, target.sop_instance_uid),)
+                    name = _file_name(style, i + 1, sop_uid)
+                    if not nested_dirs:
+                        name = f"p{p + 1}s{s + 1}se{se + 1}_{name}"
+                    series.instances.append(
+                        InstanceSpec(
+                            sop_instance_uid=sop_uid,
+                            sop_class_uid=sop_class_for(modality, frames, photometric, bits),
+                            number=i + 1,
+                            transfer_syntax=cycle[g % len(cycle)],
+                            frames=frames,
+                            path=folder / name,
+                            references=refs,
+                        )
+                    )
+                study.series.append(series)
+                g += 1
+
+    # 2. build and write
+    paths: list[Path] = []
+    locations: dict[str, str] = {}
+    n = 0
+    for patient in specs:
+        for study in patient.studies:
+            for series in study.series:
+                for inst in series.instances:
+                    ds = build_dataset(
+                        patient, study, series, inst, rows=rows, columns=columns,
+                        seed=seed * 1_000_003 + n,
+                    )  # fmt: skip
+                    n += 1
+                    if canaries:
+                        for tok, where in find_canaries(ds).items():
+                            locations.setdefault(tok, where[0])
+                    assert inst.path is not None
+                    paths.append(write_dataset(ds, inst.path))
+    return Corpus(
+        root=root,
+        paths=paths,
+        patients=specs,
+        canaries=set(locations),
+        canary_locations=locations,
+    )
