@@ -62,6 +62,11 @@ def _one_of(choices: Sequence[str]) -> str:
     return "one of " + ", ".join(repr(c) for c in choices)
 
 
+def _data_candidates(package_dir: Path) -> tuple[Path, Path]:
+    """Where the built-in profiles may be, in order: wheel layout, then checkout."""
+    return package_dir / "_data", package_dir.parents[1] / "profiles"
+
+
 @functools.cache
 def data_dir() -> Path:
     """The folder holding the built-in profile files.
@@ -70,12 +75,12 @@ def data_dir() -> Path:
     ``gantry/profiles/_data``; in a source or editable checkout it is read in
     place.
     """
-    here = Path(__file__).resolve().parent
-    for candidate in (here / "_data", here.parents[1] / "profiles"):
+    candidates = _data_candidates(Path(__file__).resolve().parent)
+    for candidate in candidates:
         if (candidate / "basic.yaml").is_file():
             return candidate
     raise FileNotFoundError(
-        f"built-in profiles not found in {here / '_data'} or {here.parents[1] / 'profiles'}"
+        "built-in profiles not found in " + " or ".join(str(c) for c in candidates)
     )
 
 

@@ -1,0 +1,136 @@
+"""The generated profiles against the standard's Table E.1-1, row by row."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from gantry.profiles import Action, ProfileOption, load_profile
+from gantry.profiles._patterns import parse_pattern
+from gantry.profiles._spec import data_dir
+
+REPO = Path(__file__).resolve().parents[2]
+TABLE = REPO.parent / "shared" / "reference" / "ps315_table_e1_1.json"
+
+needs_table = pytest.mark.skipif(not TABLE.is_file(), reason="reference table not available")
+
+# The documented rule (docs/profiles.md), written out independently of the code.
+RULE = {
+    "X": "X",
+    "Z": "Z",
+    "D": "D",
+    "K": "K",
+    "C": "C",
+    "U": "U",
+    "Z/D": "D",
+    "X/Z": "Z",
+    "X/D": "D",
+    "X/Z/D": "D",
+    "X/Z/U*": "U",
+}
+
+
+@pytest.fixture(scope="module")
+def table_rows() -> list[dict[str, str]]:
+    if not TABLE.is_file():
+        pytest.skip("reference table not available")
+    rows: list[dict[str, str]] = json.loads(TABLE.read_text(encoding="utf-8"))
+    return rows
+
+
+def _by_pattern(frame: pl.DataFrame) -> dict[str, dict[str, object]]:
+    return {row["pattern"]: row for row in frame.iter_rows(named=True)}
+
+
+@needs_table
+def test_basic_covers_every_row_with_the_standard_action(table_rows: list[dict[str, str]]) -> None:
+    profile = load_profile("basic")
+    rows = _by_pattern(profile.table)
+    assert len(table_rows) == 621
+    assert profile.table.height == 621
+    for raw in table_rows:
+        pattern = parse_pattern(raw["tag"])
+        row = rows[pattern.text]
+        assert row["basic_code"] == raw["basicProfile"], raw["tag"]
+        assert row["action"] == RULE[raw["basicProfile"]], raw["tag"]
+        assert row["source"] == "basic"
+        assert row["tag_value"] == pattern.value and row["tag_mask"] == pattern.mask
+
+
+@needs_table
+@pytest.mark.parametrize("option", list(ProfileOption), ids=lambda o: o.value)
+def test_option_changes_exactly_its_column(
+    option: ProfileOption, table_rows: list[dict[str, str]]
+) -> None:
+    base = _by_pattern(load_profile("basic").table)
+    with_option = _by_pattern(load_profile("basic", [option]).table)
+    expected = {
+        parse_pattern(r["tag"]).text: r[option.column] for r in table_rows if r.get(option.column)
+    }
+    assert expected, "every option column has rows"
+    assert with_option.keys() == base.keys()
+    for pattern, row in with_option.items():
+        if pattern in expected:
+            assert row["source"] == option.value
+            assert row["action"] == RULE[expected[pattern]]
+            assert row["basic_code"] == base[pattern]["basic_code"]
+        else:
+            assert row == base[pattern], pattern
+
+
+@needs_table
+def test_committed_files_match_the_generator(tmp_path: Path) -> None:
+    script = REPO / "scripts" / "gen_profiles.py"
+    subprocess.run(
+        [sys.executable, str(script), str(TABLE), "--out", str(tmp_path)],
+        check=True,
+        capture_output=True,
+    )
+    generated = sorted(p.name for p in tmp_path.glob("*.yaml"))
+    assert len(generated) == 11
+    for name in generated:
+        committed = REPO / "profiles" / name
+        assert committed.read_text(encoding="utf-8") == (tmp_path / name).read_text(
+            encoding="utf-8"
+        ), f"profiles/{name} is stale: re-run scripts/gen_profiles.py"
+
+
+def test_every_file_records_the_edition() -> None:
+    for path in data_dir().glob("*.yaml"):
+        text = path.read_text(encoding="utf-8")
+        if "GENERATED" in text:
+            assert "# Edition:" in text and "snapshot 2025-01-28" in text, path.name
+    assert "2025-01-28" in load_profile("basic").edition
+
+
+def test_keywords_come_from_pydicom() -> None:
+    rows = _by_pattern(load_profile("basic").table)
+    assert rows["(0010,0010)"]["keyword"] == "PatientName"
+    assert rows["(60xx,3000)"]["keyword"] == "OverlayData"
+    assert rows["(50xx,xxxx)"]["keyword"] is None
+    assert rows["(gggg,eeee) where gggg is odd"]["keyword"] is None
+
+
+def test_table_schema() -> None:
+    table = load_profile("basic").table
+    assert table.columns == [
+        "pattern",
+        "tag_value",
+        "tag_mask",
+        "name",
+        "keyword",
+        "basic_code",
+        "action",
+        "source",
+    ]
+    assert table.schema["tag_value"] == pl.UInt32 and table.schema["tag_mask"] == pl.UInt32
+    assert set(table["action"].unique()) <= {a.value for a in Action}
+    private = table.filter(pl.col("name") == "Private Attributes")
+    assert private["tag_value"].item() == 0x00010000 == private["tag_mask"].item()
+    curve = table.filter(pl.col("pattern") == "(50xx,xxxx)")
+    assert (curve["tag_value"].item(), curve["tag_mask"].item()) == (0x50000000, 0xFF000000)
