@@ -7,13 +7,16 @@ from collections.abc import Iterable
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
 from gantry.ingest._runner import IngestResult, ProgressCallback, run_ingest
 from gantry.ingest._scan import as_paths
 from gantry.store import Store
+
+if TYPE_CHECKING:
+    from gantry.export import ExportResult
 
 __all__ = ["Session", "SessionInfo"]
 
@@ -82,6 +85,7 @@ class Session:
 
     def __init__(self, path: str | os.PathLike[str] = "gantry.db", *, read_only: bool = False):
         self._store = Store(path, read_only=read_only)
+        self._config: Any = None
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -165,6 +169,95 @@ class Session:
             executor=executor,
         )
 
+    # -- anonymize and export ---------------------------------------------------------------
+
+    def anonymize(self, config: Any = None) -> pl.DataFrame:
+        """Compute and persist the remediation plan; write no DICOM file.
+
+        Parameters
+        ----------
+        config : Config, mapping, path or None
+            The YAML config v2 (``None``: the defaults, see ``create_config``).
+
+        Returns
+        -------
+        polars.DataFrame
+            Counts of planned actions by ``action`` and ``rule``. The full plan is the
+            ``plan`` table: ``session.sql("SELECT * FROM plan")``.
+        """
+        from gantry.plan import build_plan
+
+        cfg = _load_config(config)
+        with self._store.run("anonymize", {"profile": str(cfg.privacy_profile)}) as counts:
+            plan = build_plan(self._store, cfg)
+            self._store.write_table("plan", plan)
+            self._config = cfg
+            counts.update({"rows": plan.height, "instances": plan["file_id"].n_unique()})
+        return plan.group_by("action", "rule").len("rows").sort("rows", descending=True)
+
+    def export(
+        self,
+        dest: str | os.PathLike[str],
+        *,
+        config: Any = None,
+        safe: bool = True,
+        query: str | None = None,
+        compression: str | None = None,
+        workers: int | None = None,
+        verify: bool = True,
+        progress: bool | None = None,
+    ) -> ExportResult:
+        """Write clean copies of the selected instances into ``dest`` (resumable).
+
+        Parameters
+        ----------
+        dest : path
+            Output folder; layout ``<pseudonym>/<study>/<series>/<instance>.dcm``
+            built only from pseudonymised values, plus ``manifest.csv``/``.json``.
+        config : Config, mapping, path or None
+            Used to rebuild the plan when none is stored, and for ``safe`` checks
+            (redaction zones); defaults to the config of the last ``anonymize``.
+        safe : bool
+            Export only instances with no unresolved finding (e.g. burned-in text
+            risk without a redaction zone); the rest are listed with reasons.
+        query : str, optional
+            SQL ``WHERE`` over ``instances`` selecting what to export.
+        compression : {None, "rle", "j2k", "jpegls", "htj2k"}
+            ``None`` keeps the original encoding (pixel bytes copied unchanged).
+        workers : int, optional
+            Worker processes (default: every core).
+        verify : bool
+            Read every written file back; a file holding a removed element or an
+            original identifying value is deleted and reported as failed.
+        """
+        from gantry.export import run_export
+
+        cfg = _load_config(config) if config is not None else self._config
+        if cfg is None:
+            cfg = _load_config(None)
+        if "plan" not in self._store.table_names():
+            self.anonymize(cfg)
+        return run_export(
+            self._store,
+            dest,
+            config=cfg,
+            safe=safe,
+            query=query,
+            compression=compression,
+            workers=workers,
+            verify=verify,
+            progress=progress,
+        )
+
+    def export_maps(self, dest: str | os.PathLike[str]) -> dict[str, Path]:
+        """Write ``uid_map.csv`` and ``patient_map.csv`` (``id_old,id_new``) into ``dest``.
+
+        They re-identify the export, so ``dest`` must be outside the export folder.
+        """
+        from gantry.export import write_maps
+
+        return write_maps(self._store, dest)
+
     def info(self) -> SessionInfo:
         """Counts by level, modality, manufacturer, and skipped files by reason."""
         s = self._store
@@ -195,3 +288,12 @@ class Session:
             by_manufacturer=by("Manufacturer"),
             skipped_by_reason=reasons,
         )
+
+
+def _load_config(config: Any) -> Any:
+    """Accept a Config, a mapping, a YAML path, or None (the defaults)."""
+    from gantry.config import Config, load_config
+
+    if isinstance(config, Config):
+        return config
+    return load_config(config)

@@ -1,0 +1,268 @@
+"""Apply one instance's plan rows to its file and write the clean copy (worker side).
+
+Runs in worker processes: it receives plain data (no store, no DuckDB), reads the
+original, applies edits and actions, writes atomically, and verifies the bytes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pydicom
+from pydicom.dataelem import DataElement
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.sequence import Sequence
+from pydicom.uid import DeflatedExplicitVRLittleEndian, ExplicitVRLittleEndian, PYDICOM_IMPLEMENTATION_UID
+
+_INT_VRS = {"IS", "SL", "SS", "UL", "US", "SV", "UV"}
+_FLOAT_VRS = {"DS", "FL", "FD"}
+_BINARY_NUMERIC = {"SL", "SS", "UL", "US", "SV", "UV", "FL", "FD"}
+
+
+@dataclass
+class ExportItem:
+    """Everything a worker needs to export one instance."""
+
+    file_id: int
+    src: str
+    out_rel: str
+    actions: list[tuple[str, str, str, str | None]]  # (path, vr, action, new_value)
+    edits: list[tuple[str, str, str | None]] = field(default_factory=list)  # (tag, op, json value)
+    tokens: list[str] = field(default_factory=list)
+    pixel_offset: int | None = None
+    pixel_length: int | None = None
+    file_size: int | None = None
+    pixel_edit: tuple[str, int, int, str, list[int]] | None = None  # (sidecar, offset, nbytes, dtype, shape)
+    redaction: dict[str, Any] | None = None
+    transfer_syntax: str | None = None
+
+
+@dataclass
+class ExportOutcome:
+    """What happened to one instance."""
+
+    file_id: int
+    out_rel: str
+    status: str  # "ok" | "failed"
+    reason: str = ""
+    size: int = 0
+    sha256: str = ""
+    patient_id: str = ""
+    study_uid: str = ""
+    series_uid: str = ""
+    sop_uid: str = ""
+    modality: str = ""
+    series_description: str = ""
+    transfer_syntax: str = ""
+    pixels_copied: bool = False
+
+
+def export_items(
+    items: list[ExportItem], dest: str, *, verify: bool = True, compression: str | None = None
+) -> list[ExportOutcome]:
+    """Export ``items`` into ``dest``; never raises for one bad instance."""
+    out = []
+    for item in items:
+        try:
+            out.append(_export_one(item, Path(dest), verify=verify, compression=compression))
+        except Exception as exc:  # recorded with its reason; the batch goes on
+            out.append(
+                ExportOutcome(item.file_id, item.out_rel, "failed", f"{type(exc).__name__}: {exc}")
+            )
+    return out
+
+
+def _export_one(item: ExportItem, dest: Path, *, verify: bool, compression: str | None) -> ExportOutcome:
+    pixels_changed = item.redaction is not None or item.pixel_edit is not None or bool(compression)
+    copy_pixels = (
+        not pixels_changed
+        and item.pixel_offset is not None
+        and item.pixel_length is not None
+        and item.file_size is not None
+        and item.pixel_offset + item.pixel_length == item.file_size
+        and item.transfer_syntax != DeflatedExplicitVRLittleEndian
+    )
+    with open(item.src, "rb") as fh:
+        # when the pixel element is copied as bytes, only the header is parsed
+        ds = pydicom.dcmread(fh, stop_before_pixels=copy_pixels, defer_size=None if copy_pixels else 4096)
+        ts = str(ds.file_meta.get("TransferSyntaxUID", ExplicitVRLittleEndian))
+        if copy_pixels and os.fstat(fh.fileno()).st_size != item.file_size:
+            raise VerificationError("the source file changed since it was indexed")
+        _apply_edits(ds, item.edits)
+        _apply_actions(ds, item.actions)
+        if pixels_changed:
+            ts = _apply_pixels(ds, item, ts, compression)
+        ds.file_meta = _clean_meta(ds, ts)
+        buf = io.BytesIO()
+        pydicom.dcmwrite(buf, ds, enforce_file_format=True)
+        header = buf.getvalue()
+        pixel_bytes = b""
+        if copy_pixels:
+            assert item.pixel_offset is not None and item.pixel_length is not None
+            fh.seek(item.pixel_offset)
+            pixel_bytes = fh.read(item.pixel_length)
+    data = header + pixel_bytes
+    if verify:
+        _verify(data, header, item, copied=copy_pixels)
+    target = dest / item.out_rel
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+    os.replace(tmp, target)
+    return ExportOutcome(
+        file_id=item.file_id,
+        out_rel=item.out_rel,
+        status="ok",
+        size=len(data),
+        sha256=hashlib.sha256(data).hexdigest(),
+        patient_id=str(ds.get("PatientID", "")),
+        study_uid=str(ds.get("StudyInstanceUID", "")),
+        series_uid=str(ds.get("SeriesInstanceUID", "")),
+        sop_uid=str(ds.get("SOPInstanceUID", "")),
+        modality=str(ds.get("Modality", "")),
+        series_description=str(ds.get("SeriesDescription", "")),
+        transfer_syntax=str(ts),
+        pixels_copied=copy_pixels,
+    )
+
+
+def _clean_meta(ds: Dataset, ts: str) -> FileMetaDataset:
+    """A fresh file meta group: nothing from the original's (it may name a station)."""
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = ds.get("SOPClassUID", "1.2.840.10008.5.1.4.1.1.7")
+    meta.MediaStorageSOPInstanceUID = ds.get("SOPInstanceUID", "")
+    meta.TransferSyntaxUID = ts
+    meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
+    meta.ImplementationVersionName = "GANTRY"
+    return meta
+
+
+def _locate(ds: Dataset, path: str) -> tuple[Dataset | None, int]:
+    parts = path.split(".")
+    container: Dataset = ds
+    for part in parts[:-1]:
+        tag_hex, _, rest = part.partition("[")
+        idx = int(rest.rstrip("]"))
+        tag = int(tag_hex, 16)
+        if tag not in container:
+            return None, 0
+        seq = container[tag].value
+        if not isinstance(seq, Sequence | list) or idx >= len(seq):
+            return None, 0
+        container = seq[idx]
+    return container, int(parts[-1], 16)
+
+
+def _typed(vr: str, value: str) -> Any:
+    if vr in _BINARY_NUMERIC:
+        items = [v for v in value.split("\\") if v != ""]
+        conv = float if vr in {"FL", "FD"} else int
+        vals = [conv(v) for v in items]
+        return vals[0] if len(vals) == 1 else (vals or None)
+    return value
+
+
+def _apply_actions(ds: Dataset, actions: list[tuple[str, str, str, str | None]]) -> None:
+    # deepest first, so removing a sequence never hides an action inside it
+    for path, vr, action, new_value in sorted(actions, key=lambda a: -a[0].count(".")):
+        if action == "REDACT":
+            continue
+        if action == "A":
+            _add(ds, path, vr, new_value)
+            continue
+        container, tag = _locate(ds, path)
+        if container is None or tag not in container:
+            continue
+        elem = container[tag]
+        if action == "X":
+            del container[tag]
+        elif action == "Z" or (new_value in (None, "") and action in {"D", "S"}):
+            elem.value = Sequence() if elem.VR == "SQ" else (None if elem.VR in _BINARY_NUMERIC else "")
+        elif elem.VR == "SQ":
+            elem.value = Sequence()
+        elif new_value is not None:
+            elem.value = _typed(elem.VR, new_value)
+
+
+def _add(ds: Dataset, path: str, vr: str, value: str | None) -> None:
+    tag = int(path, 16)
+    if vr == "SQ":
+        seq = Sequence()
+        for code in json.loads(value or "[]"):
+            item = Dataset()
+            item.CodeValue = code["value"]
+            item.CodingSchemeDesignator = code["scheme"]
+            item.CodeMeaning = code["meaning"]
+            seq.append(item)
+        ds[tag] = DataElement(tag, "SQ", seq)
+    else:
+        ds[tag] = DataElement(tag, vr, value or "")
+
+
+def _apply_edits(ds: Dataset, edits: list[tuple[str, str, str | None]]) -> None:
+    """Metadata edits saved in the session (object model), applied before the plan."""
+    from pydicom.datadict import dictionary_VR
+
+    for tag_text, op, value_json in edits:
+        tag = int(tag_text, 16)
+        if op == "delete":
+            if tag in ds:
+                del ds[tag]
+        elif op == "set":
+            value = json.loads(value_json) if value_json is not None else None
+            if tag in ds:
+                ds[tag].value = value
+            else:
+                ds.add_new(tag, dictionary_VR(tag), value)
+
+
+def _apply_pixels(ds: Dataset, item: ExportItem, ts: str, compression: str | None) -> str:
+    """Pixel edits, redaction and transcoding through gantry.pixels; returns the new syntax."""
+    import numpy as np
+
+    from gantry import pixels
+
+    if item.pixel_edit is not None:
+        sidecar, offset, nbytes, dtype, shape = item.pixel_edit
+        with open(sidecar, "rb") as fh:
+            fh.seek(offset)
+            array = np.frombuffer(fh.read(nbytes), dtype=np.dtype(dtype)).reshape(shape)
+    else:
+        array = pixels.decode(ds, path=item.src)
+    if item.redaction is not None:
+        zones = [pixels.Zone(*z) for z in item.redaction["zones"]]
+        fill = item.redaction.get("fill", 0)
+        before = array
+        array = pixels.redact(array, zones, fill=fill, samples_per_pixel=int(ds.get("SamplesPerPixel", 1)),
+                              frames=int(ds.get("NumberOfFrames", 1) or 1)).array
+        pixels.verify_redaction(before, array, zones, fill, samples_per_pixel=int(ds.get("SamplesPerPixel", 1)),
+                                frames=int(ds.get("NumberOfFrames", 1) or 1))
+    encoded = pixels.encode(array, ds, compression or "none")
+    pixels.apply_encoded(ds, encoded)
+    return str(encoded.transfer_syntax)
+
+
+class VerificationError(Exception):
+    """A written file still holds something it must not."""
+
+
+def _verify(data: bytes, header: bytes, item: ExportItem, *, copied: bool) -> None:
+    """Read the output back: removed elements absent, no original identifying value present."""
+    ds = pydicom.dcmread(io.BytesIO(header if copied else data), stop_before_pixels=True)
+    for path, _vr, action, _nv in item.actions:
+        if action == "X":
+            container, tag = _locate(ds, path)
+            if container is not None and tag in container:
+                raise VerificationError(f"element {path} should be removed but is present")
+    scan = header if copied else data
+    for token in item.tokens:
+        if token.encode("utf-8", "ignore") in scan:
+            raise VerificationError("an original identifying value is still present in the output")

@@ -1,0 +1,579 @@
+"""Build the remediation plan: one row per action, computed over whole columns.
+
+Order of precedence for an element (the first rule that applies wins):
+
+1. it sits inside a sequence that is removed or emptied → covered by that row;
+2. ``phi_tags`` override in the config (rule ``config``);
+3. the config ``keep`` list (rule ``keep``);
+4. PatientID / PatientName at top level → pseudonym per config (rule ``pseudonym``);
+5. private elements → removed unless safe (rule ``private``);
+6. the profile, exact tags before repeating-group patterns (rule = profile source);
+7. a UI element holding a UID that is being remapped elsewhere (rule ``uid-reference``);
+8. otherwise kept (no row).
+
+Well-known UIDs (``1.2.840.10008.*``: SOP classes, transfer syntaxes, coding schemes)
+are never remapped. File meta (group 0002) is rebuilt at export and not planned.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import polars as pl
+
+from gantry._version import __version__
+from gantry.plan._dates import shift_dates
+from gantry.plan._keys import date_offset, keyed_hex, uid_map
+from gantry.plan._pseudonyms import assign_pseudonyms, render_template
+from gantry.store import Store
+
+PLAN_SCHEMA = {
+    "file_id": pl.Int64,
+    "path": pl.String,
+    "tag": pl.String,
+    "keyword": pl.String,
+    "vr": pl.String,
+    "action": pl.String,
+    "new_value": pl.String,
+    "rule": pl.String,
+}
+
+CONFIG_ACTIONS = {
+    "REMOVE": "X",
+    "EMPTY": "Z",
+    "DUMMY": "D",
+    "KEEP": "K",
+    "CLEAN": "C",
+    "REMAP": "U",
+    "SHIFT": "S",
+    "REPLACE": "R",
+    "HASH": "H",
+    "PSEUDONYM": "P",
+}
+
+DUMMY_BY_VR = {
+    "AE": "ANONYMOUS",
+    "AS": "000Y",
+    "CS": "ANONYMOUS",
+    "DA": "19000101",
+    "DS": "0",
+    "DT": "19000101000000",
+    "IS": "0",
+    "LO": "ANONYMIZED",
+    "LT": "ANONYMIZED",
+    "PN": "ANONYMIZED",
+    "SH": "ANONYMIZED",
+    "ST": "ANONYMIZED",
+    "TM": "000000",
+    "UC": "ANONYMIZED",
+    "UT": "ANONYMIZED",
+    "UR": "",
+    "FL": "0",
+    "FD": "0",
+    "SL": "0",
+    "SS": "0",
+    "UL": "0",
+    "US": "0",
+    "SV": "0",
+    "UV": "0",
+}
+
+WELL_KNOWN_UID_PREFIX = "1.2.840.10008."
+TEXT_VRS = ("LO", "LT", "SH", "ST", "UT", "UC", "PN")
+
+# (0012,0064) codes: CID 7050
+_DEID_SCHEME = "DCM"
+
+
+@dataclass(frozen=True)
+class PlanSummary:
+    """What :func:`build_plan` produced."""
+
+    rows: int
+    instances: int
+    patients: int
+    by_action: pl.DataFrame
+    seconds: float
+
+
+def _config_value(obj: Any, name: str, default: Any = None) -> Any:
+    return getattr(obj, name, default) if obj is not None else default
+
+
+def _enum_text(value: Any) -> str:
+    return str(getattr(value, "value", value))
+
+
+def build_plan(store: Store, config: Any) -> pl.DataFrame:
+    """Compute the remediation plan for every indexed instance (writes no DICOM).
+
+    Returns the plan frame (schema :data:`PLAN_SCHEMA`); the caller persists it.
+    """
+    from gantry.profiles import load_profile
+
+    secret = store.secret
+    profile = load_profile(config.privacy_profile, config.options)
+    uid_root = str(_config_value(config, "uid_root", "2.25") or "2.25")
+
+    instances = store.scan("instances")
+    icols = set(instances.collect_schema().names())
+    if "PatientID" not in icols:
+        instances = instances.with_columns(pl.lit(None, pl.String).alias("PatientID"))
+    inst = (
+        instances.select(
+            "file_id", pl.col("PatientID").cast(pl.String).fill_null("").alias("PatientID")
+        )
+        .collect()
+    )
+    if inst.height == 0:
+        return pl.DataFrame(schema=PLAN_SCHEMA)
+
+    # -- per patient: pseudonym, date offset ---------------------------------------------
+    pseudo_cfg = _config_value(config, "pseudonym")
+    template = str(_config_value(pseudo_cfg, "template", "ANON_{id}"))
+    method = _enum_text(_config_value(pseudo_cfg, "method", "counter"))
+    width = int(_config_value(pseudo_cfg, "width", 4) or 4)
+    patients = assign_pseudonyms(
+        store, inst["PatientID"].unique().to_list(), template=template, method=method, width=width
+    )
+    jitter = _config_value(config, "date_jitter")
+    lo = int(_config_value(jitter, "min_days", -365))
+    hi = int(_config_value(jitter, "max_days", -1))
+    patients = patients.with_columns(
+        pl.Series(
+            "days",
+            [date_offset(secret, k, lo, hi) for k in patients["patient_key"].to_list()],
+            dtype=pl.Int64,
+        )
+    )
+    per_file = inst.join(
+        patients.select("PatientID", "number", "patient_key", "pseudonym", "days"),
+        on="PatientID",
+        how="left",
+    )
+
+    # -- elements with their candidate actions -------------------------------------------
+    el = (
+        store.scan("elements")
+        .select("file_id", "path", "tag", "depth", "keyword", "vr", "private_creator", "value")
+        .filter(~pl.col("tag").str.starts_with("0002"))
+        .with_columns(pl.col("tag").str.to_integer(base=16).cast(pl.UInt32).alias("_tag"))
+        .collect()
+    )
+    ptable = profile.table
+    exact = ptable.filter(pl.col("tag_mask") == 0xFFFFFFFF).select(
+        pl.col("tag_value").alias("_tag"),
+        pl.col("action").cast(pl.String).alias("_p_action"),
+        pl.col("source").cast(pl.String).alias("_p_rule"),
+    ).unique("_tag", keep="last")
+    el = el.join(exact, on="_tag", how="left")
+    masked = ptable.filter(pl.col("tag_mask") != 0xFFFFFFFF)
+    # more specific patterns (more mask bits) first
+    masked = masked.with_columns(
+        pl.col("tag_mask").map_elements(lambda m: bin(m).count("1"), return_dtype=pl.Int64).alias("_bits")
+    ).sort("_bits", descending=True)
+    is_private = (pl.col("_tag") >> 16) % 2 == 1
+    if masked.height:
+        act_expr: pl.Expr = pl.lit(None, pl.String)
+        rule_expr: pl.Expr = pl.lit(None, pl.String)
+        for row in reversed(masked.iter_rows(named=True)):
+            cond = (
+                (pl.col("_tag") & pl.lit(row["tag_mask"], pl.UInt32))
+                == pl.lit(row["tag_value"], pl.UInt32)
+            ) & ~is_private
+            act_expr = pl.when(cond).then(pl.lit(str(row["action"]))).otherwise(act_expr)
+            rule_expr = pl.when(cond).then(pl.lit(str(row["source"]))).otherwise(rule_expr)
+        el = el.with_columns(
+            pl.coalesce("_p_action", act_expr).alias("_p_action"),
+            pl.coalesce("_p_rule", rule_expr).alias("_p_rule"),
+        )
+
+    # config overrides and keep list
+    overrides = _config_overrides(config)
+    el = el.join(overrides, left_on="tag", right_on="_o_tag", how="left")
+    keep = [str(t).replace(",", "").upper() for t in (_config_value(config, "keep", ()) or ())]
+
+    # private elements
+    el = el.with_columns(_private_action(config, profile).alias("_priv_action"))
+
+    patient_name_mode = _enum_text(_config_value(config, "patient_name", "pseudonym"))
+    name_action = {"pseudonym": "P", "empty": "Z", "remove": "X", "keep": "K"}.get(
+        patient_name_mode, "P"
+    )
+    top = pl.col("depth") == 0
+    action = (
+        pl.when(pl.col("_o_action").is_not_null())
+        .then(pl.col("_o_action"))
+        .when(pl.col("tag").is_in(keep))
+        .then(pl.lit("K"))
+        .when(top & (pl.col("tag") == "00100020"))
+        .then(pl.lit("P"))
+        .when(top & (pl.col("tag") == "00100010"))
+        .then(pl.lit(name_action))
+        .when(is_private)
+        .then(pl.col("_priv_action"))
+        .when(pl.col("_p_action").is_not_null())
+        .then(pl.col("_p_action"))
+        .otherwise(pl.lit("K"))
+    )
+    rule = (
+        pl.when(pl.col("_o_action").is_not_null())
+        .then(pl.lit("config"))
+        .when(pl.col("tag").is_in(keep))
+        .then(pl.lit("keep"))
+        .when(top & pl.col("tag").is_in(["00100020", "00100010"]))
+        .then(pl.lit("pseudonym"))
+        .when(is_private)
+        .then(pl.lit("private"))
+        .when(pl.col("_p_action").is_not_null())
+        .then(pl.col("_p_rule"))
+        .otherwise(pl.lit("default-keep"))
+    )
+    el = el.with_columns(action.alias("action"), rule.alias("rule"))
+
+    # well-known UIDs are never remapped; U on a non-UI element (a sequence) keeps it
+    el = el.with_columns(
+        pl.when(
+            (pl.col("action") == "U")
+            & ((pl.col("vr") != "UI") | pl.col("value").fill_null("").str.starts_with(WELL_KNOWN_UID_PREFIX))
+        )
+        .then(pl.lit("K"))
+        .otherwise(pl.col("action"))
+        .alias("action")
+    )
+    # any other UI element holding a UID that is remapped elsewhere is remapped too
+    remapped = el.filter(pl.col("action") == "U").select(
+        pl.col("value").str.split("\\").explode().alias("uid")
+    )["uid"]
+    remapped_set = remapped.unique()
+    el = el.with_columns(
+        pl.when(
+            (pl.col("action") == "K")
+            & (pl.col("vr") == "UI")
+            & pl.col("value").is_in(remapped_set.implode())
+        )
+        .then(pl.lit("U"))
+        .otherwise(pl.col("action"))
+        .alias("action"),
+        pl.when(
+            (pl.col("action") == "K")
+            & (pl.col("vr") == "UI")
+            & pl.col("value").is_in(remapped_set.implode())
+        )
+        .then(pl.lit("uid-reference"))
+        .otherwise(pl.col("rule"))
+        .alias("rule"),
+    )
+
+    el = el.join(per_file, on="file_id", how="left")
+    el = _resolve_clean(el, store)
+    el = _drop_covered_by_parent(el)
+    el = el.filter(pl.col("action") != "K")
+
+    plan = _new_values(el, secret, uid_root, config)
+    plan = pl.concat([plan, _age_rows(store, config), _added_rows(per_file, profile, el, config)])
+    plan = pl.concat([plan, _redaction_rows(store, config)])
+    return plan.select(list(PLAN_SCHEMA)).cast(PLAN_SCHEMA).sort("file_id", "path")
+
+
+def _config_overrides(config: Any) -> pl.DataFrame:
+    rows: dict[str, list[Any]] = {"_o_tag": [], "_o_action": [], "_o_value": []}
+    for tag, rule in (_config_value(config, "phi_tags", {}) or {}).items():
+        name = _enum_text(_config_value(rule, "action", "REMOVE")).upper()
+        rows["_o_tag"].append(str(tag).replace(",", "").upper())
+        rows["_o_action"].append(CONFIG_ACTIONS.get(name, name[:1]))
+        rows["_o_value"].append(_config_value(rule, "value"))
+    return pl.DataFrame(
+        rows, schema={"_o_tag": pl.String, "_o_action": pl.String, "_o_value": pl.String}
+    )
+
+
+def _private_action(config: Any, profile: Any) -> pl.Expr:
+    """K for safe private elements (and their creators), X for the rest."""
+    remove = bool(_config_value(config, "remove_private_tags", True))
+    retain_safe = any(
+        _enum_text(o) == "retain-safe-private" for o in (_config_value(config, "options", ()) or ())
+    )
+    safe_rules = list(_config_value(config, "safe_private_tags", ()) or ())
+    if not remove:
+        return pl.lit("K")
+    if not (retain_safe or safe_rules):
+        return pl.lit("X")
+    safe_expr: pl.Expr = pl.lit(False)
+    elem_byte = pl.col("tag").str.slice(6, 2)
+    group = pl.col("tag").str.slice(0, 4)
+    for rule in safe_rules:
+        creator = str(_config_value(rule, "creator", ""))
+        elements = list(_config_value(rule, "elements", ()) or ())
+        cond_creator = pl.col("private_creator").str.to_uppercase() == creator.upper()
+        if not elements or elements == ["all"]:
+            safe_expr = safe_expr | cond_creator
+            continue
+        for e in elements:
+            text = str(e).replace(",", "").replace("(", "").replace(")", "").upper()
+            g, b = text[:4], text[6:8]
+            safe_expr = safe_expr | (cond_creator & (group == g) & (elem_byte == b))
+    # creator elements (gggg,0010-00FF) are kept when the block has safe members;
+    # approximated per creator name here, exact enough since blocks of one creator share it
+    creators_kept = safe_expr
+    is_creator = pl.col("tag").str.slice(4, 2) == "00"
+    return (
+        pl.when(is_creator & creators_kept)
+        .then(pl.lit("K"))
+        .when(~is_creator & safe_expr)
+        .then(pl.lit("K"))
+        .otherwise(pl.lit("X"))
+    )
+
+
+def _resolve_clean(el: pl.DataFrame, store: Store) -> pl.DataFrame:
+    """C (clean): dates are shifted; free text is emptied when it names the patient."""
+    is_c = pl.col("action") == "C"
+    el = el.with_columns(
+        pl.when(is_c & pl.col("vr").is_in(["DA", "DT"]))
+        .then(pl.lit("S"))
+        .when(is_c & (pl.col("vr") == "TM"))
+        .then(pl.lit("K"))
+        .otherwise(pl.col("action"))
+        .alias("action")
+    )
+    text_c = el.filter((pl.col("action") == "C") & pl.col("vr").is_in(TEXT_VRS))
+    if text_c.height == 0:
+        return el.with_columns(
+            pl.when(pl.col("action") == "C").then(pl.lit("K")).otherwise(pl.col("action")).alias("action")
+        )
+    tokens = identity_tokens(store).filter(pl.col("file_id").is_in(text_c["file_id"].unique().implode()))
+    hits = (
+        text_c.select("file_id", "path", "value")
+        .join(tokens, on="file_id")
+        .filter(pl.col("value").str.to_uppercase().str.contains(pl.col("token"), literal=True))
+        .select("file_id", "path")
+        .unique()
+        .with_columns(pl.lit(True).alias("_hit"))
+    )
+    el = el.join(hits, on=["file_id", "path"], how="left")
+    return el.with_columns(
+        pl.when((pl.col("action") == "C") & pl.col("_hit").fill_null(False))
+        .then(pl.lit("Z"))
+        .when(pl.col("action") == "C")
+        .then(pl.lit("K"))
+        .otherwise(pl.col("action"))
+        .alias("action")
+    ).drop("_hit")
+
+
+def identity_tokens(store: Store) -> pl.DataFrame:
+    """``file_id, token``: upper-case identifying tokens of each instance's patient.
+
+    Name components of at least 3 characters, PatientID, OtherPatientIDs,
+    AccessionNumber, and the birth date. Used to clean free text and to verify output.
+    """
+    lf = store.scan("instances")
+    cols = set(lf.collect_schema().names())
+    frames = []
+    for name in ("PatientName", "PatientID", "AccessionNumber", "PatientBirthDate", "OtherPatientIDs"):
+        if name not in cols:
+            continue
+        col = pl.col(name)
+        dtype = lf.collect_schema()[name]
+        if isinstance(dtype, pl.List):
+            expr = col.cast(pl.List(pl.String))
+        elif dtype == pl.Date:
+            expr = col.dt.strftime("%Y%m%d").cast(pl.List(pl.String))
+        elif name == "PatientName":
+            expr = col.cast(pl.String).str.replace_all("[=^]", " ").str.split(" ")
+        else:
+            expr = col.cast(pl.String).cast(pl.List(pl.String))
+        frames.append(
+            lf.select("file_id", expr.alias("token")).explode("token")
+        )
+    if not frames:
+        return pl.DataFrame(schema={"file_id": pl.Int64, "token": pl.String})
+    return (
+        pl.concat(frames)
+        .with_columns(pl.col("token").str.strip_chars().str.to_uppercase())
+        .filter(pl.col("token").str.len_chars() >= 3)
+        .unique()
+        .collect()
+    )
+
+
+def _drop_covered_by_parent(el: pl.DataFrame) -> pl.DataFrame:
+    """Drop rows inside a sequence that is itself removed or emptied."""
+    gone = el.filter((pl.col("vr") == "SQ") & pl.col("action").is_in(["X", "Z", "D"])).select(
+        "file_id", pl.col("path").alias("_anc")
+    )
+    if gone.height == 0:
+        return el
+    nested = el.filter(pl.col("depth") > 0).select("file_id", "path")
+    # ancestors of "A[0].B[1].C" are the sequences "A" and "A[0].B"
+    anc = (
+        nested.with_columns(pl.col("path").str.split(".").alias("_parts"))
+        .with_columns(
+            pl.int_ranges(1, pl.col("_parts").list.len()).alias("_k")
+        )
+        .explode("_k")
+        .with_columns(
+            pl.col("_parts").list.head(pl.col("_k")).list.join(".").str.replace(r"\[\d+\]$", "").alias("_anc")
+        )
+        .select("file_id", "path", "_anc")
+    )
+    covered = anc.join(gone, on=["file_id", "_anc"], how="semi").select("file_id", "path").unique()
+    return el.join(covered, on=["file_id", "path"], how="anti")
+
+
+def _new_values(el: pl.DataFrame, secret: bytes, uid_root: str, config: Any) -> pl.DataFrame:
+    """Fill ``new_value`` for each action."""
+    base = el.with_columns(pl.lit(None, pl.String).alias("new_value"))
+    out = []
+    # X remove, Z empty
+    out.append(base.filter(pl.col("action") == "X"))
+    out.append(base.filter(pl.col("action") == "Z").with_columns(pl.lit("").alias("new_value")))
+    # D dummy (sequences and bulk data are emptied)
+    d = base.filter(pl.col("action") == "D")
+    d = d.with_columns(
+        pl.col("vr").replace_strict(DUMMY_BY_VR, default=None).alias("new_value")
+    ).with_columns(
+        pl.when(pl.col("new_value").is_null()).then(pl.lit("Z")).otherwise(pl.lit("D")).alias("action"),
+        pl.col("new_value").fill_null(""),
+    )
+    out.append(d)
+    # P pseudonym
+    out.append(base.filter(pl.col("action") == "P").with_columns(pl.col("pseudonym").alias("new_value")))
+    # R replace with a template
+    r = base.filter(pl.col("action") == "R")
+    if r.height:
+        r = r.with_columns(
+            pl.struct("_o_value", "number", "patient_key")
+            .map_elements(
+                lambda s: render_template(s["_o_value"] or "", number=s["number"] or 0, key=s["patient_key"] or ""),
+                return_dtype=pl.String,
+            )
+            .alias("new_value")
+        )
+    out.append(r)
+    # H keyed hash of the value
+    h = base.filter(pl.col("action") == "H")
+    if h.height:
+        h = h.with_columns(
+            pl.col("value").fill_null("")
+            .map_elements(lambda v: keyed_hex(secret, "value", v, 16), return_dtype=pl.String)
+            .alias("new_value")
+        )
+    out.append(h)
+    # U remap UIDs (multi-valued too)
+    u = base.filter(pl.col("action") == "U")
+    if u.height:
+        parts = u.select(pl.col("value").str.split("\\").explode().alias("id_old"))["id_old"]
+        mapping = uid_map(secret, [p for p in parts.to_list() if p], uid_root)
+        u = (
+            u.drop("new_value")
+            .with_row_index("_r")
+            .with_columns(pl.col("value").str.split("\\").alias("_parts"))
+            .explode("_parts")
+            .join(mapping, left_on="_parts", right_on="id_old", how="left")
+            .with_columns(
+                pl.when(pl.col("_parts").str.starts_with(WELL_KNOWN_UID_PREFIX) | (pl.col("_parts") == ""))
+                .then(pl.col("_parts"))
+                .otherwise(pl.col("id_new"))
+                .alias("id_new")
+            )
+            .group_by("_r", maintain_order=True)
+            .agg(pl.exclude("id_new", "_parts").first(), pl.col("id_new").str.join("\\").alias("new_value"))
+            .drop("_r")
+        )
+        u = u.select([c for c in base.columns if c != "new_value"] + ["new_value"])
+    out.append(u)
+    # S shift dates; an unparseable date is emptied instead
+    s = base.filter(pl.col("action") == "S")
+    if s.height:
+        s = s.with_columns(shift_dates(s, value="value", vr="vr", days="days").alias("new_value"))
+        s = s.with_columns(
+            pl.when(pl.col("new_value").is_null() & pl.col("value").is_not_null() & (pl.col("value") != ""))
+            .then(pl.lit("Z"))
+            .otherwise(pl.lit("S"))
+            .alias("action"),
+            pl.col("new_value").fill_null(""),
+        )
+    out.append(s)
+    cols = base.columns
+    return pl.concat([o.select(cols) for o in out], how="vertical_relaxed")
+
+
+def _age_rows(store: Store, config: Any) -> pl.DataFrame:
+    """HIPAA Safe Harbor: a kept PatientAge over the limit becomes ``090Y``."""
+    age_cfg = _config_value(config, "age")
+    limit = _config_value(age_cfg, "aggregate_over", 89) if age_cfg is not None else 89
+    if limit is None:
+        return pl.DataFrame(schema=PLAN_SCHEMA)
+    ages = (
+        store.scan("elements")
+        .filter((pl.col("tag") == "00101010") & (pl.col("depth") == 0))
+        .select("file_id", "path", "tag", "keyword", "vr", "value")
+        .collect()
+    )
+    n = ages["value"].str.extract(r"^(\d{3})Y$", 1).cast(pl.Int64, strict=False)
+    over = ages.filter(n > int(limit))
+    return over.select(
+        "file_id", "path", "tag", "keyword", "vr",
+        pl.lit("R").alias("action"),
+        pl.lit(f"{int(limit) + 1:03d}Y").alias("new_value"),
+        pl.lit("age").alias("rule"),
+    )
+
+
+def _added_rows(per_file: pl.DataFrame, profile: Any, el: pl.DataFrame, config: Any) -> pl.DataFrame:
+    """PatientIdentityRemoved, DeidentificationMethod (+ code sequence), temporal flag."""
+    codes = list(profile.deidentification_codes)
+    options = [_enum_text(o) for o in (_config_value(config, "options", ()) or ())]
+    method = f"Gantry {__version__}; {profile.name}" + (f" + {', '.join(options)}" if options else "")
+    shifted = "retain-longitudinal-modified-dates" in options
+    full = "retain-longitudinal-full-dates" in options
+    temporal = "MODIFIED" if shifted else ("UNMODIFIED" if full else "REMOVED")
+    code_json = json.dumps([{"value": v, "scheme": _DEID_SCHEME, "meaning": m} for v, m in codes])
+    added = [
+        ("00120062", "PatientIdentityRemoved", "CS", "YES"),
+        ("00120063", "DeidentificationMethod", "LO", method[:64]),
+        ("00120064", "DeidentificationMethodCodeSequence", "SQ", code_json),
+        ("00280303", "LongitudinalTemporalInformationModified", "CS", temporal),
+    ]
+    files = per_file.select("file_id")
+    frames = [
+        files.with_columns(
+            pl.lit(tag).alias("path"),
+            pl.lit(tag).alias("tag"),
+            pl.lit(kw).alias("keyword"),
+            pl.lit(vr).alias("vr"),
+            pl.lit("A").alias("action"),
+            pl.lit(value).alias("new_value"),
+            pl.lit("deidentification").alias("rule"),
+        )
+        for tag, kw, vr, value in added
+    ]
+    return pl.concat(frames)
+
+
+def _redaction_rows(store: Store, config: Any) -> pl.DataFrame:
+    """REDACT rows for instances whose device has redaction zones in the config."""
+    machines = list(_config_value(config, "machines", ()) or ())
+    if not machines:
+        return pl.DataFrame(schema=PLAN_SCHEMA)
+    from gantry.audit import match_machines
+
+    matched = match_machines(store.scan("instances"), machines).collect()
+    if matched.height == 0:
+        return pl.DataFrame(schema=PLAN_SCHEMA)
+    return matched.select(
+        "file_id",
+        pl.lit("7FE00010").alias("path"),
+        pl.lit("7FE00010").alias("tag"),
+        pl.lit("PixelData").alias("keyword"),
+        pl.lit("OB").alias("vr"),
+        pl.lit("REDACT").alias("action"),
+        pl.struct(pl.col("zones"), pl.col("fill"))
+        .map_elements(lambda s: json.dumps({"zones": s["zones"], "fill": s["fill"]}), return_dtype=pl.String)
+        .alias("new_value"),
+        pl.concat_str(pl.lit("machine:"), pl.col("machine_name")).alias("rule"),
+    )
