@@ -1,7 +1,28 @@
-"""Builders of realistic synthetic DICOM for tests, benchmarks and ``gantry demo``."""
+"""Builders of realistic synthetic DICOM for tests, benchmarks and ``gantry demo``.
 
+- :func:`make_instance` — one instance of any common modality and transfer syntax;
+- :func:`make_corpus` — a patients ▸ studies ▸ series ▸ instances archive,
+  optionally with canary tokens in every identifying element;
+- :func:`make_clutter` — the empty, text, truncated, odd-syntax, DICOMDIR and
+  duplicate files a real archive also holds;
+- :func:`make_ct_files` — thousands of 512×512 CT files in seconds, for benchmarks;
+- :func:`decode_pixels` and :func:`find_canaries` — oracles for tests.
+
+Examples
+--------
+>>> import tempfile
+>>> from gantry.testing import make_corpus
+>>> corpus = make_corpus(tempfile.mkdtemp(), patients=1, studies_per_patient=1)
+>>> len(corpus.paths)
+6
+"""
+
+from gantry.testing._bench import make_ct_files
 from gantry.testing._builders import make_instance
+from gantry.testing._canaries import find_canaries
+from gantry.testing._clutter import make_clutter
 from gantry.testing._corpus import Corpus, make_corpus
+from gantry.testing._pixels import decode_pixels
 from gantry.testing._specs import InstanceSpec, PatientSpec, SeriesSpec, StudySpec
 
 __all__ = [
@@ -10,6 +31,10 @@ __all__ = [
     "PatientSpec",
     "SeriesSpec",
     "StudySpec",
+    "decode_pixels",
+    "find_canaries",
+    "make_clutter",
     "make_corpus",
+    "make_ct_files",
     "make_instance",
 ]

@@ -13,7 +13,6 @@ from pydicom.sequence import Sequence
 from pydicom.uid import (
     UID,
     ExplicitVRLittleEndian,
-    JPEG2000Lossless,
 )
 
 from gantry.errors import ConfigError
@@ -121,7 +120,7 @@ def _item(**values: Any) -> Dataset:
 
 def _person_id_sequence(code: str, meaning: str, institution: str) -> Sequence:
     """A Person Identification Macro item (2-deep: item ▸ code sequence ▸ item)."""
-    code_item = _item(CodeValue=code, CodingSchemeDesignator="L", CodeMeaning=meaning)
+    code_item = _item(CodeValue=code, CodingSchemeDesignator="99GANTRY", CodeMeaning=meaning)
     return Sequence(
         [
             _item(
@@ -143,10 +142,12 @@ def build_dataset(
     photometric: str | None = None,
     bits: int | None = None,
     seed: int = 0,
+    pixel_bytes: bytes | None = None,
 ) -> Dataset:
     """Assemble the full dataset (file meta and pixels included) for one instance.
 
     ``seed`` seeds the pixel pattern only; identities come from the specs.
+    ``pixel_bytes``, when given, is used as the (native) pixel data as is.
     """
     ts = check_syntax(instance.transfer_syntax)
     modality = series.modality
@@ -177,6 +178,8 @@ def build_dataset(
     ds.SpecificCharacterSet = "ISO_IR 100"
     if modality == "CT":
         ds.ImageType = ["ORIGINAL", "PRIMARY", "AXIAL"]
+    elif modality == "MR":
+        ds.ImageType = ["ORIGINAL", "PRIMARY", "M", "ND"]
     elif modality == "SC":
         ds.ImageType = ["DERIVED", "SECONDARY"]
     else:
@@ -240,12 +243,13 @@ def build_dataset(
     ds.IssuerOfPatientID = patient.issuer_of_patient_id
     ds.PatientBirthDate = patient.birth_date
     ds.PatientSex = patient.sex
-    ds.OtherPatientIDs = list(patient.other_patient_ids)
+    # the retired OtherPatientIDs keeps the first, the sequence the others
+    ds.OtherPatientIDs = patient.other_patient_ids[0]
     ds.OtherPatientIDsSequence = Sequence(
         [
             _item(PatientID=oid, IssuerOfPatientID=patient.issuer_of_patient_id,
                   TypeOfPatientID="TEXT")
-            for oid in patient.other_patient_ids
+            for oid in patient.other_patient_ids[1:]
         ]
     )  # fmt: skip
     ds.PatientAge = patient.age_at(date)
@@ -292,6 +296,12 @@ def build_dataset(
         ds.ExposureTime = "20"
         ds.XRayTubeCurrent = "250"
     if modality == "DX":
+        ds.ImageLaterality = "U"
+        ds.AcquisitionContextSequence = Sequence()
+        ds.AnatomicRegionSequence = Sequence(
+            [_item(CodeValue="51185008", CodingSchemeDesignator="SCT", CodeMeaning="Chest")]
+        )
+        ds.PositionerType = "NONE"
         ds.PresentationIntentType = "FOR PRESENTATION"
         ds.DetectorType = "DIRECT"
         ds.PixelIntensityRelationship = "LOG"
@@ -372,6 +382,11 @@ def build_dataset(
             ds.RescaleSlope = "1"
             ds.RescaleType = "HU"
         else:
+            if modality == "DX" or (modality == "SC" and frames > 1):
+                ds.RescaleIntercept = "0"
+                ds.RescaleSlope = "1"
+                ds.RescaleType = "US"
+                ds.PresentationLUTShape = "IDENTITY"
             top = (1 << bits_stored) - 1
             ds.WindowCenter = str(top // 2)
             ds.WindowWidth = str(top)
@@ -399,14 +414,17 @@ def build_dataset(
     block.add_new(0x06, "SH", "GT-PROTO-7")
 
     # pixel data
+    if pixel_bytes is not None:
+        ds.PixelData = pixel_bytes
+        ds["PixelData"].VR = "OW" if bits_alloc > 8 else "OB"
+        return ds
     arr = make_pixels(
         rows=rows, columns=columns, frames=frames, samples=samples, bits_allocated=bits_alloc,
         bits_stored=bits_stored, signed=signed, seed=seed,
         annotation=modality in ("US", "SC"),
     )  # fmt: skip
     if ts in ENCAPSULATED_SYNTAXES:
-        if ts == JPEG2000Lossless and photometric == "RGB":
-            pass  # encoded without colour transform: photometric stays RGB
+        # colour is encoded without a colour transform, so photometric stays RGB
         ds.PixelData = encapsulated_bytes(
             arr, ts, frames=frames, bits_stored=bits_stored, photometric=photometric
         )

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 from numpy.typing import NDArray
-from pydicom.encaps import encapsulate
+from pydicom.dataset import Dataset
+from pydicom.encaps import encapsulate, generate_frames
 from pydicom.pixels.encoders import RLELosslessEncoder
 from pydicom.uid import (
     UID,
@@ -182,3 +183,45 @@ def check_syntax(transfer_syntax: str) -> UID:
             got=str(transfer_syntax),
         )
     return UID(transfer_syntax)
+
+
+def decode_pixels(ds: Dataset) -> NDArray[np.integer]:
+    """Return the pixel array of ``ds``, decoding JPEG 2000 / JPEG-LS / HTJ2K with imagecodecs.
+
+    pydicom decodes native and RLE data by itself; the JPEG family needs
+    plugins that Gantry does not require, so those frames are decoded here
+    (an oracle independent of ``gantry.pixels``).  The shape follows
+    pydicom's ``pixel_array``.
+
+    Examples
+    --------
+    >>> from gantry.testing import make_instance
+    >>> plain = make_instance(modality="CT")
+    >>> jls = make_instance(modality="CT", transfer_syntax="1.2.840.10008.1.2.4.80")
+    >>> bool((decode_pixels(jls) == plain.pixel_array).all())
+    True
+    """
+    ts = ds.file_meta.TransferSyntaxUID
+    if ts not in (JPEG2000Lossless, JPEGLSLossless, HTJ2KLossless):
+        return ds.pixel_array  # type: ignore[no-any-return]
+    import imagecodecs
+
+    frames = int(ds.get("NumberOfFrames", 1) or 1)
+    signed = int(ds.PixelRepresentation) == 1
+    bits = int(ds.BitsAllocated)
+    stored = int(ds.BitsStored)
+    dtype = np.dtype(f"{'i' if signed else 'u'}{bits // 8}")
+    decoded = []
+    for frame in generate_frames(ds.PixelData, number_of_frames=frames):
+        if ts == JPEGLSLossless:
+            arr = imagecodecs.jpegls_decode(frame)
+        else:
+            arr = imagecodecs.jpeg2k_decode(frame)
+        arr = np.asarray(arr)
+        if signed and arr.dtype.kind == "u":  # JPEG-LS holds the two's complement bit pattern
+            arr = arr.astype(dtype.newbyteorder("=").str.replace("i", "u")).view(dtype)
+            if stored < bits:
+                shift = bits - stored
+                arr = (arr << shift) >> shift
+        decoded.append(arr.astype(dtype, copy=False))
+    return np.stack(decoded) if frames > 1 else decoded[0]

@@ -177,6 +177,7 @@ def new_patient(rnd: random.Random, book: CanaryBook, dates: DatePool, index: in
     address = f"{house} {rnd.choice(_STREETS)}, {rnd.choice(_CITIES)}"
     phone = f"+1-555-{rnd.randint(100, 999)}-{rnd.randint(1000, 9999)}"
     other = f"MRN{rnd.randint(100_000, 999_999)}"
+    other_b = f"LIC-{rnd.randint(10**7, 10**8 - 1)}"
     return PatientSpec(
         patient_id=book.value(key + ".PatientID", pid),
         name=name,
@@ -184,7 +185,10 @@ def new_patient(rnd: random.Random, book: CanaryBook, dates: DatePool, index: in
         sex=sex,
         address=book.value(key + ".PatientAddress", address),
         telephone=book.value(key + ".PatientTelephoneNumbers", phone),
-        other_patient_ids=(book.value(key + ".OtherPatientIDs", other),),
+        other_patient_ids=(
+            book.value(key + ".OtherPatientIDs", other),
+            book.value(key + ".OtherPatientIDsSequence", other_b),
+        ),
         issuer_of_patient_id=book.value(key + ".IssuerOfPatientID", "RIVERTON-MRN"),
         history=(
             f"Referred by family doctor; patient {name.split('^')[0]} reports chest pain. "
