@@ -13,8 +13,15 @@ from gantry.cli._app import cli, db_option, print_frame, run_guarded
 @click.argument("dest", type=click.Path(file_okay=False, path_type=Path), default="gantry-demo")
 @click.option("--patients", default=4, show_default=True, help="Synthetic patients to make.")
 @click.option("--seed", default=0, show_default=True)
-def demo(dest: Path, patients: int, seed: int) -> None:
-    """Write a small synthetic DICOM sample (with clutter) into DEST."""
+@click.option("--no-run", is_flag=True, help="Only write the sample; do not run the pipeline.")
+def demo(dest: Path, patients: int, seed: int, no_run: bool) -> None:
+    """Make a synthetic sample in DEST and run the whole pipeline on it.
+
+    Writes DEST/dicom (patients with PHI in headers, nested sequences, private
+    blocks, compressed and multi-frame images, plus clutter), then ingests it into
+    DEST/project.db, audits it, plans the anonymization, exports clean copies to
+    DEST/export and the re-identification maps to DEST/maps.
+    """
     from gantry.testing import make_clutter, make_corpus
 
     corpus = make_corpus(dest / "dicom", patients=patients, seed=seed)
@@ -23,12 +30,57 @@ def demo(dest: Path, patients: int, seed: int) -> None:
         f"wrote {len(corpus.paths)} DICOM files for {patients} patients and "
         f"{len(clutter)} clutter files under {dest / 'dicom'}"
     )
+    if no_run:
+        return
+
+    def body() -> int:
+        from gantry.session import Session
+
+        with Session(dest / "project.db") as s:
+            r = s.ingest(dest / "dicom", progress=False)
+            click.echo(
+                f"\n== ingest: {r.indexed} instances, {r.elements} elements, "
+                f"{r.skipped} files skipped, {r.seconds:.2f} s"
+            )
+            click.echo(str(s.info()))
+            try:
+                from gantry.audit import AuditReport  # noqa: F401
+            except ImportError:
+                pass
+            else:
+                report = s.audit()
+                s.save_analysis(report)
+                click.echo(f"\n== audit: {len(report)} findings")
+                print_frame(report.summary(by="rule"))
+            counts = s.anonymize()
+            click.echo("\n== plan (actions by rule, top 12)")
+            print_frame(counts.head(12))
+            e = s.export(dest / "export", progress=False)
+            click.echo(
+                f"\n== export: {e.exported} clean files in {dest / 'export'} "
+                f"({e.files_per_second:.0f} files/s, verified), excluded {e.excluded.height} "
+                f"(unresolved findings), failed {e.failed.height}"
+            )
+            if e.excluded.height:
+                print_frame(e.excluded.group_by("reason").len("instances"))
+            maps = s.export_maps(dest / "maps")
+            click.echo(
+                f"maps (keep them apart from the export): {', '.join(str(p) for p in maps.values())}"
+            )
+            click.echo(
+                f'\nTry: gantry sql "SELECT action, count(*) FROM plan GROUP BY 1" --db {dest / "project.db"}'
+            )
+            return 0 if e.ok else 1
+
+    run_guarded(body)
 
 
 @cli.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 @db_option
-@click.option("--workers", "-j", type=int, default=None, help="Worker processes (default: all cores).")
+@click.option(
+    "--workers", "-j", type=int, default=None, help="Worker processes (default: all cores)."
+)
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar, one summary line.")
 def ingest(paths: tuple[Path, ...], db: Path, workers: int | None, quiet: bool) -> None:
     """Index every DICOM header under PATHS into the session (resumable)."""

@@ -19,7 +19,11 @@ import pydicom
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence
-from pydicom.uid import DeflatedExplicitVRLittleEndian, ExplicitVRLittleEndian, PYDICOM_IMPLEMENTATION_UID
+from pydicom.uid import (
+    PYDICOM_IMPLEMENTATION_UID,
+    DeflatedExplicitVRLittleEndian,
+    ExplicitVRLittleEndian,
+)
 
 _INT_VRS = {"IS", "SL", "SS", "UL", "US", "SV", "UV"}
 _FLOAT_VRS = {"DS", "FL", "FD"}
@@ -39,7 +43,9 @@ class ExportItem:
     pixel_offset: int | None = None
     pixel_length: int | None = None
     file_size: int | None = None
-    pixel_edit: tuple[str, int, int, str, list[int]] | None = None  # (sidecar, offset, nbytes, dtype, shape)
+    pixel_edit: tuple[str, int, int, str, list[int]] | None = (
+        None  # (sidecar, offset, nbytes, dtype, shape)
+    )
     redaction: dict[str, Any] | None = None
     transfer_syntax: str | None = None
 
@@ -79,7 +85,9 @@ def export_items(
     return out
 
 
-def _export_one(item: ExportItem, dest: Path, *, verify: bool, compression: str | None) -> ExportOutcome:
+def _export_one(
+    item: ExportItem, dest: Path, *, verify: bool, compression: str | None
+) -> ExportOutcome:
     pixels_changed = item.redaction is not None or item.pixel_edit is not None or bool(compression)
     copy_pixels = (
         not pixels_changed
@@ -91,7 +99,9 @@ def _export_one(item: ExportItem, dest: Path, *, verify: bool, compression: str 
     )
     with open(item.src, "rb") as fh:
         # when the pixel element is copied as bytes, only the header is parsed
-        ds = pydicom.dcmread(fh, stop_before_pixels=copy_pixels, defer_size=None if copy_pixels else 4096)
+        ds = pydicom.dcmread(
+            fh, stop_before_pixels=copy_pixels, defer_size=None if copy_pixels else 4096
+        )
         ts = str(ds.file_meta.get("TransferSyntaxUID", ExplicitVRLittleEndian))
         if copy_pixels and os.fstat(fh.fileno()).st_size != item.file_size:
             raise VerificationError("the source file changed since it was indexed")
@@ -185,7 +195,9 @@ def _apply_actions(ds: Dataset, actions: list[tuple[str, str, str, str | None]])
         if action == "X":
             del container[tag]
         elif action == "Z" or (new_value in (None, "") and action in {"D", "S"}):
-            elem.value = Sequence() if elem.VR == "SQ" else (None if elem.VR in _BINARY_NUMERIC else "")
+            elem.value = (
+                Sequence() if elem.VR == "SQ" else (None if elem.VR in _BINARY_NUMERIC else "")
+            )
         elif elem.VR == "SQ":
             elem.value = Sequence()
         elif new_value is not None:
@@ -241,10 +253,21 @@ def _apply_pixels(ds: Dataset, item: ExportItem, ts: str, compression: str | Non
         zones = [pixels.Zone(*z) for z in item.redaction["zones"]]
         fill = item.redaction.get("fill", 0)
         before = array
-        array = pixels.redact(array, zones, fill=fill, samples_per_pixel=int(ds.get("SamplesPerPixel", 1)),
-                              frames=int(ds.get("NumberOfFrames", 1) or 1)).array
-        pixels.verify_redaction(before, array, zones, fill, samples_per_pixel=int(ds.get("SamplesPerPixel", 1)),
-                                frames=int(ds.get("NumberOfFrames", 1) or 1))
+        array = pixels.redact(
+            array,
+            zones,
+            fill=fill,
+            samples_per_pixel=int(ds.get("SamplesPerPixel", 1)),
+            frames=int(ds.get("NumberOfFrames", 1) or 1),
+        ).array
+        pixels.verify_redaction(
+            before,
+            array,
+            zones,
+            fill,
+            samples_per_pixel=int(ds.get("SamplesPerPixel", 1)),
+            frames=int(ds.get("NumberOfFrames", 1) or 1),
+        )
     encoded = pixels.encode(array, ds, compression or "none")
     pixels.apply_encoded(ds, encoded)
     return str(encoded.transfer_syntax)

@@ -24,7 +24,9 @@ def write_maps(store: Store, dest: str | os.PathLike[str]) -> dict[str, Path]:
     if "plan" not in store.table_names():
         raise ExportError("no plan in this session: run `anonymize` first")
     out.mkdir(parents=True, exist_ok=True)
-    changed = store.scan("plan").filter(pl.col("action") == "U").select("file_id", "path", "new_value")
+    changed = (
+        store.scan("plan").filter(pl.col("action") == "U").select("file_id", "path", "new_value")
+    )
     uids = (
         store.scan("elements")
         .select("file_id", "path", "value")
@@ -43,7 +45,12 @@ def write_maps(store: Store, dest: str | os.PathLike[str]) -> dict[str, Path]:
         store.scan("plan")
         .filter((pl.col("path") == "00100020") & (pl.col("action") == "P"))
         .select("file_id", pl.col("new_value").alias("id_new"))
-        .join(store.scan("instances").select("file_id", pl.col("PatientID").cast(pl.String).alias("id_old")), on="file_id")
+        .join(
+            store.scan("instances").select(
+                "file_id", pl.col("PatientID").cast(pl.String).alias("id_old")
+            ),
+            on="file_id",
+        )
         .select("id_old", "id_new")
         .unique()
         .sort("id_new")

@@ -51,8 +51,12 @@ class ExportResult:
     selected: int = 0
     exported: int = 0
     already_done: int = 0
-    excluded: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema={"file_id": pl.Int64, "reason": pl.String}))
-    failed: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema={"file_id": pl.Int64, "reason": pl.String}))
+    excluded: pl.DataFrame = field(
+        default_factory=lambda: pl.DataFrame(schema={"file_id": pl.Int64, "reason": pl.String})
+    )
+    failed: pl.DataFrame = field(
+        default_factory=lambda: pl.DataFrame(schema={"file_id": pl.Int64, "reason": pl.String})
+    )
     bytes_written: int = 0
     pixels_copied: int = 0
     seconds: float = 0.0
@@ -94,17 +98,21 @@ def _exclusions(store: Store, config: Any, safe: bool) -> pl.DataFrame:
     if excluded_file_ids is not None:
         ids = excluded_file_ids(store)
         if len(ids):
-            frames.append(pl.DataFrame({"file_id": list(ids), "reason": ["excluded by an edit"] * len(ids)},
-                                       schema={"file_id": pl.Int64, "reason": pl.String}))
+            frames.append(
+                pl.DataFrame(
+                    {"file_id": list(ids), "reason": ["excluded by an edit"] * len(ids)},
+                    schema={"file_id": pl.Int64, "reason": pl.String},
+                )
+            )
     if safe:
         from gantry.audit import unresolved
 
         un = unresolved(store, config)
         if un.height:
             frames.append(
-                un.group_by("file_id").agg(pl.col("reason").unique().sort().str.join("; ")).select(
-                    pl.col("file_id").cast(pl.Int64), "reason"
-                )
+                un.group_by("file_id")
+                .agg(pl.col("reason").unique().sort().str.join("; "))
+                .select(pl.col("file_id").cast(pl.Int64), "reason")
             )
     if not frames:
         return pl.DataFrame(schema={"file_id": pl.Int64, "reason": pl.String})
@@ -130,12 +138,23 @@ def _out_paths(plan: pl.DataFrame, inst: pl.DataFrame) -> pl.DataFrame:
     """``file_id, out_rel`` built only from pseudonymised values."""
 
     def pick(tag: str, name: str) -> pl.DataFrame:
-        return plan.filter((pl.col("tag") == tag) & (pl.col("path") == tag) & pl.col("action").is_in(["P", "U", "R", "H", "D"])).select(
-            "file_id", pl.col("new_value").alias(name)
-        ).unique("file_id")
+        return (
+            plan.filter(
+                (pl.col("tag") == tag)
+                & (pl.col("path") == tag)
+                & pl.col("action").is_in(["P", "U", "R", "H", "D"])
+            )
+            .select("file_id", pl.col("new_value").alias(name))
+            .unique("file_id")
+        )
 
     keys = inst.select("file_id", "StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID")
-    for tag, name in (("00100020", "_pid"), ("0020000D", "_study"), ("0020000E", "_series"), ("00080018", "_sop")):
+    for tag, name in (
+        ("00100020", "_pid"),
+        ("0020000D", "_study"),
+        ("0020000E", "_series"),
+        ("00080018", "_sop"),
+    ):
         keys = keys.join(pick(tag, name), on="file_id", how="left")
     keys = keys.with_columns(
         pl.col("_pid").fill_null("UNKNOWN"),
@@ -144,7 +163,10 @@ def _out_paths(plan: pl.DataFrame, inst: pl.DataFrame) -> pl.DataFrame:
         pl.coalesce("_sop", "SOPInstanceUID", pl.col("file_id").cast(pl.String)).alias("_sop"),
     )
     rels = [
-        "/".join(safe_path_component(str(x)) for x in (p, st, se)) + "/" + safe_path_component(str(so)) + ".dcm"
+        "/".join(safe_path_component(str(x)) for x in (p, st, se))
+        + "/"
+        + safe_path_component(str(so))
+        + ".dcm"
         for p, st, se, so in keys.select("_pid", "_study", "_series", "_sop").iter_rows()
     ]
     return keys.select("file_id").with_columns(pl.Series("out_rel", rels, dtype=pl.String))
@@ -205,8 +227,9 @@ def run_export(
         raise ExportError("no plan in this session: run `anonymize` first")
     selected = _selected_ids(store, query)  # a bad query fails here, before any write
     result = ExportResult(dest=dest_path, selected=selected.height)
-    with store.run("export", {"dest": str(dest_path), "query": query, "safe": safe,
-                              "compression": compression}) as counts:
+    with store.run(
+        "export", {"dest": str(dest_path), "query": query, "safe": safe, "compression": compression}
+    ) as counts:
         excluded = _exclusions(store, config, safe).join(selected, on="file_id", how="semi")
         result.excluded = excluded
         done = _done(store, dest_path)
@@ -219,12 +242,16 @@ def run_export(
         n_workers = max(1, workers if workers is not None else (os.cpu_count() or 1))
         chunks = _chunks(items, n_workers)
         show = progress if progress is not None else sys.stderr.isatty()
-        bar = tqdm(total=len(items), unit="file", desc="exporting", disable=not show, dynamic_ncols=True)
+        bar = tqdm(
+            total=len(items), unit="file", desc="exporting", disable=not show, dynamic_ncols=True
+        )
         outcomes: list[ExportOutcome] = []
         try:
             if executor is None and (n_workers == 1 or len(chunks) <= 1):
                 for chunk in chunks:
-                    got = export_items(chunk, str(dest_path), verify=verify, compression=compression)
+                    got = export_items(
+                        chunk, str(dest_path), verify=verify, compression=compression
+                    )
                     _record(store, dest_path, got, outcomes, bar, callback, len(items))
             else:
                 own = executor is None
@@ -232,7 +259,12 @@ def run_export(
                     max_workers=n_workers, mp_context=multiprocessing.get_context("forkserver")
                 )
                 try:
-                    futs = [ex.submit(export_items, c, str(dest_path), verify=verify, compression=compression) for c in chunks]
+                    futs = [
+                        ex.submit(
+                            export_items, c, str(dest_path), verify=verify, compression=compression
+                        )
+                        for c in chunks
+                    ]
                     for fut in as_completed(futs):
                         _record(store, dest_path, fut.result(), outcomes, bar, callback, len(items))
                 finally:
@@ -262,15 +294,26 @@ def _items(store: Store, todo: pl.DataFrame, compression: str | None) -> list[Ex
     inst = (
         store.scan("instances")
         .join(todo.lazy(), on="file_id", how="semi")
-        .select("file_id", "file_path", "file_size", "pixel_offset", "pixel_length", "transfer_syntax",
-                "StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID")
+        .select(
+            "file_id",
+            "file_path",
+            "file_size",
+            "pixel_offset",
+            "pixel_length",
+            "transfer_syntax",
+            "StudyInstanceUID",
+            "SeriesInstanceUID",
+            "SOPInstanceUID",
+        )
         .collect()
     )
     outs = dict(_out_paths(plan, inst).iter_rows())
     tokens = _tokens(plan, store)
     actions: dict[int, list[tuple[str, str, str, str | None]]] = defaultdict(list)
     redactions: dict[int, dict[str, Any]] = {}
-    for fid, path, vr, action, nv in plan.select("file_id", "path", "vr", "action", "new_value").iter_rows():
+    for fid, path, vr, action, nv in plan.select(
+        "file_id", "path", "vr", "action", "new_value"
+    ).iter_rows():
         if action == "REDACT":
             redactions[fid] = json.loads(nv)
         actions[fid].append((path, vr, action, nv))
@@ -296,7 +339,9 @@ def _items(store: Store, todo: pl.DataFrame, compression: str | None) -> list[Ex
     return items
 
 
-def _session_edits(store: Store) -> tuple[dict[int, list[tuple[str, str, str | None]]], dict[int, Any]]:
+def _session_edits(
+    store: Store,
+) -> tuple[dict[int, list[tuple[str, str, str | None]]], dict[int, Any]]:
     """Saved object-model edits: metadata per file, and pixel-edit blob locations."""
     edits: dict[int, list[tuple[str, str, str | None]]] = defaultdict(list)
     pixel: dict[int, Any] = {}

@@ -121,12 +121,9 @@ def build_plan(store: Store, config: Any) -> pl.DataFrame:
     icols = set(instances.collect_schema().names())
     if "PatientID" not in icols:
         instances = instances.with_columns(pl.lit(None, pl.String).alias("PatientID"))
-    inst = (
-        instances.select(
-            "file_id", pl.col("PatientID").cast(pl.String).fill_null("").alias("PatientID")
-        )
-        .collect()
-    )
+    inst = instances.select(
+        "file_id", pl.col("PatientID").cast(pl.String).fill_null("").alias("PatientID")
+    ).collect()
     if inst.height == 0:
         return pl.DataFrame(schema=PLAN_SCHEMA)
 
@@ -162,33 +159,9 @@ def build_plan(store: Store, config: Any) -> pl.DataFrame:
         .with_columns(pl.col("tag").str.to_integer(base=16).cast(pl.UInt32).alias("_tag"))
         .collect()
     )
-    ptable = profile.table
-    exact = ptable.filter(pl.col("tag_mask") == 0xFFFFFFFF).select(
-        pl.col("tag_value").alias("_tag"),
-        pl.col("action").cast(pl.String).alias("_p_action"),
-        pl.col("source").cast(pl.String).alias("_p_rule"),
-    ).unique("_tag", keep="last")
-    el = el.join(exact, on="_tag", how="left")
-    masked = ptable.filter(pl.col("tag_mask") != 0xFFFFFFFF)
-    # more specific patterns (more mask bits) first
-    masked = masked.with_columns(
-        pl.col("tag_mask").map_elements(lambda m: bin(m).count("1"), return_dtype=pl.Int64).alias("_bits")
-    ).sort("_bits", descending=True)
+    hits = profile.match(el["tag"])
+    el = el.with_columns(hits["action"].alias("_p_action"), hits["source"].alias("_p_rule"))
     is_private = (pl.col("_tag") >> 16) % 2 == 1
-    if masked.height:
-        act_expr: pl.Expr = pl.lit(None, pl.String)
-        rule_expr: pl.Expr = pl.lit(None, pl.String)
-        for row in reversed(masked.iter_rows(named=True)):
-            cond = (
-                (pl.col("_tag") & pl.lit(row["tag_mask"], pl.UInt32))
-                == pl.lit(row["tag_value"], pl.UInt32)
-            ) & ~is_private
-            act_expr = pl.when(cond).then(pl.lit(str(row["action"]))).otherwise(act_expr)
-            rule_expr = pl.when(cond).then(pl.lit(str(row["source"]))).otherwise(rule_expr)
-        el = el.with_columns(
-            pl.coalesce("_p_action", act_expr).alias("_p_action"),
-            pl.coalesce("_p_rule", rule_expr).alias("_p_rule"),
-        )
 
     # config overrides and keep list
     overrides = _config_overrides(config)
@@ -237,7 +210,10 @@ def build_plan(store: Store, config: Any) -> pl.DataFrame:
     el = el.with_columns(
         pl.when(
             (pl.col("action") == "U")
-            & ((pl.col("vr") != "UI") | pl.col("value").fill_null("").str.starts_with(WELL_KNOWN_UID_PREFIX))
+            & (
+                (pl.col("vr") != "UI")
+                | pl.col("value").fill_null("").str.starts_with(WELL_KNOWN_UID_PREFIX)
+            )
         )
         .then(pl.lit("K"))
         .otherwise(pl.col("action"))
@@ -281,9 +257,10 @@ def build_plan(store: Store, config: Any) -> pl.DataFrame:
 def _config_overrides(config: Any) -> pl.DataFrame:
     rows: dict[str, list[Any]] = {"_o_tag": [], "_o_action": [], "_o_value": []}
     for tag, rule in (_config_value(config, "phi_tags", {}) or {}).items():
-        name = _enum_text(_config_value(rule, "action", "REMOVE")).upper()
+        action = _config_value(rule, "action", "REMOVE")
+        letter = getattr(action, "plan_action", None) or CONFIG_ACTIONS[_enum_text(action).upper()]
         rows["_o_tag"].append(str(tag).replace(",", "").upper())
-        rows["_o_action"].append(CONFIG_ACTIONS.get(name, name[:1]))
+        rows["_o_action"].append(letter)
         rows["_o_value"].append(_config_value(rule, "value"))
     return pl.DataFrame(
         rows, schema={"_o_tag": pl.String, "_o_action": pl.String, "_o_value": pl.String}
@@ -293,13 +270,11 @@ def _config_overrides(config: Any) -> pl.DataFrame:
 def _private_action(config: Any, profile: Any) -> pl.Expr:
     """K for safe private elements (and their creators), X for the rest."""
     remove = bool(_config_value(config, "remove_private_tags", True))
-    retain_safe = any(
-        _enum_text(o) == "retain-safe-private" for o in (_config_value(config, "options", ()) or ())
-    )
+    retain_safe = str(profile.private_action(safe=True)) == "K"
     safe_rules = list(_config_value(config, "safe_private_tags", ()) or ())
     if not remove:
         return pl.lit("K")
-    if not (retain_safe or safe_rules):
+    if not (retain_safe and safe_rules):
         return pl.lit("X")
     safe_expr: pl.Expr = pl.lit(False)
     elem_byte = pl.col("tag").str.slice(6, 2)
@@ -307,7 +282,7 @@ def _private_action(config: Any, profile: Any) -> pl.Expr:
     for rule in safe_rules:
         creator = str(_config_value(rule, "creator", ""))
         elements = list(_config_value(rule, "elements", ()) or ())
-        cond_creator = pl.col("private_creator").str.to_uppercase() == creator.upper()
+        cond_creator = pl.col("private_creator").str.strip_chars() == creator.strip()
         if not elements or elements == ["all"]:
             safe_expr = safe_expr | cond_creator
             continue
@@ -342,9 +317,14 @@ def _resolve_clean(el: pl.DataFrame, store: Store) -> pl.DataFrame:
     text_c = el.filter((pl.col("action") == "C") & pl.col("vr").is_in(TEXT_VRS))
     if text_c.height == 0:
         return el.with_columns(
-            pl.when(pl.col("action") == "C").then(pl.lit("K")).otherwise(pl.col("action")).alias("action")
+            pl.when(pl.col("action") == "C")
+            .then(pl.lit("K"))
+            .otherwise(pl.col("action"))
+            .alias("action")
         )
-    tokens = identity_tokens(store).filter(pl.col("file_id").is_in(text_c["file_id"].unique().implode()))
+    tokens = identity_tokens(store).filter(
+        pl.col("file_id").is_in(text_c["file_id"].unique().implode())
+    )
     hits = (
         text_c.select("file_id", "path", "value")
         .join(tokens, on="file_id")
@@ -373,7 +353,13 @@ def identity_tokens(store: Store) -> pl.DataFrame:
     lf = store.scan("instances")
     cols = set(lf.collect_schema().names())
     frames = []
-    for name in ("PatientName", "PatientID", "AccessionNumber", "PatientBirthDate", "OtherPatientIDs"):
+    for name in (
+        "PatientName",
+        "PatientID",
+        "AccessionNumber",
+        "PatientBirthDate",
+        "OtherPatientIDs",
+    ):
         if name not in cols:
             continue
         col = pl.col(name)
@@ -386,9 +372,7 @@ def identity_tokens(store: Store) -> pl.DataFrame:
             expr = col.cast(pl.String).str.replace_all("[=^]", " ").str.split(" ")
         else:
             expr = col.cast(pl.String).cast(pl.List(pl.String))
-        frames.append(
-            lf.select("file_id", expr.alias("token")).explode("token")
-        )
+        frames.append(lf.select("file_id", expr.alias("token")).explode("token"))
     if not frames:
         return pl.DataFrame(schema={"file_id": pl.Int64, "token": pl.String})
     return (
@@ -411,12 +395,14 @@ def _drop_covered_by_parent(el: pl.DataFrame) -> pl.DataFrame:
     # ancestors of "A[0].B[1].C" are the sequences "A" and "A[0].B"
     anc = (
         nested.with_columns(pl.col("path").str.split(".").alias("_parts"))
-        .with_columns(
-            pl.int_ranges(1, pl.col("_parts").list.len()).alias("_k")
-        )
+        .with_columns(pl.int_ranges(1, pl.col("_parts").list.len()).alias("_k"))
         .explode("_k")
         .with_columns(
-            pl.col("_parts").list.head(pl.col("_k")).list.join(".").str.replace(r"\[\d+\]$", "").alias("_anc")
+            pl.col("_parts")
+            .list.head(pl.col("_k"))
+            .list.join(".")
+            .str.replace(r"\[\d+\]$", "")
+            .alias("_anc")
         )
         .select("file_id", "path", "_anc")
     )
@@ -436,19 +422,26 @@ def _new_values(el: pl.DataFrame, secret: bytes, uid_root: str, config: Any) -> 
     d = d.with_columns(
         pl.col("vr").replace_strict(DUMMY_BY_VR, default=None).alias("new_value")
     ).with_columns(
-        pl.when(pl.col("new_value").is_null()).then(pl.lit("Z")).otherwise(pl.lit("D")).alias("action"),
+        pl.when(pl.col("new_value").is_null())
+        .then(pl.lit("Z"))
+        .otherwise(pl.lit("D"))
+        .alias("action"),
         pl.col("new_value").fill_null(""),
     )
     out.append(d)
     # P pseudonym
-    out.append(base.filter(pl.col("action") == "P").with_columns(pl.col("pseudonym").alias("new_value")))
+    out.append(
+        base.filter(pl.col("action") == "P").with_columns(pl.col("pseudonym").alias("new_value"))
+    )
     # R replace with a template
     r = base.filter(pl.col("action") == "R")
     if r.height:
         r = r.with_columns(
             pl.struct("_o_value", "number", "patient_key")
             .map_elements(
-                lambda s: render_template(s["_o_value"] or "", number=s["number"] or 0, key=s["patient_key"] or ""),
+                lambda s: render_template(
+                    s["_o_value"] or "", number=s["number"] or 0, key=s["patient_key"] or ""
+                ),
                 return_dtype=pl.String,
             )
             .alias("new_value")
@@ -458,7 +451,8 @@ def _new_values(el: pl.DataFrame, secret: bytes, uid_root: str, config: Any) -> 
     h = base.filter(pl.col("action") == "H")
     if h.height:
         h = h.with_columns(
-            pl.col("value").fill_null("")
+            pl.col("value")
+            .fill_null("")
             .map_elements(lambda v: keyed_hex(secret, "value", v, 16), return_dtype=pl.String)
             .alias("new_value")
         )
@@ -475,13 +469,19 @@ def _new_values(el: pl.DataFrame, secret: bytes, uid_root: str, config: Any) -> 
             .explode("_parts")
             .join(mapping, left_on="_parts", right_on="id_old", how="left")
             .with_columns(
-                pl.when(pl.col("_parts").str.starts_with(WELL_KNOWN_UID_PREFIX) | (pl.col("_parts") == ""))
+                pl.when(
+                    pl.col("_parts").str.starts_with(WELL_KNOWN_UID_PREFIX)
+                    | (pl.col("_parts") == "")
+                )
                 .then(pl.col("_parts"))
                 .otherwise(pl.col("id_new"))
                 .alias("id_new")
             )
             .group_by("_r", maintain_order=True)
-            .agg(pl.exclude("id_new", "_parts").first(), pl.col("id_new").str.join("\\").alias("new_value"))
+            .agg(
+                pl.exclude("id_new", "_parts").first(),
+                pl.col("id_new").str.join("\\").alias("new_value"),
+            )
             .drop("_r")
         )
         u = u.select([c for c in base.columns if c != "new_value"] + ["new_value"])
@@ -491,7 +491,11 @@ def _new_values(el: pl.DataFrame, secret: bytes, uid_root: str, config: Any) -> 
     if s.height:
         s = s.with_columns(shift_dates(s, value="value", vr="vr", days="days").alias("new_value"))
         s = s.with_columns(
-            pl.when(pl.col("new_value").is_null() & pl.col("value").is_not_null() & (pl.col("value") != ""))
+            pl.when(
+                pl.col("new_value").is_null()
+                & pl.col("value").is_not_null()
+                & (pl.col("value") != "")
+            )
             .then(pl.lit("Z"))
             .otherwise(pl.lit("S"))
             .alias("action"),
@@ -517,18 +521,26 @@ def _age_rows(store: Store, config: Any) -> pl.DataFrame:
     n = ages["value"].str.extract(r"^(\d{3})Y$", 1).cast(pl.Int64, strict=False)
     over = ages.filter(n > int(limit))
     return over.select(
-        "file_id", "path", "tag", "keyword", "vr",
+        "file_id",
+        "path",
+        "tag",
+        "keyword",
+        "vr",
         pl.lit("R").alias("action"),
         pl.lit(f"{int(limit) + 1:03d}Y").alias("new_value"),
         pl.lit("age").alias("rule"),
     )
 
 
-def _added_rows(per_file: pl.DataFrame, profile: Any, el: pl.DataFrame, config: Any) -> pl.DataFrame:
+def _added_rows(
+    per_file: pl.DataFrame, profile: Any, el: pl.DataFrame, config: Any
+) -> pl.DataFrame:
     """PatientIdentityRemoved, DeidentificationMethod (+ code sequence), temporal flag."""
     codes = list(profile.deidentification_codes)
     options = [_enum_text(o) for o in (_config_value(config, "options", ()) or ())]
-    method = f"Gantry {__version__}; {profile.name}" + (f" + {', '.join(options)}" if options else "")
+    method = f"Gantry {__version__}; {profile.name}" + (
+        f" + {', '.join(options)}" if options else ""
+    )
     shifted = "retain-longitudinal-modified-dates" in options
     full = "retain-longitudinal-full-dates" in options
     temporal = "MODIFIED" if shifted else ("UNMODIFIED" if full else "REMOVED")
@@ -573,7 +585,9 @@ def _redaction_rows(store: Store, config: Any) -> pl.DataFrame:
         pl.lit("OB").alias("vr"),
         pl.lit("REDACT").alias("action"),
         pl.struct(pl.col("zones"), pl.col("fill"))
-        .map_elements(lambda s: json.dumps({"zones": s["zones"], "fill": s["fill"]}), return_dtype=pl.String)
+        .map_elements(
+            lambda s: json.dumps({"zones": s["zones"], "fill": s["fill"]}), return_dtype=pl.String
+        )
         .alias("new_value"),
         pl.concat_str(pl.lit("machine:"), pl.col("machine_name")).alias("rule"),
     )

@@ -21,9 +21,7 @@ def shift_dates(df: pl.DataFrame, *, value: str, vr: str, days: str) -> pl.Serie
     ['20200201', '20191231\\\\20200101', '20200229120000.5+0100', None]
     """
     work = (
-        df.select(
-            pl.col(value).alias("_v"), pl.col(vr).alias("_vr"), pl.col(days).alias("_d")
-        )
+        df.select(pl.col(value).alias("_v"), pl.col(vr).alias("_vr"), pl.col(days).alias("_d"))
         .with_row_index("_row")
         .with_columns(pl.col("_v").str.split("\\").alias("_parts"))
         .explode("_parts")
