@@ -1,0 +1,257 @@
+"""Match instances to the config's ``machines`` (devices with known burned-in text zones).
+
+A machine entry of the config names a device and where it burns text into the
+pixels::
+
+    machines:
+      - name: sonoria-s8
+        match: {manufacturer: Sonoria, model: "S8", mode: contains}
+        redaction_zones: [[0, 40, 0, 640]]     # [row1, row2, col1, col2]
+        fill: 0
+      - name: er-xray
+        match: {serial_number: SN1234567}
+        redaction_zones: [[0, 60, 0, 300]]
+
+An instance matches a machine when its ``DeviceSerialNumber`` matches the
+entry's ``serial_number``, OR when its ``Manufacturer`` and
+``ManufacturerModelName`` match ``manufacturer`` and ``model`` (and, when given,
+``Rows`` and ``Columns`` are equal).  Text comparisons ignore case and
+surrounding blanks; ``mode`` is ``equals`` (default) or ``contains`` (the
+configured text occurs in the instance's value).  The first matching entry wins.
+
+The matching is one Polars expression (a ``when/then`` chain over the
+machines), never a loop over instances; the plan stage reuses it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+import polars as pl
+
+__all__ = ["MATCH_SCHEMA", "Machine", "match_machines", "normalise_machines"]
+
+#: Schema of the frame :func:`match_machines` returns.
+MATCH_SCHEMA: Final = pl.Schema(
+    {
+        "file_id": pl.Int64,
+        "machine_name": pl.String,
+        "zones": pl.List(pl.List(pl.Int64)),
+        "fill": pl.Int64,
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Machine:
+    """One ``machines`` entry, normalised (attribute and dict configs alike).
+
+    Attributes
+    ----------
+    name : str
+        The entry's name.
+    serial_number, manufacturer, model : str or None
+        What to match (as written in the config).
+    rows, columns : int or None
+        Image size the entry applies to (manufacturer + model matches only).
+    mode : {"equals", "contains"}
+        How text values are compared (case-insensitive either way).
+    zones : tuple of (r1, r2, c1, c2)
+        Redaction rectangles, rows ``r1:r2`` and columns ``c1:c2``.
+    fill : int or None
+        Pixel value the zones are filled with (None: the plan's default).
+    """
+
+    name: str
+    serial_number: str | None = None
+    manufacturer: str | None = None
+    model: str | None = None
+    rows: int | None = None
+    columns: int | None = None
+    mode: str = "equals"
+    zones: tuple[tuple[int, int, int, int], ...] = ()
+    fill: int | None = None
+
+
+def _get(obj: Any, key: str, default: Any = None) -> Any:
+    """Read ``key`` from a mapping or an attribute of an object."""
+    if obj is None:
+        return default
+    if isinstance(obj, Mapping):
+        return obj.get(key, default)
+    return getattr(obj, key, default)
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    text = str(value).strip()
+    return text or None
+
+
+def _int(value: Any) -> int | None:
+    return None if value is None else int(value)
+
+
+def _fill(value: Any) -> int | None:
+    if value is None or isinstance(value, str):
+        return None  # named fills ("black", "mean") are the plan's business
+    if isinstance(value, Sequence):
+        return int(value[0]) if value else None
+    return int(value)
+
+
+def normalise_machines(machines: Any) -> list[Machine]:
+    """Turn the config's ``machines`` (objects or dicts) into :class:`Machine` entries.
+
+    Examples
+    --------
+    >>> [m.name for m in normalise_machines([{"name": "a", "match": {"serial_number": "X1"}}])]
+    ['a']
+    >>> normalise_machines(None)
+    []
+    """
+    if not machines:
+        return []
+    if isinstance(machines, Mapping):  # {name: entry}
+        machines = [
+            {"name": k, **dict(v)} if isinstance(v, Mapping) else v for k, v in machines.items()
+        ]
+    out: list[Machine] = []
+    for i, entry in enumerate(machines):
+        if isinstance(entry, Machine):
+            out.append(entry)
+            continue
+        match = _get(entry, "match", None) or entry
+        zones_raw = _get(entry, "redaction_zones", None) or _get(entry, "zones", None) or ()
+        zones = tuple(tuple(int(v) for v in zone) for zone in zones_raw)
+        out.append(
+            Machine(
+                name=str(_get(entry, "name", None) or f"machine-{i + 1}"),
+                serial_number=_text(_get(match, "serial_number")),
+                manufacturer=_text(_get(match, "manufacturer")),
+                model=_text(_get(match, "model")),
+                rows=_int(_get(match, "rows")),
+                columns=_int(_get(match, "columns")),
+                mode=str(_get(match, "mode", None) or "equals").lower(),
+                zones=zones,  # type: ignore[arg-type]
+                fill=_fill(_get(entry, "fill")),
+            )
+        )
+    return out
+
+
+def _optional(schema: pl.Schema, name: str, dtype: pl.DataType) -> pl.Expr:
+    """``pl.col(name)`` when the frame has it, else a typed null."""
+    if name in schema:
+        return pl.col(name).cast(dtype, strict=False)
+    return pl.lit(None, dtype=dtype)
+
+
+def _text_match(column: pl.Expr, wanted: str, mode: str) -> pl.Expr:
+    """Case-insensitive ``equals`` or ``contains`` of one configured text."""
+    value = column.str.strip_chars().str.to_uppercase()
+    target = wanted.strip().upper()
+    if mode == "contains":
+        return value.str.contains(target, literal=True).fill_null(False)
+    return (value == target).fill_null(False)
+
+
+def _condition(m: Machine) -> pl.Expr | None:
+    """The boolean expression that says an instance is made by machine ``m``."""
+    alternatives: list[pl.Expr] = []
+    if m.serial_number is not None:
+        alternatives.append(_text_match(pl.col("_serial"), m.serial_number, m.mode))
+    if m.manufacturer is not None or m.model is not None:
+        parts: list[pl.Expr] = []
+        if m.manufacturer is not None:
+            parts.append(_text_match(pl.col("_manufacturer"), m.manufacturer, m.mode))
+        if m.model is not None:
+            parts.append(_text_match(pl.col("_model"), m.model, m.mode))
+        if m.rows is not None:
+            parts.append((pl.col("_rows") == m.rows).fill_null(False))
+        if m.columns is not None:
+            parts.append((pl.col("_columns") == m.columns).fill_null(False))
+        alternatives.append(pl.all_horizontal(parts))
+    if not alternatives:
+        return None  # an entry that matches nothing (the config validator refuses these)
+    return pl.any_horizontal(alternatives)
+
+
+def match_machines(instances: pl.LazyFrame, machines: Any) -> pl.LazyFrame:
+    """Which configured machine made each instance, and its redaction zones.
+
+    Parameters
+    ----------
+    instances : LazyFrame
+        The ``instances`` table (``file_id``, ``DeviceSerialNumber``,
+        ``Manufacturer``, ``ManufacturerModelName``, ``Rows``, ``Columns``;
+        missing columns count as null).
+    machines : sequence
+        The config's ``machines`` entries (objects, dicts or :class:`Machine`).
+
+    Returns
+    -------
+    LazyFrame
+        ``file_id, machine_name, zones, fill`` for the instances that match an
+        entry (the first entry that matches wins); ``zones`` is a list of
+        ``[r1, r2, c1, c2]``.
+
+    Examples
+    --------
+    >>> inst = pl.LazyFrame({
+    ...     "file_id": [1, 2, 3],
+    ...     "Manufacturer": ["Sonoria", "RadiCorp", "sonoria "],
+    ...     "ManufacturerModelName": ["Sonoria S8", "CR-Reader 900", "SONORIA S8"],
+    ...     "DeviceSerialNumber": ["A", "SN77", "B"],
+    ... })
+    >>> machines = [
+    ...     {"name": "us", "match": {"manufacturer": "sonoria", "model": "s8", "mode": "contains"},
+    ...      "redaction_zones": [[0, 40, 0, 64]]},
+    ...     {"name": "cr", "match": {"serial_number": "sn77"}, "redaction_zones": [[0, 8, 0, 8]], "fill": 0},
+    ... ]
+    >>> match_machines(inst, machines).collect()
+    shape: (3, 4)
+    ┌─────────┬──────────────┬─────────────────┬──────┐
+    │ file_id ┆ machine_name ┆ zones           ┆ fill │
+    │ ---     ┆ ---          ┆ ---             ┆ ---  │
+    │ i64     ┆ str          ┆ list[list[i64]] ┆ i64  │
+    ╞═════════╪══════════════╪═════════════════╪══════╡
+    │ 1       ┆ us           ┆ [[0, 40, … 64]] ┆ null │
+    │ 2       ┆ cr           ┆ [[0, 8, … 8]]   ┆ 0    │
+    │ 3       ┆ us           ┆ [[0, 40, … 64]] ┆ null │
+    └─────────┴──────────────┴─────────────────┴──────┘
+    """
+    entries = normalise_machines(machines)
+    schema = instances.collect_schema()
+    conditions = [(i, c) for i, m in enumerate(entries) if (c := _condition(m)) is not None]
+    if not conditions:
+        return pl.LazyFrame(schema=MATCH_SCHEMA)
+    index: pl.Expr = pl.lit(None, dtype=pl.Int32)
+    for i, cond in reversed(conditions):
+        index = pl.when(cond).then(pl.lit(i, dtype=pl.Int32)).otherwise(index)
+    table = pl.LazyFrame(
+        {
+            "_machine": list(range(len(entries))),
+            "machine_name": [m.name for m in entries],
+            "zones": [[list(z) for z in m.zones] for m in entries],
+            "fill": [m.fill for m in entries],
+        },
+        schema={"_machine": pl.Int32, **{k: v for k, v in MATCH_SCHEMA.items() if k != "file_id"}},
+    )
+    return (
+        instances.select(
+            pl.col("file_id"),
+            _optional(schema, "DeviceSerialNumber", pl.String).alias("_serial"),
+            _optional(schema, "Manufacturer", pl.String).alias("_manufacturer"),
+            _optional(schema, "ManufacturerModelName", pl.String).alias("_model"),
+            _optional(schema, "Rows", pl.Int64).alias("_rows"),
+            _optional(schema, "Columns", pl.Int64).alias("_columns"),
+        )
+        .select("file_id", index.alias("_machine"))
+        .filter(pl.col("_machine").is_not_null())
+        .join(table, on="_machine", how="inner", maintain_order="left")
+        .select(list(MATCH_SCHEMA))
+    )
