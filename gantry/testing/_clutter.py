@@ -116,9 +116,10 @@ def make_clutter(root: str | Path, *, seed: int = 1000) -> dict[str, Path]:
     out["truncated_pixels"].write_bytes(raw[: pixel_value + len(ds.PixelData) // 2])
 
     ds = make_instance(modality="CT", seed=seed + 3)
-    ds.preamble = None
+    buf = io.BytesIO()
+    dcmwrite(buf, ds, enforce_file_format=True)
     out["no_preamble"] = root / "NOPREAMBLE"
-    dcmwrite(out["no_preamble"], ds, enforce_file_format=False)
+    out["no_preamble"].write_bytes(buf.getvalue()[132:])  # starts at (0002,0000)
 
     ds = make_instance(modality="MR", seed=seed + 4, transfer_syntax="1.2.840.10008.1.2")
     del ds.file_meta

@@ -225,7 +225,7 @@ def new_study(
         referring_physician_code=book.value(key + ".ReferringPhysicianCode", f"NPI{rnd.randint(10**6, 10**7 - 1)}"),
         requested_procedure_id=book.value(key + ".RequestedProcedureID", f"RP{rnd.randint(10**5, 10**6 - 1)}"),
         scheduled_procedure_step_id=book.value(key + ".ScheduledProcedureStepID", f"SPS{rnd.randint(10**5, 10**6 - 1)}"),
-        requested_procedure_description=book.value(key + ".RequestedProcedureDescription", f"{descr} for {patient.name.split('^')[0].title()}"),
+        requested_procedure_description=book.value(key + ".RequestedProcedureDescription", descr) + f" for {patient.name.split('^')[0]}",
         accession_issuer=book.value(key + ".IssuerOfAccessionNumber", "RIVERTON-RIS"),
         institution_name=book.value(key + ".InstitutionName", inst_name),
         institution_address=book.value(key + ".InstitutionAddress", inst_addr),
