@@ -168,9 +168,9 @@ def build_dataset(
     meta = FileMetaDataset()
     meta.FileMetaInformationVersion = b"\x00\x01"
     meta.MediaStorageSOPClassUID = sop_class
-    meta.MediaStorageSOPInstanceUID = instance.sop_instance_uid
+    meta.MediaStorageSOPInstanceUID = UID(instance.sop_instance_uid)
     meta.TransferSyntaxUID = ts
-    meta.ImplementationClassUID = IMPLEMENTATION_CLASS_UID
+    meta.ImplementationClassUID = UID(IMPLEMENTATION_CLASS_UID)
     meta.ImplementationVersionName = IMPLEMENTATION_VERSION_NAME
     ds.file_meta = meta
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 from pydicom import dcmwrite
 from pydicom.fileset import FileSet
-from pydicom.uid import DeflatedExplicitVRLittleEndian, ExplicitVRBigEndian
+from pydicom.uid import UID, DeflatedExplicitVRLittleEndian, ExplicitVRBigEndian
 
 from gantry.testing._builders import make_instance, write_dataset
 from gantry.testing._specs import make_uid
@@ -140,7 +140,7 @@ def make_clutter(root: str | Path, *, seed: int = 1000) -> dict[str, Path]:
     if fs_root.exists():
         shutil.rmtree(fs_root)
     fs = FileSet()
-    fs.UID = make_uid(seed, "fileset")
+    fs.UID = UID(make_uid(seed, "fileset"))
     fs.ID = "GANTRYFS"
     try:
         fs.add(make_instance(modality="CT", seed=seed + 7))

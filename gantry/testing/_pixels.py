@@ -11,7 +11,7 @@ import numpy as np
 from numpy.typing import NDArray
 from pydicom.dataset import Dataset
 from pydicom.encaps import encapsulate, generate_frames
-from pydicom.pixels.encoders import RLELosslessEncoder
+from pydicom.pixels.encoders.base import RLELosslessEncoder
 from pydicom.uid import (
     UID,
     DeflatedExplicitVRLittleEndian,
@@ -203,7 +203,7 @@ def decode_pixels(ds: Dataset) -> NDArray[np.integer]:
     """
     ts = ds.file_meta.TransferSyntaxUID
     if ts not in (JPEG2000Lossless, JPEGLSLossless, HTJ2KLossless):
-        return ds.pixel_array  # type: ignore[no-any-return]
+        return ds.pixel_array
     import imagecodecs
 
     frames = int(ds.get("NumberOfFrames", 1) or 1)
