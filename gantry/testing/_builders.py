@@ -362,7 +362,7 @@ def build_dataset(
             ds.CineRate = 30
     ds.Rows = rows
     ds.Columns = columns
-    if modality in ("CT", "MR", "SC") or modality in ("CR", "DX"):
+    if modality != "US":  # US carries its spacing in SequenceOfUltrasoundRegions
         ds.PixelSpacing = (
             ["0.683594", "0.683594"] if modality in ("CT", "MR") else ["0.139", "0.139"]
         )
