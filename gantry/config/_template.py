@@ -15,6 +15,7 @@ DEFAULT_CONFIG_YAML: Final = """\
 # the defaults.  Reference: docs/config.md.  Tags are written "gggg,eeee" (hex)
 # and must be quoted, otherwise YAML may read them as numbers.
 
+# Version of this file's format; Gantry reads version 2.
 version: 2
 
 # Privacy profile: which PS3.15 Annex E rules decide what happens to each
