@@ -25,15 +25,51 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import peak_rss_mb, print_table  # noqa: E402
 
 KEYWORDS = [
-    "PatientID", "PatientName", "PatientBirthDate", "PatientSex", "PatientAge", "StudyInstanceUID",
-    "SeriesInstanceUID", "SOPInstanceUID", "SOPClassUID", "StudyDate", "StudyTime", "SeriesDate",
-    "AccessionNumber", "Modality", "Manufacturer", "ManufacturerModelName", "InstitutionName",
-    "StationName", "StudyDescription", "SeriesDescription", "SeriesNumber", "InstanceNumber",
-    "Rows", "Columns", "BitsAllocated", "BitsStored", "PixelRepresentation", "SliceThickness",
-    "PixelSpacing", "ImagePositionPatient", "ImageOrientationPatient", "KVP", "ExposureTime",
-    "XRayTubeCurrent", "ConvolutionKernel", "WindowCenter", "WindowWidth", "RescaleIntercept",
-    "RescaleSlope", "FrameOfReferenceUID", "BodyPartExamined", "ReferringPhysicianName",
-    "DeviceSerialNumber", "SoftwareVersions", "PhotometricInterpretation",
+    "PatientID",
+    "PatientName",
+    "PatientBirthDate",
+    "PatientSex",
+    "PatientAge",
+    "StudyInstanceUID",
+    "SeriesInstanceUID",
+    "SOPInstanceUID",
+    "SOPClassUID",
+    "StudyDate",
+    "StudyTime",
+    "SeriesDate",
+    "AccessionNumber",
+    "Modality",
+    "Manufacturer",
+    "ManufacturerModelName",
+    "InstitutionName",
+    "StationName",
+    "StudyDescription",
+    "SeriesDescription",
+    "SeriesNumber",
+    "InstanceNumber",
+    "Rows",
+    "Columns",
+    "BitsAllocated",
+    "BitsStored",
+    "PixelRepresentation",
+    "SliceThickness",
+    "PixelSpacing",
+    "ImagePositionPatient",
+    "ImageOrientationPatient",
+    "KVP",
+    "ExposureTime",
+    "XRayTubeCurrent",
+    "ConvolutionKernel",
+    "WindowCenter",
+    "WindowWidth",
+    "RescaleIntercept",
+    "RescaleSlope",
+    "FrameOfReferenceUID",
+    "BodyPartExamined",
+    "ReferringPhysicianName",
+    "DeviceSerialNumber",
+    "SoftwareVersions",
+    "PhotometricInterpretation",
 ]
 
 
@@ -85,7 +121,9 @@ def run(n: int, workers: int | None, root: Path) -> dict[str, object]:
     for p in paths:
         p.read_bytes()
     q = ctx.Queue()
-    proc = ctx.Process(target=_naive_child, args=([str(p) for p in paths], str(root / "naive.parquet"), q))
+    proc = ctx.Process(
+        target=_naive_child, args=([str(p) for p in paths], str(root / "naive.parquet"), q)
+    )
     proc.start()
     naive_s, naive_rss = q.get()
     proc.join()

@@ -38,7 +38,9 @@ def anonymize(db: Path, config: Path | None) -> None:
 @db_option
 @click.option("--where", default=None, help="SQL filter over the plan, e.g. \"action = 'X'\".")
 @click.option("--limit", default=50, show_default=True)
-@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json", "parquet"]), default="table")
+@click.option(
+    "--format", "fmt", type=click.Choice(["table", "csv", "json", "parquet"]), default="table"
+)
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None)
 def plan(db: Path, where: str | None, limit: int, fmt: str, out: Path | None) -> None:
     """Show the persisted plan (one row per action)."""

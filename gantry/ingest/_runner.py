@@ -151,7 +151,9 @@ def run_ingest(
             if executor is None and (n_workers == 1 or len(batches) <= 1):
                 for batch in batches:
                     stage = store.stage_dir("batch")
-                    _commit(store, ingest_batch(batch, str(stage)), result, bar, callback, len(todo))
+                    _commit(
+                        store, ingest_batch(batch, str(stage)), result, bar, callback, len(todo)
+                    )
             else:
                 own = executor is None
                 ex = executor or ProcessPoolExecutor(

@@ -292,9 +292,7 @@ class Store:
                             self._view_over(folder.name, files, None)
             columns = {
                 r[0]
-                for r in self.con.execute(
-                    "SELECT column_name FROM (DESCRIBE instances)"
-                ).fetchall()
+                for r in self.con.execute("SELECT column_name FROM (DESCRIBE instances)").fetchall()
             }
             for name, ddl in hierarchy_views(columns).items():
                 self.con.execute(f'CREATE OR REPLACE TEMP VIEW "{name}" AS {ddl}')

@@ -68,9 +68,7 @@ def hierarchy_views(columns: set[str]) -> dict[str, str]:
     distinct = ",\n".join(
         f'count(DISTINCT {c(a)}) AS "n_distinct_{a}"' for a in SERIES_KEY_ATTRIBUTES
     )
-    homogeneous = " AND ".join(
-        f'count(DISTINCT {c(a)}) <= 1' for a in SERIES_KEY_ATTRIBUTES
-    )
+    homogeneous = " AND ".join(f"count(DISTINCT {c(a)}) <= 1" for a in SERIES_KEY_ATTRIBUTES)
     series = f"""
         SELECT {c("SeriesInstanceUID")} AS SeriesInstanceUID,
                any_value({c("StudyInstanceUID")}) AS StudyInstanceUID,

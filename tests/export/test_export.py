@@ -13,6 +13,7 @@ import textwrap
 from collections import defaultdict
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import pydicom
 import pytest
@@ -21,7 +22,7 @@ from gantry import Session
 from gantry.errors import ExportError, QueryError
 from gantry.testing import make_corpus
 
-from .conftest import Exported
+Exported = Any  # the `exported` fixture of conftest.py
 
 
 def _dicom_files(dest: Path) -> list[Path]:
@@ -98,7 +99,9 @@ def test_per_patient_date_intervals_preserved(exported: Exported) -> None:
     assert len(by_patient) == len(exported.corpus.patients)
     originals = sorted(sorted(d(st.date) for st in p.studies) for p in exported.corpus.patients)
     shifted = sorted(sorted(d(x) for x in studies.values()) for studies in by_patient.values())
-    orig_gaps = sorted(tuple((b - a).days for a, b in zip(x, x[1:], strict=False)) for x in originals)
+    orig_gaps = sorted(
+        tuple((b - a).days for a, b in zip(x, x[1:], strict=False)) for x in originals
+    )
     new_gaps = sorted(tuple((b - a).days for a, b in zip(x, x[1:], strict=False)) for x in shifted)
     assert orig_gaps == new_gaps
     # every patient is shifted, by an offset inside the default jitter

@@ -19,7 +19,13 @@ from gantry.testing import make_clutter, make_corpus, make_instance
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
     root = tmp_path_factory.mktemp("corpus")
-    c = make_corpus(root / "dicom", patients=2, studies_per_patient=2, series_per_study=2, instances_per_series=2)
+    c = make_corpus(
+        root / "dicom",
+        patients=2,
+        studies_per_patient=2,
+        series_per_study=2,
+        instances_per_series=2,
+    )
     clutter = make_clutter(root / "dicom" / "clutter")
     return c, clutter, root
 
@@ -60,7 +66,9 @@ def test_progress_callback_reaches_total(corpus, tmp_path: Path) -> None:  # typ
     _, _, root = corpus
     seen: list[tuple[int, int]] = []
     with Session(tmp_path / "s.db") as s:
-        s.ingest(root / "dicom", workers=1, progress=False, callback=lambda d, t: seen.append((d, t)))
+        s.ingest(
+            root / "dicom", workers=1, progress=False, callback=lambda d, t: seen.append((d, t))
+        )
     assert seen and seen[-1][0] == seen[-1][1]
 
 
@@ -72,7 +80,9 @@ def test_instances_join_elements_by_file_id(corpus, tmp_path: Path) -> None:  # 
             "SELECT count(*) AS n FROM elements e ANTI JOIN instances i USING (file_id)"
         )["n"][0]
         nested = s.sql("SELECT count(*) AS n FROM elements WHERE depth > 0")["n"][0]
-        private = s.sql("SELECT count(*) AS n FROM elements WHERE private_creator IS NOT NULL")["n"][0]
+        private = s.sql("SELECT count(*) AS n FROM elements WHERE private_creator IS NOT NULL")[
+            "n"
+        ][0]
         series = s.sql("SELECT * FROM series")
     assert orphans == 0
     assert nested > 0 and private > 0
@@ -87,7 +97,9 @@ def test_missing_path_is_a_clear_error(tmp_path: Path) -> None:
 def test_killed_ingest_resumes_without_duplicates(tmp_path: Path) -> None:
     src = tmp_path / "many"
     for i in range(240):
-        make_instance(src / f"d{i // 40}" / f"f{i:04d}.dcm", modality="CT", seed=i, rows=16, columns=16)
+        make_instance(
+            src / f"d{i // 40}" / f"f{i:04d}.dcm", modality="CT", seed=i, rows=16, columns=16
+        )
     db = tmp_path / "s.db"
     script = textwrap.dedent(
         f"""
