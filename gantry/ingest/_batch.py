@@ -1,0 +1,305 @@
+"""Read a batch of files into the three ingest tables.
+
+:func:`read_batch` is the per-file end of ingest: it reads each file's header
+once (fast walker first, pydicom when the walker declines) and returns
+``instances``, ``elements`` and ``skipped`` as Arrow tables with the columns
+fixed in ``docs/internals.md``.  It never raises for a bad file.
+
+The typed ``instances`` columns are built per column over the whole batch:
+each top-level element's text is collected per keyword, then converted with
+one vectorised Polars pass (float / int casts, ``%Y%m%d`` dates, ``\\``
+splits for multi-valued keywords).  A value that does not convert is null in
+the typed column and kept verbatim in ``<Keyword>__raw``, a column that
+exists only when some row needed it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cache
+from typing import Final
+
+import polars as pl
+import pyarrow as pa
+from pydicom.datadict import tag_for_keyword
+
+from gantry.ingest._ids import file_id
+from gantry.ingest._reference import read_reference
+from gantry.ingest._values import NeedsPydicom, SkipFile, column_type
+from gantry.ingest._walker import HeaderInfo, Row, read_fast
+
+__all__ = ["ELEMENTS_SCHEMA", "INSTANCES_SCHEMA", "SKIPPED_SCHEMA", "BatchResult", "read_batch"]
+
+#: The fixed leading columns of ``instances``; typed keyword columns follow.
+INSTANCES_SCHEMA: Final = pa.schema(
+    [
+        ("file_id", pa.int64()),
+        ("file_path", pa.string()),
+        ("file_size", pa.int64()),
+        ("file_mtime", pa.float64()),
+        ("transfer_syntax", pa.string()),
+        ("pixel_offset", pa.int64()),
+        ("pixel_length", pa.int64()),
+        ("parser", pa.string()),
+    ]
+)
+ELEMENTS_SCHEMA: Final = pa.schema(
+    [
+        ("file_id", pa.int64()),
+        ("path", pa.string()),
+        ("tag", pa.string()),
+        ("depth", pa.int8()),
+        ("keyword", pa.string()),
+        ("vr", pa.string()),
+        ("private_creator", pa.string()),
+        ("value", pa.string()),
+        ("length", pa.int64()),
+        ("value_hash", pa.string()),
+    ]
+)
+SKIPPED_SCHEMA: Final = pa.schema(
+    [
+        ("file_path", pa.string()),
+        ("file_size", pa.int64()),
+        ("file_mtime", pa.float64()),
+        ("reason", pa.string()),
+        ("detail", pa.string()),
+    ]
+)
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    """The three tables of one ingest batch.
+
+    Attributes
+    ----------
+    instances : pyarrow.Table
+        One row per indexed instance (:data:`INSTANCES_SCHEMA` then typed
+        keyword columns in tag order).
+    elements : pyarrow.Table
+        One row per element at any depth (:data:`ELEMENTS_SCHEMA`).
+    skipped : pyarrow.Table
+        One row per file not indexed (:data:`SKIPPED_SCHEMA`).
+    """
+
+    instances: pa.Table
+    elements: pa.Table
+    skipped: pa.Table
+
+
+def read_batch(paths: Sequence[str | os.PathLike[str]], *, fast: bool = True) -> BatchResult:
+    """Read the headers of `paths` into ``instances``, ``elements`` and ``skipped``.
+
+    Each file is read once, headers only: pixel data is sought over, never
+    read (deflated files excepted, which must be inflated whole).  A file
+    that cannot be indexed becomes a ``skipped`` row with a reason -
+    ``empty``, ``not_dicom``, ``truncated``, ``dicomdir``, ``unreadable`` or
+    ``io_error`` - and a short detail that never holds a patient's value.
+
+    Parameters
+    ----------
+    paths : sequence of str or os.PathLike
+        Files to read; relative paths are made absolute.
+    fast : bool, default True
+        Try the struct-based walker first and fall back to pydicom per file
+        when it declines (``parser`` records which one read the file).
+        ``False`` reads every file with pydicom.
+
+    Returns
+    -------
+    BatchResult
+
+    Examples
+    --------
+    >>> from pathlib import Path
+    >>> import pydicom
+    >>> from gantry.ingest._batch import read_batch
+    >>> samples = Path(pydicom.__file__).parent / "data" / "test_files"
+    >>> batch = read_batch([samples / "CT_small.dcm", samples / "README.txt"])
+    >>> batch.instances.select(["parser", "Modality", "Rows", "PixelSpacing"]).to_pylist()
+    [{'parser': 'fast', 'Modality': 'CT', 'Rows': 128, 'PixelSpacing': [0.661468, 0.661468]}]
+    >>> batch.skipped.column("reason").to_pylist()
+    ['not_dicom']
+    >>> batch.elements.num_rows
+    270
+    """
+    rows: list[Row] = []
+    files: list[tuple[int, str, int, float, HeaderInfo, str]] = []
+    skipped: list[tuple[str, int | None, float | None, str, str]] = []
+    for item in paths:
+        path = os.path.abspath(os.fspath(item))
+        try:
+            st = os.stat(path)
+        except OSError as exc:
+            skipped.append((path, None, None, "io_error", _os_detail(exc)))
+            continue
+        size, mtime = st.st_size, st.st_mtime
+        if size == 0:
+            skipped.append((path, size, mtime, "empty", "zero-byte file"))
+            continue
+        fid = file_id(path)
+        mark = len(rows)
+        try:
+            info, parser = _read_one(path, fid, size, rows, fast)
+        except SkipFile as skip:
+            del rows[mark:]
+            skipped.append((path, size, mtime, skip.reason, skip.detail))
+            continue
+        except OSError as exc:
+            del rows[mark:]
+            skipped.append((path, size, mtime, "io_error", _os_detail(exc)))
+            continue
+        except Exception as exc:  # a reader bug must not sink the batch
+            del rows[mark:]
+            skipped.append((path, size, mtime, "unreadable", f"{type(exc).__name__} while reading"))
+            continue
+        files.append((fid, path, size, mtime, info, parser))
+    return BatchResult(_instances(files), _elements(rows), _skipped(skipped))
+
+
+def _read_one(
+    path: str, fid: int, size: int, rows: list[Row], fast: bool
+) -> tuple[HeaderInfo, str]:
+    if fast:
+        mark = len(rows)
+        try:
+            return read_fast(path, fid, size, rows), "fast"
+        except NeedsPydicom:
+            del rows[mark:]
+    return read_reference(path, fid, size, rows), "pydicom"
+
+
+def _os_detail(exc: OSError) -> str:
+    return exc.strerror or type(exc).__name__
+
+
+# ---------------------------------------------------------------------------
+# tables
+
+
+def _elements(rows: list[Row]) -> pa.Table:
+    if not rows:
+        return ELEMENTS_SCHEMA.empty_table()
+    columns = list(zip(*rows, strict=True))
+    arrays = [
+        pa.array(column, type=field.type)
+        for column, field in zip(columns, ELEMENTS_SCHEMA, strict=True)
+    ]
+    return pa.Table.from_arrays(arrays, schema=ELEMENTS_SCHEMA)
+
+
+def _skipped(skipped: list[tuple[str, int | None, float | None, str, str]]) -> pa.Table:
+    if not skipped:
+        return SKIPPED_SCHEMA.empty_table()
+    columns = list(zip(*skipped, strict=True))
+    arrays = [
+        pa.array(column, type=field.type)
+        for column, field in zip(columns, SKIPPED_SCHEMA, strict=True)
+    ]
+    return pa.Table.from_arrays(arrays, schema=SKIPPED_SCHEMA)
+
+
+@cache
+def _tag_order(keyword: str) -> int:
+    return tag_for_keyword(keyword) or 0
+
+
+def _instances(files: list[tuple[int, str, int, float, HeaderInfo, str]]) -> pa.Table:
+    fixed = [
+        [f[0] for f in files],
+        [f[1] for f in files],
+        [f[2] for f in files],
+        [f[3] for f in files],
+        [f[4].transfer_syntax for f in files],
+        [f[4].pixel_offset for f in files],
+        [f[4].pixel_length for f in files],
+        [f[5] for f in files],
+    ]
+    names = list(INSTANCES_SCHEMA.names)
+    arrays = [
+        pa.array(column, type=field.type)
+        for column, field in zip(fixed, INSTANCES_SCHEMA, strict=True)
+    ]
+
+    present: set[str] = set()
+    for f in files:
+        present.update(f[4].columns)
+    texts = {kw: [f[4].columns.get(kw) for f in files] for kw in sorted(present, key=_tag_order)}
+    typed = _convert(texts)
+    for keyword in texts:
+        array, raw = typed[keyword]
+        names.append(keyword)
+        arrays.append(array)
+        if raw is not None:
+            names.append(f"{keyword}__raw")
+            arrays.append(raw)
+    return pa.Table.from_arrays(arrays, names=names)
+
+
+_BLANK_SPLIT = pl.lit([], dtype=pl.List(pl.String))
+
+
+def _as_item(expr: pl.Expr, item: pa.DataType) -> pl.Expr:
+    """Convert stripped text to the column's item type; null where it does not convert."""
+    if pa.types.is_floating(item):
+        return expr.cast(pl.Float64, strict=False)
+    if pa.types.is_integer(item):
+        return expr.cast(pl.Int64, strict=False)
+    # DA: exactly YYYYMMDD (polars alone would accept shorter digit runs)
+    return pl.when(expr.str.contains(r"^\d{8}$")).then(
+        expr.str.strptime(pl.Date, "%Y%m%d", strict=False)
+    )
+
+
+def _convert(texts: dict[str, list[str | None]]) -> dict[str, tuple[pa.Array, pa.Array | None]]:
+    """Type every keyword's text column in one Polars pass."""
+    out: dict[str, tuple[pa.Array, pa.Array | None]] = {}
+    exprs: list[pl.Expr] = []
+    pending: list[tuple[str, pa.DataType]] = []
+    for keyword, values in texts.items():
+        target = column_type(keyword)
+        assert target is not None
+        is_list = pa.types.is_list(target)
+        item = target.value_type if is_list else target
+        if not is_list and pa.types.is_string(item):
+            out[keyword] = (pa.array(values, type=pa.string()), None)
+            continue
+        text = pl.col(keyword)
+        if is_list:
+            parts = pl.when(text == "").then(_BLANK_SPLIT).otherwise(text.str.split("\\"))
+            if pa.types.is_string(item):
+                exprs.append(parts.alias(keyword))
+                pending.append((keyword, target))
+                continue
+            value = parts.list.eval(_as_item(pl.element().str.strip_chars(), item))
+            failed = parts.list.eval(
+                (pl.element().str.strip_chars() != "")
+                & _as_item(pl.element().str.strip_chars(), item).is_null()
+            ).list.any()
+        else:
+            value = _as_item(text.str.strip_chars(), item)
+            failed = text.is_not_null() & (text.str.strip_chars() != "") & value.is_null()
+        exprs.append(value.alias(keyword))
+        exprs.append(failed.fill_null(False).alias(f"{keyword}__failed"))
+        pending.append((keyword, target))
+    if not pending:
+        return out
+    frame = pl.DataFrame(
+        {kw: texts[kw] for kw, _ in pending},
+        schema={kw: pl.String for kw, _ in pending},
+    ).select(exprs)
+    for keyword, target in pending:
+        array = frame.get_column(keyword).to_arrow().cast(target)
+        raw = None
+        flag = f"{keyword}__failed"
+        if flag in frame.columns and frame.get_column(flag).any():
+            keep = frame.get_column(flag).to_list()
+            raw = pa.array(
+                [t if k else None for t, k in zip(texts[keyword], keep, strict=True)],
+                type=pa.string(),
+            )
+        out[keyword] = (array, raw)
+    return out
