@@ -16,6 +16,7 @@ from gantry.ingest._scan import as_paths
 from gantry.store import Store
 
 if TYPE_CHECKING:
+    from gantry.audit import AuditReport
     from gantry.export import ExportResult
 
 __all__ = ["Session", "SessionInfo"]
@@ -168,6 +169,48 @@ class Session:
             callback=callback,
             executor=executor,
         )
+
+    # -- audit -----------------------------------------------------------------------------
+
+    def audit(self, config: Any = None) -> AuditReport:
+        """Audit every indexed instance for PHI; write nothing.
+
+        Parameters
+        ----------
+        config : Config, mapping, path or None
+            The YAML config v2 (``None``: the defaults); it decides which
+            findings are ``resolved`` (the plan will remove or replace them).
+
+        Returns
+        -------
+        gantry.audit.AuditReport
+            ``len(report)``, ``report.to_polars()``, ``report.summary(by=...)``,
+            ``report.unresolved()``; persist it with :meth:`save_analysis`.
+        """
+        from gantry.audit import audit
+
+        return audit(self._store, _load_config(config))
+
+    def save_analysis(self, report: AuditReport) -> int:
+        """Persist an audit report as the ``findings`` table; return the rows written."""
+        from gantry.audit import save_findings
+
+        return save_findings(self._store, report)
+
+    def preview(self, config: Any = None, *, include_kept: bool = False) -> pl.DataFrame:
+        """Dry run: counts of what anonymization would do per rule, tag and action.
+
+        See :func:`gantry.audit.preview`; nothing is written.
+        """
+        from gantry.audit import preview
+
+        return preview(self._store, _load_config(config), include_kept=include_kept)
+
+    def create_config(self, path: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
+        """Write the commented default config (YAML v2) to ``path`` and return it."""
+        from gantry.config import write_default_config
+
+        return write_default_config(path, overwrite=overwrite)
 
     # -- anonymize and export ---------------------------------------------------------------
 

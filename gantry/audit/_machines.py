@@ -13,9 +13,9 @@ pixels::
         redaction_zones: [[0, 60, 0, 300]]
 
 An instance matches a machine when its ``DeviceSerialNumber`` matches the
-entry's ``serial_number``, OR when its ``Manufacturer`` and
-``ManufacturerModelName`` match ``manufacturer`` and ``model`` (and, when given,
-``Rows`` and ``Columns`` are equal).  Text comparisons ignore case and
+entry's ``serial_number``, OR when every other field the entry gives matches:
+``Manufacturer`` and ``ManufacturerModelName`` against ``manufacturer`` and
+``model``, ``Rows`` and ``Columns`` equal to ``rows`` and ``columns``.  Text comparisons ignore case and
 surrounding blanks; ``mode`` is ``equals`` (default) or ``contains`` (the
 configured text occurs in the instance's value).  The first matching entry wins.
 
@@ -164,16 +164,16 @@ def _condition(m: Machine) -> pl.Expr | None:
     alternatives: list[pl.Expr] = []
     if m.serial_number is not None:
         alternatives.append(_text_match(pl.col("_serial"), m.serial_number, m.mode))
-    if m.manufacturer is not None or m.model is not None:
-        parts: list[pl.Expr] = []
-        if m.manufacturer is not None:
-            parts.append(_text_match(pl.col("_manufacturer"), m.manufacturer, m.mode))
-        if m.model is not None:
-            parts.append(_text_match(pl.col("_model"), m.model, m.mode))
-        if m.rows is not None:
-            parts.append((pl.col("_rows") == m.rows).fill_null(False))
-        if m.columns is not None:
-            parts.append((pl.col("_columns") == m.columns).fill_null(False))
+    parts: list[pl.Expr] = []
+    if m.manufacturer is not None:
+        parts.append(_text_match(pl.col("_manufacturer"), m.manufacturer, m.mode))
+    if m.model is not None:
+        parts.append(_text_match(pl.col("_model"), m.model, m.mode))
+    if m.rows is not None:
+        parts.append((pl.col("_rows") == m.rows).fill_null(False))
+    if m.columns is not None:
+        parts.append((pl.col("_columns") == m.columns).fill_null(False))
+    if parts:
         alternatives.append(pl.all_horizontal(parts))
     if not alternatives:
         return None  # an entry that matches nothing (the config validator refuses these)
