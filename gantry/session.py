@@ -13,6 +13,7 @@ import polars as pl
 
 from gantry.ingest._runner import IngestResult, ProgressCallback, run_ingest
 from gantry.ingest._scan import as_paths
+from gantry.model import Collection, Instance, Model, Patient, SaveResult
 from gantry.store import Store
 
 if TYPE_CHECKING:
@@ -86,6 +87,7 @@ class Session:
 
     def __init__(self, path: str | os.PathLike[str] = "gantry.db", *, read_only: bool = False):
         self._store = Store(path, read_only=read_only)
+        self._model = Model(self._store)
         self._config: Any = None
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -131,6 +133,53 @@ class Session:
     def tables(self) -> list[str]:
         """Names of the tables and views available to :meth:`sql`."""
         return self._store.table_names()
+
+    # -- object model ----------------------------------------------------------------------
+
+    @property
+    def patients(self) -> Collection[Patient]:
+        """Every patient, as a :class:`~gantry.model.Collection` (index it by ``PatientID``).
+
+        Navigate with ``patient.studies``, ``study.series``, ``series.instances`` and
+        back with ``instance.series.study.patient``. Built from the index only: no
+        file is read until an instance's header or pixels are asked for.
+        """
+        return self._model.patients
+
+    def instance(self, sop_instance_uid: str) -> Instance:
+        """The instance with this ``SOPInstanceUID`` (``KeyError`` when not indexed)."""
+        return self._model.instance(sop_instance_uid)
+
+    def instances(self, where: str | pl.Expr | None = None) -> Collection[Instance]:
+        """Instances matching ``where``: a SQL ``WHERE`` over ``instances`` or a Polars
+        expression (a bad one raises :class:`~gantry.errors.QueryError`)."""
+        return self._model.instances(where)
+
+    def edit(
+        self,
+        *,
+        where: str | pl.Expr | None,
+        set: dict[str, Any] | None = None,
+        delete: Iterable[str] = (),
+        vr: dict[str, str] | None = None,
+    ) -> int:
+        """Set (``set={"InstitutionName": "X"}``) or ``delete`` elements in every instance
+        matching ``where`` (None: all); values are checked first. Returns the instances
+        matched; :meth:`save` persists."""
+        return self._model.edit(where=where, set=set, delete=delete, vr=vr)
+
+    @property
+    def pending_edits(self) -> int:
+        """Edits made in this session and not yet saved."""
+        return self._model.pending
+
+    def save(self) -> SaveResult:
+        """Persist pending edits atomically (pixel blobs first, then one catalog transaction)."""
+        return self._model.save()
+
+    def compact(self) -> int:
+        """Rewrite the pixel sidecar without superseded blobs; returns the bytes reclaimed."""
+        return self._model.compact()
 
     # -- ingest ----------------------------------------------------------------------------
 
