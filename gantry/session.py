@@ -19,6 +19,7 @@ from gantry.store import Store
 if TYPE_CHECKING:
     from gantry.audit import AuditReport
     from gantry.export import ExportResult
+    from gantry.vault import VaultKey
 
 __all__ = ["Session", "SessionInfo"]
 
@@ -89,6 +90,7 @@ class Session:
         self._store = Store(path, read_only=read_only)
         self._model = Model(self._store)
         self._config: Any = None
+        self._vault_key: VaultKey | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -349,6 +351,80 @@ class Session:
         from gantry.export import write_maps
 
         return write_maps(self._store, dest)
+
+    # -- reversible anonymization (the identity vault) ------------------------------------
+
+    def enable_reversible_anonymization(
+        self,
+        key_path: str | os.PathLike[str] = "gantry.key",
+        *,
+        passphrase: str | bytes | None = None,
+    ) -> Path:
+        """Create a vault key file (mode ``0o600``, never overwriting one) for this session.
+
+        The session records the key's fingerprint (never the key) so :meth:`load_key`
+        later refuses a wrong key. With ``passphrase`` the file is protected by scrypt.
+        Keep the key apart from the data: whoever holds both can re-identify.
+        """
+        from gantry.vault._vault import enable
+
+        path, self._vault_key = enable(self._store, key_path, passphrase=passphrase)
+        return path
+
+    def load_key(
+        self, key_path: str | os.PathLike[str], passphrase: str | bytes | None = None
+    ) -> None:
+        """Load the vault key from ``key_path``; a wrong or missing key raises ``VaultKeyError``."""
+        from gantry.vault._vault import load_key
+
+        self._vault_key = load_key(self._store, key_path, passphrase=passphrase)
+
+    def lock_identities(
+        self, patients: Iterable[str] | None = None, *, query: str | None = None
+    ) -> int:
+        """Encrypt the original identity of each selected patient into ``identities``.
+
+        Parameters
+        ----------
+        patients : iterable of str, optional
+            Original PatientIDs (default: every patient).
+        query : str, optional
+            SQL ``WHERE`` over ``instances``; patients with a matching instance are
+            locked whole.
+
+        Returns
+        -------
+        int
+            Patients locked. Needs a plan (``anonymize``) and a loaded key.
+        """
+        from gantry.vault._vault import lock
+
+        return lock(self._store, self._vault_key, patients, query=query)
+
+    def recover_patient_identity(self, pseudonym: str) -> dict[str, Any]:
+        """The original identity locked under ``pseudonym`` (needs the loaded key)."""
+        from gantry.vault._vault import identities, recover_identity, require_key
+
+        key = require_key(self._store, self._vault_key)
+        return recover_identity(identities(self._store), key, pseudonym)
+
+    def recover_uid(self, new_uid: str) -> str:
+        """The original UID behind a remapped Study/Series/SOP Instance UID."""
+        from gantry.vault._vault import identities, recover_uid_row, require_key
+
+        key = require_key(self._store, self._vault_key)
+        return recover_uid_row(identities(self._store), key, new_uid)[0]
+
+    def rotate_key(
+        self, new_key_path: str | os.PathLike[str], *, passphrase: str | bytes | None = None
+    ) -> Path:
+        """Re-encrypt the whole vault under a new key file; the old key stops working."""
+        from gantry.vault._vault import rotate
+
+        path, self._vault_key = rotate(
+            self._store, self._vault_key, new_key_path, passphrase=passphrase
+        )
+        return path
 
     def info(self) -> SessionInfo:
         """Counts by level, modality, manufacturer, and skipped files by reason."""

@@ -1,0 +1,228 @@
+"""Identity documents: one JSON text per patient, built with joins and a ``group_by``.
+
+A document holds what re-identifies a pseudonymised patient::
+
+    {"format": "gantry-identity/1", "pseudonym": "ANON_0001", "PatientID": "…",
+     "PatientName": ["…"], "PatientBirthDate": ["19600101"], "PatientSex": ["F"],
+     "OtherPatientIDs": [], "AccessionNumber": ["…", "…"],
+     "instances": 12,
+     "StudyInstanceUID": {"old": ["<original>", …], "new": ["<remapped>", …]},
+     "SeriesInstanceUID": {"old": […], "new": […]},
+     "SOPInstanceUID": {"old": […], "new": […]}}
+
+Attribute values are the distinct non-empty values over the patient's instances,
+sorted; each UID level holds two parallel lists, the distinct original UIDs and
+their new UIDs from the plan (the original itself when the plan keeps it).
+
+Everything is computed over whole columns: one scan of ``instances``, one filtered
+scan of ``plan``, joins on ``file_id``, one ``group_by`` per level; the UID arrays
+are joined as text (UIDs need no JSON escaping; a column that would is encoded by
+Polars' JSON encoder instead).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import polars as pl
+
+from gantry.errors import VaultError
+from gantry.store import Store
+
+DOCUMENT_FORMAT = "gantry-identity/1"
+IDENTITY_ATTRIBUTES = (
+    "PatientName",
+    "PatientBirthDate",
+    "PatientSex",
+    "OtherPatientIDs",
+    "AccessionNumber",
+)
+"""Attributes copied (distinct values) into each identity document, besides PatientID."""
+UID_TAGS = {
+    "StudyInstanceUID": "0020000D",
+    "SeriesInstanceUID": "0020000E",
+    "SOPInstanceUID": "00080018",
+}
+"""The UIDs whose original → new mapping each document records, with their plan paths."""
+PATIENT_ID_PATH = "00100020"
+
+
+@dataclass(frozen=True)
+class Documents:
+    """What :func:`identity_documents` built.
+
+    ``frame`` has ``pseudonym, document`` (JSON text); ``uids`` has
+    ``pseudonym, new_uid`` (distinct new UIDs, the input of the lookup tags).
+    """
+
+    frame: pl.DataFrame
+    uids: pl.DataFrame
+    instances: int
+
+
+def _as_text(name: str, dtype: pl.DataType, names: set[str]) -> pl.Expr:
+    """Column ``name`` as String (List(String) when multi-valued), keeping unparsed text."""
+    col = pl.col(name)
+    if isinstance(dtype, pl.List):
+        inner = dtype.inner
+        if inner == pl.Date:
+            expr = col.list.eval(pl.element().dt.strftime("%Y%m%d"))
+        else:
+            expr = col.cast(pl.List(pl.String))
+    elif dtype == pl.Date:
+        expr = col.dt.strftime("%Y%m%d")
+    else:
+        expr = col.cast(pl.String)
+    raw = f"{name}__raw"
+    if raw in names and not isinstance(dtype, pl.List):
+        expr = pl.coalesce(expr, pl.col(raw).cast(pl.String))
+    return expr.alias(name)
+
+
+def _patient_selection(store: Store, patients: list[str] | None, query: str | None) -> pl.Expr:
+    """An expression over ``PatientID`` selecting the patients to lock."""
+    if patients is not None and query is not None:
+        raise VaultError("pass `patients` or `query`, not both")
+    if query is not None:
+        chosen = store.sql(
+            f"SELECT DISTINCT coalesce(CAST(PatientID AS VARCHAR), '') AS pid "
+            f"FROM instances WHERE {query}"
+        )["pid"]
+        return pl.col("PatientID").is_in(chosen.implode())
+    if patients is not None:
+        wanted = pl.Series("pid", [str(p) for p in patients], dtype=pl.String)
+        return pl.col("PatientID").is_in(wanted.implode())
+    return pl.lit(True)
+
+
+def identity_documents(
+    store: Store, *, patients: list[str] | None = None, query: str | None = None
+) -> Documents:
+    """Build the identity document of each selected patient (all, by ID, or by query).
+
+    A patient selected by ``query`` is locked whole (every instance), so a later
+    lock with another selection never drops UIDs from an earlier document.
+    """
+    tables = set(store.table_names())
+    if "plan" not in tables:
+        raise VaultError("no plan in this session: run `anonymize` first, then lock identities")
+    lf = store.scan("instances")
+    schema = lf.collect_schema()
+    names = set(schema.names())
+    wanted = ["PatientID", *IDENTITY_ATTRIBUTES, *UID_TAGS]
+    cols = [
+        _as_text(n, schema[n], names) if n in names else pl.lit(None, pl.String).alias(n)
+        for n in wanted
+    ]
+    inst = (
+        lf.select("file_id", *cols)
+        .with_columns(pl.col("PatientID").fill_null(""))
+        .filter(_patient_selection(store, patients, query))
+        .collect()
+    )
+    if patients is not None:
+        missing = len(set(patients) - set(inst["PatientID"].unique().to_list()))
+        if missing:
+            raise VaultError(f"{missing} of the given `patients` are not in the index")
+    if inst.height == 0:
+        empty = pl.DataFrame(schema={"pseudonym": pl.String, "document": pl.String})
+        return Documents(
+            empty, pl.DataFrame(schema={"pseudonym": pl.String, "new_uid": pl.String}), 0
+        )
+
+    paths = [PATIENT_ID_PATH, *UID_TAGS.values()]
+    plan = (
+        store.scan("plan")
+        .filter(pl.col("path").is_in(paths) & pl.col("action").is_in(["P", "U"]))
+        .select("file_id", "path", "new_value")
+        .collect()
+    )
+    # one column of new values per planned path, joined on the integer file_id
+    for (path,), part in plan.partition_by("path", as_dict=True, include_key=False).items():
+        part = part.unique("file_id", keep="first").rename({"new_value": f"_new_{path}"})
+        inst = inst.join(part, on="file_id", how="left")
+    for path in paths:
+        if f"_new_{path}" not in inst.columns:
+            inst = inst.with_columns(pl.lit(None, pl.String).alias(f"_new_{path}"))
+    pseudonyms = inst.group_by("PatientID").agg(
+        pl.col(f"_new_{PATIENT_ID_PATH}").drop_nulls().first().alias("pseudonym")
+    )
+    inst = inst.join(pseudonyms, on="PatientID", how="left")
+    unplanned = inst.filter(pl.col("pseudonym").is_null())["PatientID"].n_unique()
+    if unplanned:
+        raise VaultError(
+            f"{unplanned} selected patients have no pseudonym in the plan: "
+            "run `anonymize` again (they were ingested after the plan was built)"
+        )
+
+    docs = inst.group_by("pseudonym").agg(
+        pl.col("PatientID").first(),
+        *(_distinct(n, inst.schema[n]) for n in IDENTITY_ATTRIBUTES),
+        pl.len().alias("instances"),
+    )
+    flat = []
+    for kw, tag in UID_TAGS.items():
+        # original → new pairs, distinct per patient; a UID the plan keeps maps to itself
+        pairs = (
+            inst.select(
+                "pseudonym",
+                pl.col(kw).alias("old"),
+                pl.coalesce(f"_new_{tag}", kw).alias("new"),
+            )
+            .filter(pl.col("old").is_not_null() & (pl.col("old") != ""))
+            .unique(["pseudonym", "old"], keep="first")
+        )
+        flat.append(pairs.select("pseudonym", pl.col("new").alias("new_uid")))
+        per_patient = pairs.group_by("pseudonym").agg(
+            _json_strings(pairs, "old"), _json_strings(pairs, "new")
+        )
+        docs = docs.join(per_patient, on="pseudonym", how="left").with_columns(
+            pl.concat_str(
+                pl.lit('{"old":'), pl.col("old").fill_null("[]"),
+                pl.lit(',"new":'), pl.col("new").fill_null("[]"), pl.lit("}"),
+            ).alias(kw)
+        ).drop("old", "new")  # fmt: skip
+    head = pl.struct(
+        pl.lit(DOCUMENT_FORMAT).alias("format"),
+        "pseudonym",
+        "PatientID",
+        *IDENTITY_ATTRIBUTES,
+        "instances",
+    ).struct.json_encode()
+    # splice the pre-encoded UID objects into the JSON object
+    document = pl.concat_str(
+        head.str.strip_suffix("}"),
+        *(pl.concat_str(pl.lit(f',"{kw}":'), pl.col(kw)) for kw in UID_TAGS),
+        pl.lit("}"),
+    )
+    frame = docs.select("pseudonym", document.alias("document")).sort("pseudonym")
+    new_uids = pl.concat(flat).unique()
+    return Documents(frame, new_uids, inst.height)
+
+
+_NEEDS_ESCAPE = r'["\\\x00-\x1f]'
+
+
+def _json_strings(pairs: pl.DataFrame, name: str) -> pl.Expr:
+    """Aggregation: the group's values of ``name`` as the text of a JSON array.
+
+    UIDs only hold digits and dots, so the array is joined as text; a column holding a
+    character JSON must escape falls back to the (slower) general encoder.
+    """
+    if not pairs[name].str.contains(_NEEDS_ESCAPE).any():
+        return pl.concat_str(pl.lit('["'), pl.col(name).str.join('","'), pl.lit('"]')).alias(name)
+    return (
+        pl.struct(pl.col(name).implode().alias("a"))
+        .struct.json_encode()
+        .str.strip_prefix('{"a":')
+        .str.strip_suffix("}")
+        .alias(name)
+    )
+
+
+def _distinct(name: str, dtype: pl.DataType) -> pl.Expr:
+    """Aggregation: the distinct non-empty values of ``name`` in the group, sorted."""
+    col = pl.col(name)
+    if isinstance(dtype, pl.List):
+        col = col.flatten()
+    return col.filter(col.is_not_null() & (col != "")).unique().sort().alias(name)

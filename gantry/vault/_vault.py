@@ -1,0 +1,232 @@
+"""The identity vault of a session: enable, load a key, lock, recover, rotate.
+
+The vault is the Parquet-backed table ``identities`` (schema
+:data:`~gantry.vault._seal.IDENTITY_SCHEMA`), one row per locked patient. The
+catalog's ``meta`` records the fingerprint of the vault key
+(``vault_key_fingerprint``), never the key.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from gantry.errors import TamperedVaultError, VaultError, VaultKeyError
+from gantry.store import Store
+from gantry.vault._documents import identity_documents
+from gantry.vault._keys import VaultKey, create_key_file, read_key_file
+from gantry.vault._seal import (
+    IDENTITY_SCHEMA,
+    UID_KEYWORDS,
+    check_fingerprints,
+    open_document,
+    present,
+    seal,
+    uid_pairs,
+)
+from gantry.vault._tags import uid_tag
+
+IDENTITIES_TABLE = "identities"
+META_FINGERPRINT = "vault_key_fingerprint"
+META_NEXT_FINGERPRINT = "vault_key_fingerprint_next"
+
+PathLike = str | os.PathLike[str]
+
+
+def _vault_rows(store: Store) -> pl.DataFrame:
+    if IDENTITIES_TABLE not in store.table_names():
+        return pl.DataFrame(schema=IDENTITY_SCHEMA)
+    return store.scan(IDENTITIES_TABLE).collect()
+
+
+def enable(
+    store: Store, key_path: PathLike, *, passphrase: str | bytes | None = None
+) -> tuple[Path, VaultKey]:
+    """Create a new vault key file and record its fingerprint in the session.
+
+    Refuses when the session already has a vault holding rows (use :func:`rotate`).
+    """
+    store._require_writer()
+    current = store.get_meta(META_FINGERPRINT)
+    if current is not None and _vault_rows(store).height:
+        raise VaultError(
+            "reversible anonymization is already enabled and the vault holds identities "
+            f"(key fingerprint {current}); load its key with `load_key` or use `rotate_key`"
+        )
+    key = VaultKey.generate()
+    path = create_key_file(key_path, key, passphrase=passphrase)
+    store.set_meta(META_FINGERPRINT, key.fingerprint)
+    return path, key
+
+
+def load_key(
+    store: Store, key_path: PathLike, *, passphrase: str | bytes | None = None
+) -> VaultKey:
+    """Read the key at ``key_path`` and check it is this session's vault key."""
+    key = read_key_file(key_path, passphrase)
+    expected = store.get_meta(META_FINGERPRINT)
+    if expected is None:
+        raise VaultError(
+            "reversible anonymization is not enabled in this session: "
+            "call `enable_reversible_anonymization` first"
+        )
+    if key.fingerprint == expected:
+        return key
+    pending = store.get_meta(META_NEXT_FINGERPRINT)
+    if pending == key.fingerprint and not store.read_only:
+        rows = _vault_rows(store)
+        if rows.height and set(rows["key_fingerprint"].to_list()) == {pending}:
+            # a rotation wrote the new rows but stopped before switching the fingerprint
+            store.set_meta(META_FINGERPRINT, pending)
+            store.con.execute("DELETE FROM meta WHERE key = ?", [META_NEXT_FINGERPRINT]).fetchall()
+            return key
+    raise VaultKeyError(
+        f"key file `{Path(key_path)}` holds the wrong key for this session "
+        f"(key fingerprint {key.fingerprint}, the session expects {expected})"
+    )
+
+
+def require_key(store: Store, key: VaultKey | None) -> VaultKey:
+    """``key``, checked against the session; a clear error when no key is loaded."""
+    if key is None:
+        raise VaultKeyError(
+            "no vault key is loaded: call `load_key(path)` "
+            "(or `enable_reversible_anonymization` to create one)"
+        )
+    if store.get_meta(META_FINGERPRINT) != key.fingerprint:
+        raise VaultKeyError(
+            f"the loaded key (fingerprint {key.fingerprint}) is not this session's vault key"
+        )
+    return key
+
+
+def lock(
+    store: Store,
+    key: VaultKey | None,
+    patients: Iterable[str] | None = None,
+    *,
+    query: str | None = None,
+) -> int:
+    """Encrypt the identities of the selected patients into ``identities``; return how many.
+
+    Rows of patients locked earlier and not selected now are kept; selected ones are
+    replaced (sealed again with fresh nonces).
+    """
+    key = require_key(store, key)
+    chosen = None if patients is None else [str(p) for p in patients]
+    selection = "query" if query is not None else ("patients" if chosen is not None else "all")
+    with store.run("lock", {"selection": selection, "key_fingerprint": key.fingerprint}) as counts:
+        docs = identity_documents(store, patients=chosen, query=query)
+        rows = seal(key, docs.frame, docs.uids)
+        old = _vault_rows(store)
+        if old.height:
+            check_fingerprints(key, old)
+            kept = old.join(rows.select("pseudonym"), on="pseudonym", how="anti")
+            rows = pl.concat([kept, rows]).sort("pseudonym")
+        if rows.height:
+            store.write_table(IDENTITIES_TABLE, rows)
+        counts.update(
+            {"patients": docs.frame.height, "instances": docs.instances, "vault_rows": rows.height}
+        )
+    return docs.frame.height
+
+
+def recover_identity(rows: pl.DataFrame, key: VaultKey, pseudonym: str) -> dict[str, Any]:
+    """The identity document locked under ``pseudonym`` in ``rows``."""
+    mine = rows.filter(pl.col("pseudonym") == pseudonym)
+    if mine.height == 0:
+        check_fingerprints(key, rows)
+        raise VaultError(
+            "no identity is locked under the given `pseudonym` (lock it with `lock_identities`)"
+        )
+    if mine.height > 1:
+        raise TamperedVaultError("the identity vault holds several rows for one pseudonym")
+    return present(open_document(key, mine.row(0, named=True)))
+
+
+def recover_uid_row(rows: pl.DataFrame, key: VaultKey, new_uid: str) -> tuple[str, dict[str, Any]]:
+    """``(original UID, identity)`` of the vault row whose lookup tags hold ``new_uid``."""
+    check_fingerprints(key, rows)
+    tag = uid_tag(key.subkey("uid-lookup"), new_uid)
+    hits = rows.filter(pl.col("uid_keys").list.contains(pl.lit(tag, pl.Binary)))
+    if hits.height == 0:
+        raise VaultError("the given `new_uid` is not in the identity vault")
+    aead = AESGCM(key.subkey("identity-aead"))
+    for row in hits.iter_rows(named=True):
+        doc = open_document(key, row, aead=aead)
+        for kw in UID_KEYWORDS:
+            for old, new in uid_pairs(doc, kw):
+                if new == new_uid:
+                    return old, present(doc)
+    raise TamperedVaultError("the identity vault's lookup tags do not match its documents")
+
+
+def identities(store: Store) -> pl.DataFrame:
+    """The vault rows; a clear error when nothing was locked yet."""
+    if IDENTITIES_TABLE not in store.table_names():
+        raise VaultError("no identity vault in this session: run `lock_identities` first")
+    return _vault_rows(store)
+
+
+def rotate(
+    store: Store,
+    key: VaultKey | None,
+    new_key_path: PathLike,
+    *,
+    passphrase: str | bytes | None = None,
+) -> tuple[Path, VaultKey]:
+    """Re-encrypt every vault row under a new key written to ``new_key_path``.
+
+    The new key file is created first (``O_EXCL``); every row is opened with the old
+    key (a tampered row aborts the rotation and nothing changes); the re-sealed table
+    replaces the old one in one atomic rename; then the session's fingerprint
+    switches. An interruption between the last two steps is finished by the next
+    :func:`load_key` with the new key.
+    """
+    key = require_key(store, key)
+    new_key = VaultKey.generate()
+    path = create_key_file(new_key_path, new_key, passphrase=passphrase)
+    try:
+        rows = _vault_rows(store)
+        with store.run(
+            "rotate_key", {"from": key.fingerprint, "to": new_key.fingerprint}
+        ) as counts:
+            if rows.height:
+                resealed = reseal(rows, key, new_key)
+                store.set_meta(META_NEXT_FINGERPRINT, new_key.fingerprint)
+                store.write_table(IDENTITIES_TABLE, resealed)
+            store.set_meta(META_FINGERPRINT, new_key.fingerprint)
+            store.con.execute("DELETE FROM meta WHERE key = ?", [META_NEXT_FINGERPRINT]).fetchall()
+            counts["vault_rows"] = rows.height
+    except BaseException:
+        if store.get_meta(META_FINGERPRINT) != new_key.fingerprint:
+            path.unlink(missing_ok=True)  # unused: the vault is still under the old key
+        raise
+    return path, new_key
+
+
+def reseal(rows: pl.DataFrame, old: VaultKey, new: VaultKey) -> pl.DataFrame:
+    """Open every row with ``old`` and seal it again under ``new`` (fresh nonces)."""
+    check_fingerprints(old, rows)
+    aead = AESGCM(old.subkey("identity-aead"))
+    docs = [open_document(old, r, aead=aead) for r in rows.iter_rows(named=True)]
+    frame = pl.DataFrame(
+        {
+            "pseudonym": rows["pseudonym"],
+            "document": [json.dumps(d, separators=(",", ":")) for d in docs],
+        }
+    )
+    uids = pl.DataFrame(
+        [(d["pseudonym"], new) for d in docs for kw in UID_KEYWORDS for _, new in uid_pairs(d, kw)],
+        schema={"pseudonym": pl.String, "new_uid": pl.String},
+        orient="row",
+    ).unique()
+    locked = rows.select("pseudonym", "locked_at")
+    out = seal(new, frame, uids)
+    return out.drop("locked_at").join(locked, on="pseudonym").select(list(IDENTITY_SCHEMA))
