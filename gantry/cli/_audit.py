@@ -64,7 +64,12 @@ def config_init(path: Path, force: bool) -> None:
     help="Exit with status 3 when some instances cannot be exported as clean.",
 )
 def audit(
-    db: Path, config: Path | None, out: Path | None, by: str, no_save: bool, fail_on_unresolved: bool
+    db: Path,
+    config: Path | None,
+    out: Path | None,
+    by: str,
+    no_save: bool,
+    fail_on_unresolved: bool,
 ) -> None:
     """Audit the index for PHI and print a summary of the findings.
 

@@ -1,0 +1,91 @@
+"""match_machines: config machines → the instances they made, vectorised."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import polars as pl
+import pytest
+
+from gantry.audit import match_machines
+from gantry.config import load_config
+
+INSTANCES = pl.LazyFrame(
+    {
+        "file_id": [1, 2, 3, 4, 5],
+        "Manufacturer": ["Sonoria", "SONORIA ", "RadiCorp", "RadiCorp", None],
+        "ManufacturerModelName": ["Sonoria S8", "sonoria s8", "CR-Reader 900", "DX Flat 43", None],
+        "DeviceSerialNumber": ["US-1", "US-2", "SN77", "SN78", "SN77"],
+        "Rows": [480, 600, 2500, 3000, 10],
+        "Columns": [640, 800, 2048, 2500, 10],
+    }
+)
+
+
+def matched(machines: Any, instances: pl.LazyFrame = INSTANCES) -> dict[int, str]:
+    out = match_machines(instances, machines).collect()
+    assert out.columns == ["file_id", "machine_name", "zones", "fill"]
+    return dict(out.select("file_id", "machine_name").iter_rows())
+
+
+@pytest.mark.parametrize(
+    ("match", "expected"),
+    [
+        ({"manufacturer": "sonoria", "model": "SONORIA S8"}, {1: "m", 2: "m"}),
+        ({"manufacturer": "sonoria", "model": "s8"}, {}),  # equals is the default
+        ({"manufacturer": "sonor", "model": "s8", "mode": "contains"}, {1: "m", 2: "m"}),
+        ({"manufacturer": "sonoria", "model": "sonoria s8", "rows": 480}, {1: "m"}),
+        ({"manufacturer": "sonoria", "rows": 600, "columns": 800}, {2: "m"}),
+        ({"serial_number": "sn77"}, {3: "m", 5: "m"}),
+        ({"serial_number": "77", "mode": "contains"}, {3: "m", 5: "m"}),
+        # serial number OR manufacturer + model
+        (
+            {"serial_number": "US-1", "manufacturer": "radicorp", "model": "dx flat 43"},
+            {1: "m", 4: "m"},
+        ),
+    ],
+)
+def test_match_modes(match: dict[str, Any], expected: dict[int, str]) -> None:
+    machines = [{"name": "m", "match": match, "redaction_zones": [[0, 10, 0, 10]]}]
+    assert matched(machines) == expected
+
+
+def test_first_matching_entry_wins_and_zones_come_along() -> None:
+    machines = [
+        {"name": "by-serial", "match": {"serial_number": "SN77"}, "redaction_zones": [[0, 50, 0, 300]], "fill": 0},
+        {"name": "all-radicorp", "match": {"manufacturer": "radicorp", "mode": "contains"},
+         "redaction_zones": [[0, 20, 0, 20], [30, 40, 0, 20]]},
+    ]  # fmt: skip
+    out = match_machines(INSTANCES, machines).collect().sort("file_id")
+    assert out["machine_name"].to_list() == ["by-serial", "all-radicorp", "by-serial"]
+    assert out["zones"].to_list() == [
+        [[0, 50, 0, 300]],
+        [[0, 20, 0, 20], [30, 40, 0, 20]],
+        [[0, 50, 0, 300]],
+    ]
+    assert out["fill"].to_list() == [0, None, 0]
+
+
+def test_config_objects_and_missing_columns() -> None:
+    cfg = load_config(
+        {
+            "machines": [
+                {
+                    "name": "us-room-2",
+                    "match": {"manufacturer": "Sonoria", "model": "Sonoria S8"},
+                    "redaction_zones": [[0, 40, 0, 640]],
+                    "fill": 0,
+                }
+            ]
+        }
+    )
+    assert matched(cfg.machines) == {1: "us-room-2", 2: "us-room-2"}
+    bare = pl.LazyFrame({"file_id": [1], "Manufacturer": ["Sonoria"]})
+    assert matched(cfg.machines, bare) == {}
+
+
+@pytest.mark.parametrize("machines", [None, [], ()])
+def test_no_machines(machines: Any) -> None:
+    out = match_machines(INSTANCES, machines).collect()
+    assert out.is_empty()
+    assert out.schema["zones"] == pl.List(pl.List(pl.Int64))
