@@ -28,7 +28,7 @@ from pydicom.datadict import tag_for_keyword
 from gantry.ingest._ids import file_id
 from gantry.ingest._reference import read_reference
 from gantry.ingest._values import NeedsPydicom, SkipFile, column_type
-from gantry.ingest._walker import HeaderInfo, Row, read_fast
+from gantry.ingest._walker import HeaderInfo, Rows, read_fast
 
 __all__ = ["ELEMENTS_SCHEMA", "INSTANCES_SCHEMA", "SKIPPED_SCHEMA", "BatchResult", "read_batch"]
 
@@ -126,7 +126,7 @@ def read_batch(paths: Sequence[str | os.PathLike[str]], *, fast: bool = True) ->
     >>> batch.elements.num_rows
     270
     """
-    rows: list[Row] = []
+    rows = Rows()
     files: list[tuple[int, str, int, float, HeaderInfo, str]] = []
     skipped: list[tuple[str, int | None, float | None, str, str]] = []
     for item in paths:
@@ -145,30 +145,28 @@ def read_batch(paths: Sequence[str | os.PathLike[str]], *, fast: bool = True) ->
         try:
             info, parser = _read_one(path, fid, size, rows, fast)
         except SkipFile as skip:
-            del rows[mark:]
+            rows.truncate(mark)
             skipped.append((path, size, mtime, skip.reason, skip.detail))
             continue
         except OSError as exc:
-            del rows[mark:]
+            rows.truncate(mark)
             skipped.append((path, size, mtime, "io_error", _os_detail(exc)))
             continue
         except Exception as exc:  # a reader bug must not sink the batch
-            del rows[mark:]
+            rows.truncate(mark)
             skipped.append((path, size, mtime, "unreadable", f"{type(exc).__name__} while reading"))
             continue
         files.append((fid, path, size, mtime, info, parser))
     return BatchResult(_instances(files), _elements(rows), _skipped(skipped))
 
 
-def _read_one(
-    path: str, fid: int, size: int, rows: list[Row], fast: bool
-) -> tuple[HeaderInfo, str]:
+def _read_one(path: str, fid: int, size: int, rows: Rows, fast: bool) -> tuple[HeaderInfo, str]:
     if fast:
         mark = len(rows)
         try:
             return read_fast(path, fid, size, rows), "fast"
         except NeedsPydicom:
-            del rows[mark:]
+            rows.truncate(mark)
     return read_reference(path, fid, size, rows), "pydicom"
 
 
@@ -180,10 +178,10 @@ def _os_detail(exc: OSError) -> str:
 # tables
 
 
-def _elements(rows: list[Row]) -> pa.Table:
-    if not rows:
+def _elements(rows: Rows) -> pa.Table:
+    if not len(rows):
         return ELEMENTS_SCHEMA.empty_table()
-    columns = list(zip(*rows, strict=True))
+    columns = rows.columns()
     arrays = [
         pa.array(column, type=field.type)
         for column, field in zip(columns, ELEMENTS_SCHEMA, strict=True)

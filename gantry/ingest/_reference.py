@@ -24,10 +24,11 @@ Examples
 >>> from pathlib import Path
 >>> import pydicom
 >>> from gantry.ingest._reference import read_reference
+>>> from gantry.ingest._walker import Rows
 >>> mr = Path(pydicom.__file__).parent / "data" / "test_files" / "MR_small_implicit.dcm"
->>> rows = []
+>>> rows = Rows()
 >>> info = read_reference(str(mr), 1, mr.stat().st_size, rows)
->>> info.transfer_syntax, info.columns["Modality"], rows[-1][1:9]
+>>> info.transfer_syntax, info.columns["Modality"], rows.tuples()[-1][1:9]
 ('1.2.840.10008.1.2', 'MR', ('7FE00010', '7FE00010', 0, 'PixelData', 'OW', None, None, 8192))
 """
 
@@ -55,7 +56,7 @@ from gantry.ingest._values import (
     render_pydicom,
     value_hash,
 )
-from gantry.ingest._walker import HeaderInfo, Row, sniff
+from gantry.ingest._walker import HeaderInfo, Rows, sniff
 
 __all__ = ["read_reference"]
 
@@ -64,7 +65,7 @@ _LONG_VRS: Final = frozenset(vr.value for vr in EXPLICIT_VR_LENGTH_32)
 _SCAN_CHUNK: Final = 1 << 16
 
 
-def read_reference(path: str, fid: int, size: int, rows: list[Row]) -> HeaderInfo:
+def read_reference(path: str, fid: int, size: int, rows: Rows) -> HeaderInfo:
     """Read one file with pydicom, appending its ``elements`` rows to `rows`.
 
     Parameters and results are those of :func:`gantry.ingest._walker.read_fast`.
@@ -135,7 +136,7 @@ def _stop_at_pixels(tag: BaseTag, vr: str | None, length: int) -> bool:
 
 
 class _Reader:
-    def __init__(self, stream: _Tracked, fid: int, size: int, rows: list[Row]) -> None:
+    def __init__(self, stream: _Tracked, fid: int, size: int, rows: Rows) -> None:
         self.stream = stream
         self.fid = fid
         self.size = size
@@ -233,9 +234,7 @@ class _Reader:
             keyword = entry[4] or None if entry else None
             creator = self.creator(ds, tag)
             if vr == "SQ":
-                rows.append(
-                    (fid, path, taghex, depth, keyword, vr, creator, None, len(value), None)
-                )
+                rows.add(fid, path, taghex, depth, keyword, vr, creator, None, len(value), None)
                 for index, item in enumerate(value):
                     self.emit(item, depth + 1, f"{path}[{index}].", None)
                 continue
@@ -244,7 +243,7 @@ class _Reader:
             else:
                 length = raw_length
             if tag in PIXEL_TAGS:
-                rows.append((fid, path, taghex, depth, keyword, vr, creator, None, length, None))
+                rows.add(fid, path, taghex, depth, keyword, vr, creator, None, length, None)
                 continue
             text = render_pydicom(vr, value)
             digest = (
@@ -252,7 +251,7 @@ class _Reader:
                 if text is None
                 else None
             )
-            rows.append((fid, path, taghex, depth, keyword, vr, creator, text, length, digest))
+            rows.add(fid, path, taghex, depth, keyword, vr, creator, text, length, digest)
             if depth == 0 and text is not None:
                 column = column_keyword(tag)
                 if column is not None:
@@ -318,7 +317,7 @@ class _Reader:
         taghex = f"{tag:08X}"
         entry = DicomDictionary.get(tag)
         keyword = entry[4] if entry else None
-        self.rows.append((self.fid, taghex, taghex, 0, keyword, vr, None, None, value_length, None))
+        self.rows.add(self.fid, taghex, taghex, 0, keyword, vr, None, None, value_length, None)
         if tag == PIXEL_DATA:
             self.pixel = (None if deflated else start, element_end - start)
         stream.seek(element_end)
@@ -329,13 +328,16 @@ def _header_length(stream: Any, implicit: bool, little: bool, value_tell: int) -
     endian = "<" if little else ">"
     stream.seek(max(value_tell - 8, 0))
     header = stream.read(8)
-    if len(header) == 8:
-        if implicit:
-            return int(struct.unpack(endian + "L", header[4:])[0])
-        if header[:2].decode("latin_1") in _LONG_VRS and header[2:4] == b"\0\0":
-            return int(struct.unpack(endian + "L", header[4:])[0])
-        return int(struct.unpack(endian + "H", header[6:])[0])
-    raise SkipFile("unreadable", "cannot read back an element header")
+    if len(header) != 8:
+        raise SkipFile("unreadable", "cannot read back an element header")
+    if implicit or header[:2].decode("latin_1") in _LONG_VRS and header[2:4] == b"\0\0":
+        length = int(struct.unpack(endian + "L", header[4:])[0])
+    else:
+        length = int(struct.unpack(endian + "H", header[6:])[0])
+    stream.seek(0, 2)
+    if length != _UNDEFINED and value_tell + length > stream.tell():
+        raise SkipFile("truncated", "an element runs past the end of the file")
+    return length
 
 
 def _encapsulated_length(stream: Any, endian: str, end: int) -> int:

@@ -23,13 +23,13 @@ Examples
 --------
 >>> from pathlib import Path
 >>> import pydicom
->>> from gantry.ingest._walker import read_fast
+>>> from gantry.ingest._walker import Rows, read_fast
 >>> ct = Path(pydicom.__file__).parent / "data" / "test_files" / "CT_small.dcm"
->>> rows = []
+>>> rows = Rows()
 >>> info = read_fast(str(ct), 1, ct.stat().st_size, rows)
 >>> info.transfer_syntax, info.pixel_offset, info.pixel_length
-('1.2.840.10008.1.2.1', 6426, 32780)
->>> info.columns["Modality"], rows[0][1:6]
+('1.2.840.10008.1.2.1', 6288, 32780)
+>>> info.columns["Modality"], rows.tuples()[0][1:6]
 ('CT', ('00020000', '00020000', 0, 'FileMetaInformationGroupLength', 'UL'))
 """
 
@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import struct
 import zlib
-from typing import BinaryIO, Final, NamedTuple
+from typing import Any, BinaryIO, Final, NamedTuple
 
 from pydicom.datadict import DicomDictionary, dictionary_VR, private_dictionary_VR
 from pydicom.uid import PrivateTransferSyntaxes
@@ -56,11 +56,81 @@ from gantry.ingest._values import (
     value_hash,
 )
 
-__all__ = ["HeaderInfo", "Row", "read_fast", "sniff"]
+__all__ = ["HeaderInfo", "Rows", "read_fast", "sniff"]
 
-#: One ``elements`` row: file_id, path, tag, depth, keyword, vr,
-#: private_creator, value, length, value_hash.
-Row = tuple[int, str, str, int, str | None, str, str | None, str | None, int, str | None]
+
+class Rows:
+    """The ``elements`` rows of a batch, one list per column (schema order).
+
+    Readers append to the lists directly; :meth:`truncate` drops the rows of
+    a file that was not indexed after all.
+    """
+
+    __slots__ = (
+        "file_id",
+        "path",
+        "tag",
+        "depth",
+        "keyword",
+        "vr",
+        "private_creator",
+        "value",
+        "length",
+        "value_hash",
+    )
+
+    def __init__(self) -> None:
+        self.file_id: list[int] = []
+        self.path: list[str] = []
+        self.tag: list[str] = []
+        self.depth: list[int] = []
+        self.keyword: list[str | None] = []
+        self.vr: list[str] = []
+        self.private_creator: list[str | None] = []
+        self.value: list[str | None] = []
+        self.length: list[int] = []
+        self.value_hash: list[str | None] = []
+
+    def __len__(self) -> int:
+        return len(self.path)
+
+    def add(
+        self,
+        fid: int,
+        path: str,
+        tag: str,
+        depth: int,
+        keyword: str | None,
+        vr: str,
+        private_creator: str | None,
+        value: str | None,
+        length: int,
+        value_hash: str | None,
+    ) -> None:
+        """Append one row."""
+        self.file_id.append(fid)
+        self.path.append(path)
+        self.tag.append(tag)
+        self.depth.append(depth)
+        self.keyword.append(keyword)
+        self.vr.append(vr)
+        self.private_creator.append(private_creator)
+        self.value.append(value)
+        self.length.append(length)
+        self.value_hash.append(value_hash)
+
+    def columns(self) -> list[list[Any]]:
+        """The column lists, in ``elements`` schema order."""
+        return [getattr(self, name) for name in self.__slots__]
+
+    def truncate(self, count: int) -> None:
+        """Keep only the first `count` rows."""
+        for column in self.columns():
+            del column[count:]
+
+    def tuples(self) -> list[tuple[Any, ...]]:
+        """The rows as tuples (for tests and debugging)."""
+        return list(zip(*self.columns(), strict=True))
 
 
 class HeaderInfo(NamedTuple):
@@ -76,7 +146,6 @@ class HeaderInfo(NamedTuple):
 _CHUNK: Final = 8192
 _UNDEFINED: Final = 0xFFFFFFFF
 _ITEM: Final = 0xFFFEE000
-_ITEM_END: Final = 0xFFFEE00D
 _SEQUENCE_END: Final = 0xFFFEE0DD
 _CHARSET: Final = 0x00080005
 _PIXEL_REPRESENTATION: Final = 0x00280103
@@ -115,6 +184,11 @@ _OW_WHEN_IMPLICIT: Final = frozenset(
 )
 # pydicom adds 65536 to a negative first LUT Descriptor value read as SS
 _LUT_DESCRIPTORS: Final = frozenset({0x00281101, 0x00281102, 0x00281103, 0x00283002})
+_AMBIGUOUS_VRS: Final = frozenset({"US or SS", "OB or OW", "US or OW", "US or SS or OW"})
+# VRs whose text is the latin-1 value with trailing spaces / NULs stripped
+_PLAIN_VRS: Final = frozenset({"AS", "CS", "DA", "DT", "TM"})
+# tags that change how later elements of their dataset are read
+_SPECIAL_TAGS: Final = frozenset({_CHARSET, _PIXEL_REPRESENTATION})
 
 # tag -> (tag text, keyword, dictionary VR or None, instances column keyword)
 _PUBLIC: dict[int, tuple[str, str | None, str | None, str | None]] = {}
@@ -137,6 +211,18 @@ def _public(tag: int) -> tuple[str, str | None, str | None, str | None]:
 def _hex(tag: int) -> str:
     text = _HEX[tag] = f"{tag:08X}"
     return text
+
+
+def _resolve(vr: str, tag: int, implicit: bool, length: int, pixel_rep: int | None) -> str:
+    """Resolve an ambiguous dictionary VR the way pydicom does, or decline."""
+    if vr == "US or SS" and tag in _US_SS_TAGS and pixel_rep is not None:
+        return "US" if pixel_rep == 0 else "SS"
+    if vr == "OB or OW" and implicit:
+        if tag == PIXEL_DATA:
+            return "OB" if length == _UNDEFINED else "OW"
+        if tag in _OW_WHEN_IMPLICIT and length != _UNDEFINED:
+            return "OW"
+    raise NeedsPydicom("ambiguous VR")
 
 
 def _private_vr(creator: str, tag: int) -> str:
@@ -171,7 +257,7 @@ def sniff(head: bytes | bytearray) -> int | None:
     return None
 
 
-def read_fast(path: str, fid: int, size: int, rows: list[Row]) -> HeaderInfo:
+def read_fast(path: str, fid: int, size: int, rows: Rows) -> HeaderInfo:
     """Walk the header of one file, appending its ``elements`` rows to `rows`.
 
     Parameters
@@ -182,9 +268,9 @@ def read_fast(path: str, fid: int, size: int, rows: list[Row]) -> HeaderInfo:
         Its :func:`~gantry.ingest.file_id`.
     size : int
         Its size in bytes (from ``stat``).
-    rows : list
+    rows : Rows
         Receives the rows; on an exception it may hold a partial file's rows,
-        which the caller removes.
+        which the caller removes (:meth:`Rows.truncate`).
 
     Returns
     -------
@@ -211,7 +297,7 @@ def read_fast(path: str, fid: int, size: int, rows: list[Row]) -> HeaderInfo:
 class _Walk:
     """One file's walk; datasets are parsed by :meth:`dataset` recursively."""
 
-    def __init__(self, f: BinaryIO, size: int, fid: int, rows: list[Row]) -> None:
+    def __init__(self, f: BinaryIO, size: int, fid: int, rows: Rows) -> None:
         self.f = f
         self.size = size
         self.fid = fid
@@ -335,7 +421,7 @@ class _Walk:
                 text = DECODERS[vr](buf[start:end], "latin_1", "<")
             else:
                 text = ""
-            rows.append((fid, taghex, taghex, 0, keyword, vr, None, text, length, digest))
+            rows.add(fid, taghex, taghex, 0, keyword, vr, None, text, length, digest)
             if column is not None and text is not None:
                 columns[column] = text
             if tag == 0x00020010:
@@ -353,28 +439,42 @@ class _Walk:
         """Parse elements from `pos` to `end`; return the position after the dataset.
 
         `undefined` marks an item of undefined length, which must end with an
-        item delimiter before `end`.
+        item delimiter before `end`.  This is the hot loop of ingest: constants
+        are literals, lookups are local, rows go straight into column lists.
         """
         buf = self.buf
         blen = len(buf)
-        rows_append = self.rows.append
+        rows = self.rows
+        add_fid = rows.file_id.append
+        add_path = rows.path.append
+        add_tag = rows.tag.append
+        add_depth = rows.depth.append
+        add_keyword = rows.keyword.append
+        add_vr = rows.vr.append
+        add_creator = rows.private_creator.append
+        add_value = rows.value.append
+        add_length = rows.length.append
+        add_hash = rows.value_hash.append
         fid = self.fid
         implicit = self.implicit
         endian = self.endian
-        header = (
-            (_IMPLICIT_LE if endian == "<" else _IMPLICIT_BE)
-            if implicit
-            else (_EXPLICIT_LE if endian == "<" else _EXPLICIT_BE)
-        )
+        if implicit:
+            header = _IMPLICIT_LE if endian == "<" else _IMPLICIT_BE
+        else:
+            header = _EXPLICIT_LE if endian == "<" else _EXPLICIT_BE
         ulong = _UL_LE if endian == "<" else _UL_BE
         top = depth == 0
         columns = self.columns if top else None
         public = _PUBLIC
+        hexes = _HEX
         vrs = _VRS
         long_vrs = _LONG_VRS
         bulk_vrs = BULK_VRS
+        plain_vrs = _PLAIN_VRS
+        ambiguous_vrs = _AMBIGUOUS_VRS
         decoders = DECODERS
         pixel_tags = PIXEL_TAGS
+        special_tags = _SPECIAL_TAGS
         creators: dict[int, str] = {}
         pixel_rep: int | None = None
         prev = -1
@@ -391,7 +491,7 @@ class _Walk:
                 group, elem, vr_bytes, length = header(buf, pos)
             tag = group << 16 | elem
             if tag <= prev or group == 0xFFFE:
-                if undefined and tag == _ITEM_END:
+                if undefined and tag == 0xFFFEE00D:
                     return pos + 8
                 raise NeedsPydicom("element out of order, repeated, or an unexpected delimiter")
             prev = tag
@@ -404,16 +504,16 @@ class _Walk:
                     if vstart > end or vstart > blen:
                         raise NeedsPydicom("truncated element header")
                     length = ulong(buf, pos + 8)[0]
+                    if length == 0xFFFFFFFF and vr == "UN":
+                        raise NeedsPydicom("UN of undefined length")
                 else:
                     vstart = pos + 8
-                if length == _UNDEFINED and vr == "UN":
-                    raise NeedsPydicom("UN of undefined length")
 
             # -- tag information and the VR pydicom would report
             creator = None
             column = None
             if group & 1:
-                taghex = _HEX.get(tag) or _hex(tag)
+                taghex = hexes.get(tag) or _hex(tag)
                 keyword = None
                 dict_vr = None
                 if elem < 0x100:
@@ -435,67 +535,43 @@ class _Walk:
                     vr = dict_vr
                     if vr == "SQ":
                         raise NeedsPydicom("UN re-typed as a sequence")
-            if " or " in vr:
-                if vr == "US or SS" and tag in _US_SS_TAGS and pixel_rep is not None:
-                    vr = "US" if pixel_rep == 0 else "SS"
-                elif vr == "OB or OW" and implicit and tag == PIXEL_DATA:
-                    vr = "OB" if length == _UNDEFINED else "OW"
-                elif (
-                    vr == "OB or OW"
-                    and implicit
-                    and tag in _OW_WHEN_IMPLICIT
-                    and length != _UNDEFINED
-                ):
-                    vr = "OW"
-                else:
-                    raise NeedsPydicom("ambiguous VR")
+            if vr in ambiguous_vrs:
+                vr = _resolve(vr, tag, implicit, length, pixel_rep)
             path = prefix + taghex
 
             # -- undefined length: sequences and encapsulated pixel data
-            if length == _UNDEFINED:
+            if length == 0xFFFFFFFF:
                 if implicit and (group & 1 or dict_vr is None):
                     # pydicom looks ahead: an item tag means a sequence
                     blen = self.more(vstart + 4)
-                    if vstart + 4 > blen or self.item_tag(vstart) != _ITEM:
+                    if vstart + 4 > blen or self.item_tag(vstart) != 0xFFFEE000:
                         raise NeedsPydicom("undefined length value")
                     vr = "SQ"
                 if vr == "SQ":
-                    index = len(self.rows)
-                    rows_append(None)  # type: ignore[arg-type]
-                    pos, count = self.sequence(vstart, _UNDEFINED, depth, path, codec, end)
-                    self.rows[index] = (
-                        fid,
-                        path,
-                        taghex,
-                        depth,
-                        keyword,
-                        vr,
-                        creator,
-                        None,
-                        count,
-                        None,
-                    )
+                    index = len(rows.path)
+                    rows.add(fid, path, taghex, depth, keyword, vr, creator, None, 0, None)
+                    pos, count = self.sequence(vstart, 0xFFFFFFFF, depth, path, codec, end)
+                    rows.length[index] = count
                     blen = len(buf)
                     continue
                 if tag not in pixel_tags:
                     raise NeedsPydicom("undefined length value")
                 delimiter = self.fragments(vstart, not top)
-                rows_append(
-                    (fid, path, taghex, depth, keyword, vr, creator, None, delimiter - vstart, None)
+                rows.add(
+                    fid, path, taghex, depth, keyword, vr, creator, None, delimiter - vstart, None
                 )
                 if top:
                     pos, end = self.skip_pixels(tag, pos, delimiter + 8, end)
-                    blen = len(buf)
                 else:
                     pos = delimiter + 8
-                    blen = len(buf)
+                blen = len(buf)
                 continue
 
             vend = vstart + length
             if vend > end:
                 raise NeedsPydicom("value runs past its dataset or the file")
             if tag in pixel_tags:
-                rows_append((fid, path, taghex, depth, keyword, vr, creator, None, length, None))
+                rows.add(fid, path, taghex, depth, keyword, vr, creator, None, length, None)
                 if top:
                     pos, end = self.skip_pixels(tag, pos, vend, end)
                     blen = len(buf)
@@ -506,64 +582,55 @@ class _Walk:
             if vend > blen:
                 blen = self.more(vend)
 
+            text: str | None
+            digest = None
             if vr == "SQ":
-                index = len(self.rows)
-                rows_append(None)  # type: ignore[arg-type]
+                index = len(rows.path)
+                rows.add(fid, path, taghex, depth, keyword, vr, creator, None, 0, None)
                 after, count = self.sequence(vstart, length, depth, path, codec, vend)
                 if after != vend:
                     raise NeedsPydicom("sequence length mismatch")
-                self.rows[index] = (
-                    fid,
-                    path,
-                    taghex,
-                    depth,
-                    keyword,
-                    vr,
-                    creator,
-                    None,
-                    count,
-                    None,
-                )
+                rows.length[index] = count
                 blen = len(buf)
                 pos = vend
                 continue
-            if vr in bulk_vrs:
-                rows_append(
-                    (
-                        fid,
-                        path,
-                        taghex,
-                        depth,
-                        keyword,
-                        vr,
-                        creator,
-                        None,
-                        length,
-                        value_hash(buf[vstart:vend]),
-                    )
-                )
-                pos = vend
-                continue
-            if length:
+            elif vr in bulk_vrs:
+                text = None
+                digest = value_hash(buf[vstart:vend])
+            elif not length:
+                text = ""
+            elif vr in plain_vrs:
+                text = buf[vstart:vend].decode("latin_1").rstrip(" \x00")
+            else:
                 text = decoders[vr](buf[vstart:vend], codec, endian)
-                if tag in _LUT_DESCRIPTORS and vr == "SS" and text[0] == "-" and "\\" in text:
+                if vr == "SS" and tag in _LUT_DESCRIPTORS and text[0] == "-" and "\\" in text:
                     first, rest = text.split("\\", 1)
                     text = f"{int(first) + 65536}\\{rest}"
-            else:
-                text = ""
-            rows_append((fid, path, taghex, depth, keyword, vr, creator, text, length, None))
+            add_fid(fid)
+            add_path(path)
+            add_tag(taghex)
+            add_depth(depth)
+            add_keyword(keyword)
+            add_vr(vr)
+            add_creator(creator)
+            add_value(text)
+            add_length(length)
+            add_hash(digest)
+            pos = vend
+            if text is None:
+                continue
             if column is not None and columns is not None:
                 columns[column] = text
             if group & 1:
                 if 0x10 <= elem < 0x100:
                     creators[elem] = text
-            elif tag == _CHARSET:
-                codec = _CODECS.get(text, "")
-                if not codec:
-                    raise NeedsPydicom("character set")
-            elif tag == _PIXEL_REPRESENTATION and vr == "US" and length == 2:
-                pixel_rep = int(text)
-            pos = vend
+            elif tag in special_tags:
+                if tag == 0x00080005:
+                    codec = _CODECS.get(text, "")
+                    if not codec:
+                        raise NeedsPydicom("character set")
+                elif vr == "US" and length == 2:  # (0028,0103) Pixel Representation
+                    pixel_rep = int(text)
         if undefined or pos != end:
             raise NeedsPydicom("dataset does not end where it should")
         return pos
