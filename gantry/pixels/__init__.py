@@ -4,6 +4,7 @@
 """
 
 from gantry.pixels._codecs import decode, iter_frames
+from gantry.pixels._encode import EncodedPixels, apply_encoded, encode
 from gantry.pixels._transfer_syntax import Compression
 
-__all__ = ["Compression", "decode", "iter_frames"]
+__all__ = ["Compression", "EncodedPixels", "apply_encoded", "decode", "encode", "iter_frames"]
