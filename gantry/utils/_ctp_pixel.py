@@ -36,12 +36,12 @@ from pydicom.datadict import tag_for_keyword
 
 from gantry.utils.ctp_parser import ConversionReport, CTPScriptError, ReportItem
 
-__all__ = ["Signature", "Test", "convert", "parse"]
+__all__ = ["Condition", "Signature", "convert", "parse"]
 
 #: Alternatives one signature may expand to before the script is refused.
 MAX_ALTERNATIVES: Final = 64
 
-#: Test methods, lower-cased → (spelling, number of arguments).
+#: Condition methods, lower-cased → (spelling, number of arguments).
 METHODS: Final[dict[str, tuple[str, int]]] = {
     m.lower(): (m, n)
     for m, n in (
@@ -69,8 +69,8 @@ _REGEX_META: Final = re.compile(r"[\\^$.|?*+()\[\]{}]")
 
 
 @dataclass(frozen=True, slots=True)
-class Test:
-    """One ``element.method(args)`` test."""
+class Condition:
+    """One ``element.method(args)`` test of a signature."""
 
     element: str
     """The element as written: ``Manufacturer``, ``[0008,0070]``, ``A::B``."""
@@ -106,7 +106,7 @@ class Const:
     value: bool
 
 
-Node = Test | Not | And | Or | Const
+Node = Condition | Not | And | Or | Const
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,13 +128,13 @@ def _quote(arg: str) -> str:
 
 def render(node: Node) -> str:
     """A node back in CTP syntax (parentheses only where needed)."""
-    if isinstance(node, Test):
+    if isinstance(node, Condition):
         return node.text()
     if isinstance(node, Const):
         return "true" if node.value else "false"
     if isinstance(node, Not):
         inner = render(node.operand)
-        return "!" + (inner if isinstance(node.operand, Test | Const | Not) else f"({inner})")
+        return "!" + (inner if isinstance(node.operand, Condition | Const | Not) else f"({inner})")
     if isinstance(node, And):
         return " * ".join(
             f"({render(o)})" if isinstance(o, Or) else render(o) for o in node.operands
@@ -319,7 +319,7 @@ class _Parser:
             self.next()
         return "::".join(parts), tags[0] if len(tags) == 1 else None
 
-    def test(self) -> Test:
+    def test(self) -> Condition:
         line = self.tok.line
         element, tag = self.element()
         self.expect(".", f"'.' and a method after {element}")
@@ -347,7 +347,7 @@ class _Parser:
         if len(args) != arity:
             raise self.fail(f"{arity} argument{'s' if arity != 1 else ''} to {method}")
         self.expect(")", f"')' closing {method}(")
-        return Test(element, tag, method, tuple(args), line)
+        return Condition(element, tag, method, tuple(args), line)
 
 
 def _regions(s: _Scanner) -> list[tuple[int, int, int, int]]:
@@ -441,7 +441,7 @@ def parse(text: str) -> list[Signature]:
 
 # -- normal form ---------------------------------------------------------------------------
 
-Literal_ = tuple[Test, bool]  # (test, positive)
+Literal_ = tuple[Condition, bool]  # (test, positive)
 Conjunction = tuple[Literal_, ...]
 
 
@@ -450,11 +450,11 @@ def dnf(node: Node, negate: bool = False) -> list[Conjunction]:
 
     Examples
     --------
-    >>> a, b, c = (Test(k, None, "equals", ("1",)) for k in "ABC")
+    >>> a, b, c = (Condition(k, None, "equals", ("1",)) for k in "ABC")
     >>> [[(t.element, pos) for t, pos in conj] for conj in dnf(And((a, Or((b, Not(c))))))]
     [[('A', True), ('B', True)], [('A', True), ('C', False)]]
     """
-    if isinstance(node, Test):
+    if isinstance(node, Condition):
         return [((node, not negate),)]
     if isinstance(node, Const):
         return [()] if node.value != negate else []
@@ -529,10 +529,11 @@ def _match_of(conj: Conjunction) -> _Entry:
             else:
                 residual.append(shown)
             continue
-        fld = _TEXT_FIELDS.get(t.tag) if t.tag is not None else None
-        if fld is None or fld in text or not arg:
+        text_field = _TEXT_FIELDS.get(t.tag) if t.tag is not None else None
+        if text_field is None or text_field in text or not arg:
             residual.append(shown)
             continue
+        fld = text_field
         if m == "containsIgnoreCase":
             text[fld] = (arg, "contains", True)
         elif m == "equalsIgnoreCase":
@@ -721,9 +722,9 @@ def _convert_signature(
     return made
 
 
-def iter_tests(node: Node) -> Iterator[Test]:
+def iter_tests(node: Node) -> Iterator[Condition]:
     """Every test of a condition, left to right."""
-    if isinstance(node, Test):
+    if isinstance(node, Condition):
         yield node
     elif isinstance(node, Not):
         yield from iter_tests(node.operand)

@@ -208,9 +208,10 @@ class ConversionReport:
 
     def to_yaml(self) -> str:
         """The report as YAML."""
-        return yaml.safe_dump(
+        text: str = yaml.safe_dump(
             self.to_dict(), sort_keys=False, default_flow_style=None, allow_unicode=True, width=100
         )
+        return text
 
     def to_markdown(self) -> str:
         """The report as a Markdown page (tables of approximate and unmapped rules)."""
@@ -446,7 +447,7 @@ def _config_yaml(config: dict[str, Any], report: ConversionReport) -> str:
         "# Review before use: the conversion report lists every approximate and",
         "# unconverted rule (docs/ctp.md explains the mapping).",
     ]
-    body = yaml.safe_dump(
+    body: str = yaml.safe_dump(
         config, sort_keys=False, default_flow_style=None, allow_unicode=True, width=100
     )
     tail: list[str] = []
