@@ -224,5 +224,5 @@ def _distinct(name: str, dtype: pl.DataType) -> pl.Expr:
     """Aggregation: the distinct non-empty values of ``name`` in the group, sorted."""
     col = pl.col(name)
     if isinstance(dtype, pl.List):
-        col = col.flatten()
+        col = col.list.explode(keep_nulls=False, empty_as_null=False)
     return col.filter(col.is_not_null() & (col != "")).unique().sort().alias(name)
