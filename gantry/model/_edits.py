@@ -32,6 +32,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import numpy as np
@@ -104,11 +105,25 @@ def _now() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
+def _query(store: Store, sql: str, params: list[Any] | None = None) -> pl.DataFrame:
+    """Run a catalog query on a cursor of its own.
+
+    DuckDB 2 refuses concurrent calls on one connection, and edits, saves and reads
+    may come from several threads: each query here gets a fresh cursor.
+    """
+    cur = store.con.cursor()
+    try:
+        return cur.sql(sql, params=params).pl()
+    finally:
+        cur.close()
+
+
 def _has_tables(store: Store) -> bool:
     names = set(
-        store.sql(
+        _query(
+            store,
             "SELECT table_name FROM information_schema.tables "
-            "WHERE table_name IN ('edits', 'pixel_edits')"
+            "WHERE table_name IN ('edits', 'pixel_edits')",
         )["table_name"].to_list()
     )
     return names == {"edits", "pixel_edits"}
@@ -116,7 +131,8 @@ def _has_tables(store: Store) -> bool:
 
 def sidecar_path(store: Store) -> Path:
     """The current sidecar file (named in ``meta``; ``pixels.bin`` before any compaction)."""
-    name = store.get_meta(SIDECAR_META_KEY)
+    got = _query(store, "SELECT value FROM meta WHERE key = ?", [SIDECAR_META_KEY])
+    name = got.item() if got.height else None
     return store.layout.data_dir / name if name else store.layout.sidecar
 
 
@@ -140,11 +156,12 @@ def load_edits(store: Store) -> pl.DataFrame:
     """
     if not _has_tables(store):
         return pl.DataFrame(schema=EDITS_SCHEMA)
-    frame = store.sql(
+    frame = _query(
+        store,
         "SELECT * EXCLUDE (rn) FROM ("
         " SELECT *, row_number() OVER (PARTITION BY file_id, tag ORDER BY version DESC) AS rn"
         f" FROM edits WHERE tag <> '{INSTANCE_TAG}') "
-        "WHERE rn = 1 AND op <> 'revert' ORDER BY file_id, tag"
+        "WHERE rn = 1 AND op <> 'revert' ORDER BY file_id, tag",
     )
     return frame.cast(EDITS_SCHEMA)  # type: ignore[arg-type]
 
@@ -152,11 +169,12 @@ def load_edits(store: Store) -> pl.DataFrame:
 def _exclusions(store: Store) -> pl.DataFrame:
     if not _has_tables(store):
         return pl.DataFrame(schema={"file_id": pl.Int64, "value": pl.String})
-    return store.sql(
+    return _query(
+        store,
         "SELECT file_id, value FROM ("
         " SELECT file_id, op, value,"
         "  row_number() OVER (PARTITION BY file_id ORDER BY version DESC) AS rn"
-        f" FROM edits WHERE tag = '{INSTANCE_TAG}') WHERE rn = 1 AND op = 'exclude'"
+        f" FROM edits WHERE tag = '{INSTANCE_TAG}') WHERE rn = 1 AND op = 'exclude'",
     )
 
 
@@ -168,9 +186,10 @@ def excluded_file_ids(store: Store) -> set[int]:
 def _live_pixel_refs(store: Store) -> dict[int, BlobRef]:
     if not _has_tables(store):
         return {}
-    rows = store.sql(
+    rows = _query(
+        store,
         'SELECT file_id, version, "offset", nbytes, dtype, shape, checksum FROM pixel_edits '
-        'WHERE NOT superseded AND "offset" IS NOT NULL'
+        'WHERE NOT superseded AND "offset" IS NOT NULL',
     )
     return {
         r[0]: BlobRef(r[0], r[1], r[2], r[3], r[4], tuple(r[5]), r[6]) for r in rows.iter_rows()
@@ -181,7 +200,8 @@ def read_pixel_edit(store: Store, file_id: int) -> np.ndarray | None:
     """The saved edited pixel array of ``file_id`` (verified), or None."""
     if not _has_tables(store):
         return None
-    rows = store.sql(
+    rows = _query(
+        store,
         'SELECT file_id, version, "offset", nbytes, dtype, shape, checksum FROM pixel_edits '
         'WHERE file_id = ? AND NOT superseded AND "offset" IS NOT NULL '
         "ORDER BY version DESC LIMIT 1",
@@ -251,9 +271,10 @@ class _Saved:
         ]
         excl = _exclusions(store)
         if _has_tables(store):
-            vers = store.sql(
+            vers = _query(
+                store,
                 "SELECT file_id, max(version) AS v FROM (SELECT file_id, version FROM edits "
-                "UNION ALL SELECT file_id, version FROM pixel_edits) GROUP BY 1 ORDER BY 1"
+                "UNION ALL SELECT file_id, version FROM pixel_edits) GROUP BY 1 ORDER BY 1",
             )
         else:
             vers = pl.DataFrame(schema={"file_id": pl.Int64, "v": pl.Int64})
@@ -513,7 +534,8 @@ def _insert(cur: duckdb.DuckDBPyConnection, table: str, rows: pa.Table) -> None:
 
 def save(store: Store, log: EditLog, lock: threading.Lock) -> SaveResult:
     """Persist the pending edits of ``log``: sidecar blobs first, then one transaction."""
-    with lock, store.run("save") as counts:
+    # store.run writes its row on the shared connection: hold the store's mutex meanwhile
+    with lock, store._mutex, store.run("save") as counts:
         snap = log.snapshot()
         if not snap:
             counts.update(SaveResult().as_dict())
@@ -562,10 +584,9 @@ def save(store: Store, log: EditLog, lock: threading.Lock) -> SaveResult:
                 cur.unregister("_gantry_touched")
             if pixel_rows.num_rows:
                 _insert(cur, "pixel_edits", pixel_rows)
-            if store.get_meta(SIDECAR_META_KEY) is None:
-                cur.execute(
-                    "INSERT OR REPLACE INTO meta VALUES (?, ?)", [SIDECAR_META_KEY, sidecar.name]
-                ).fetchall()
+            cur.execute(
+                "INSERT OR REPLACE INTO meta VALUES (?, ?)", [SIDECAR_META_KEY, sidecar.name]
+            ).fetchall()
             _crash_point("save:before-commit")
         _crash_point("save:after-commit")
         result = SaveResult(
@@ -590,7 +611,7 @@ def compact(store: Store, log: EditLog, lock: threading.Lock) -> int:
     next compaction.
     """
     data_dir = store.layout.data_dir
-    with lock, store.run("compact") as counts:
+    with lock, store._mutex, store.run("compact") as counts:
         current = sidecar_path(store)
         live = list(_live_pixel_refs(store).values())
         strays = [p for p in data_dir.glob("pixels*.bin") if p.name != current.name and p.is_file()]

@@ -90,7 +90,7 @@ class _Editable:
 class Node(_Editable):
     """A patient, study or series: a group of index rows."""
 
-    __slots__ = ("_index", "_model", "_view")
+    __slots__ = ("__weakref__", "_index", "_model", "_view")
     level: ClassVar[Level]
 
     def __init__(self, model: Model, view: IndexView, index: int) -> None:
@@ -231,7 +231,7 @@ class Instance(_Editable):
     :attr:`pixel_array` to edit pixels.
     """
 
-    __slots__ = ("_elements", "_fid", "_model", "_pixels", "_row", "_view")
+    __slots__ = ("__weakref__", "_elements", "_fid", "_model", "_pixels", "_row", "_view")
     level: ClassVar[Level] = "instance"
 
     def __init__(self, model: Model, view: IndexView, row: int) -> None:
