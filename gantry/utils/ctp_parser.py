@@ -35,6 +35,7 @@ Examples
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -447,9 +448,17 @@ def _config_yaml(config: dict[str, Any], report: ConversionReport) -> str:
         "# Review before use: the conversion report lists every approximate and",
         "# unconverted rule (docs/ctp.md explains the mapping).",
     ]
-    body: str = yaml.safe_dump(
-        config, sort_keys=False, default_flow_style=None, allow_unicode=True, width=100
+    rest = {k: v for k, v in config.items() if k != "keep"}
+    body: str = yaml.dump(
+        rest,
+        Dumper=_Dumper,
+        sort_keys=False,
+        default_flow_style=None,
+        allow_unicode=True,
+        width=100,
     )
+    if "keep" in config:
+        body += _keep_yaml(config["keep"])
     tail: list[str] = []
     if report.unmapped:
         tail = ["", "# Not converted (see the report):"]
@@ -458,6 +467,32 @@ def _config_yaml(config: dict[str, Any], report: ConversionReport) -> str:
             tail.append(f"#   {where}{' '.join(it.rule.split())}")
             tail.append(f"#     {' '.join(it.reason.split())}")
     return "\n".join(head) + "\n" + body + ("\n".join(tail) + "\n" if tail else "")
+
+
+class _Dumper(yaml.SafeDumper):
+    """Safe dumper that quotes tag text ("0008,0080"), as docs/config.md asks."""
+
+
+def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    style = "'" if _TAG_TEXT.match(value) else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_TAG_TEXT = re.compile(r"^[0-9A-Fa-f]{4},[0-9A-Fa-f]{4}$")
+_Dumper.add_representer(str, _represent_str)
+
+
+def _keep_yaml(tags: list[str]) -> str:
+    """``keep:`` as a block list, each tag with its keyword as a comment."""
+    from pydicom.datadict import keyword_for_tag
+
+    if not tags:
+        return "keep: []\n"
+    lines = ["keep:"]
+    for tag in tags:
+        keyword = keyword_for_tag(int(tag.replace(",", ""), 16))
+        lines.append(f"- '{tag}'" + (f"  # {keyword}" if keyword else ""))
+    return "\n".join(lines) + "\n"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
