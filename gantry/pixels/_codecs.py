@@ -165,6 +165,7 @@ def _decode_rle(data: bytes, layout: PixelLayout) -> np.ndarray:
         raise layout.error(
             f"RLE frame decoded to {raw.size} samples, expected {layout.pixels_per_frame}"
         )
+    frame: np.ndarray
     if layout.samples > 1:  # RLE segments are planar by construction
         frame = raw.reshape(layout.samples, layout.rows, layout.columns).transpose(1, 2, 0)
     else:
@@ -219,7 +220,7 @@ def _decode_jpegls(data: bytes, layout: PixelLayout) -> np.ndarray:
 
 def _decode_j2k(data: bytes, layout: PixelLayout) -> np.ndarray:
     info = j2k_info(data)
-    attempts = [("jpeg2k", {})]
+    attempts: list[tuple[str, dict[str, Any]]] = [("jpeg2k", {})]
     if layout.spec.family == "htj2k":
         attempts.append(("htj2k", {}))
     errors = []

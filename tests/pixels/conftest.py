@@ -96,7 +96,7 @@ def build_dataset(
 def through_file(ds: Dataset) -> Dataset:
     """Write ``ds`` with its transfer syntax and read it back."""
     buf = io.BytesIO()
-    ds.save_as(buf, enforce_file_format=True)
+    pydicom.dcmwrite(buf, ds, enforce_file_format=True)
     buf.seek(0)
     return pydicom.dcmread(buf)
 
