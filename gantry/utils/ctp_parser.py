@@ -469,16 +469,14 @@ def _config_yaml(config: dict[str, Any], report: ConversionReport) -> str:
     return "\n".join(head) + "\n" + body + ("\n".join(tail) + "\n" if tail else "")
 
 
-class _Dumper(yaml.SafeDumper):
-    """Safe dumper that quotes tag text ("0008,0080"), as docs/config.md asks."""
-
-
 def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
     style = "'" if _TAG_TEXT.match(value) else None
     return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
 
 
 _TAG_TEXT = re.compile(r"^[0-9A-Fa-f]{4},[0-9A-Fa-f]{4}$")
+#: A safe dumper that quotes tag text ("0008,0080"), as docs/config.md asks.
+_Dumper: Any = type("_Dumper", (yaml.SafeDumper,), {})
 _Dumper.add_representer(str, _represent_str)
 
 
