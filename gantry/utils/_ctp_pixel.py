@@ -28,7 +28,6 @@ other test is reported and marks the entry ``(approximate)``.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -431,7 +430,7 @@ def parse(text: str) -> list[Signature]:
         expr = p.expr()
         if p.tok.kind != "}":
             raise p.fail("'}' closing the signature, or * + to combine tests")
-        # the parser has read one token past "}" only if it asked for it: it did not
+        # "}" is the parser's lookahead: the scanner stands right after it
         regions = _regions(s)
         raw = " ".join(s.text[start : s.pos].split())
         name = f"{section}: {label}" if section and label else (label or section)
@@ -720,14 +719,3 @@ def _convert_signature(
     elif reasons:
         report.approximate.append(ReportItem(sig.line, sig.text, "; ".join(reasons)))
     return made
-
-
-def iter_tests(node: Node) -> Iterator[Condition]:
-    """Every test of a condition, left to right."""
-    if isinstance(node, Condition):
-        yield node
-    elif isinstance(node, Not):
-        yield from iter_tests(node.operand)
-    elif isinstance(node, And | Or):
-        for o in node.operands:
-            yield from iter_tests(o)
