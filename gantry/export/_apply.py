@@ -237,11 +237,23 @@ def _apply_edits(ds: Dataset, edits: list[tuple[str, str, str | None]]) -> None:
 
 
 def _apply_pixels(ds: Dataset, item: ExportItem, ts: str, compression: str | None) -> str:
-    """Pixel edits, redaction and transcoding through gantry.pixels; returns the new syntax."""
+    """Pixel edits, redaction and transcoding through gantry.pixels; returns the new syntax.
+
+    Redaction alone goes frame by frame (:func:`gantry.pixels.redact_dataset`); a
+    pixel edit or a requested compression decodes the whole array once.
+    Anything that cannot be decoded, redacted, verified or re-encoded raises, and
+    the instance is reported as failed (never written as clean).
+    """
     import numpy as np
 
     from gantry import pixels
 
+    zones = [pixels.Zone(*z) for z in item.redaction["zones"]] if item.redaction else []
+    fill = item.redaction.get("fill", 0) if item.redaction else 0
+    if item.pixel_edit is None and item.redaction is not None and not compression:
+        pixels.redact_dataset(ds, zones, fill=fill, path=item.src)
+        ds.BurnedInAnnotation = "NO"
+        return str(ds.file_meta.TransferSyntaxUID)
     if item.pixel_edit is not None:
         sidecar, offset, nbytes, dtype, shape = item.pixel_edit
         with open(sidecar, "rb") as fh:
@@ -249,25 +261,13 @@ def _apply_pixels(ds: Dataset, item: ExportItem, ts: str, compression: str | Non
             array = np.frombuffer(fh.read(nbytes), dtype=np.dtype(dtype)).reshape(shape)
     else:
         array = pixels.decode(ds, path=item.src)
-    if item.redaction is not None:
-        zones = [pixels.Zone(*z) for z in item.redaction["zones"]]
-        fill = item.redaction.get("fill", 0)
+    if zones:
+        spp = int(ds.get("SamplesPerPixel", 1))
+        frames = int(ds.get("NumberOfFrames", 1) or 1)
         before = array
-        array = pixels.redact(
-            array,
-            zones,
-            fill=fill,
-            samples_per_pixel=int(ds.get("SamplesPerPixel", 1)),
-            frames=int(ds.get("NumberOfFrames", 1) or 1),
-        ).array
-        pixels.verify_redaction(
-            before,
-            array,
-            zones,
-            fill,
-            samples_per_pixel=int(ds.get("SamplesPerPixel", 1)),
-            frames=int(ds.get("NumberOfFrames", 1) or 1),
-        )
+        array = pixels.redact(array, zones, fill=fill, samples_per_pixel=spp, frames=frames).array
+        pixels.verify_redaction(before, array, zones, fill, samples_per_pixel=spp, frames=frames)
+        ds.BurnedInAnnotation = "NO"
     encoded = pixels.encode(array, ds, compression or "none")
     pixels.apply_encoded(ds, encoded)
     return str(encoded.transfer_syntax)

@@ -81,6 +81,20 @@ DUMMY_BY_VR = {
 }
 
 WELL_KNOWN_UID_PREFIX = "1.2.840.10008."
+
+SUPPLEMENT = {
+    "00080051": "IssuerOfAccessionNumberSequence",
+    "00100024": "IssuerOfPatientIDQualifiersSequence",
+    "00400026": "OrderPlacerIdentifierSequence",
+    "00400027": "OrderFillerIdentifierSequence",
+    "00400031": "LocalNamespaceEntityID",
+    "00400032": "UniversalEntityID",
+    "00400033": "UniversalEntityIDType",
+    "00400036": "AssigningFacilitySequence",
+}
+"""Identifier-issuer attributes (HL7 v2 HD) that Table E.1-1 does not list but that name
+the issuing institution or carry identifiers: removed (rule ``gantry-supplement``) unless
+``retain-institution-identity`` is in effect."""
 TEXT_VRS = ("LO", "LT", "SH", "ST", "UT", "UC", "PN")
 
 # (0012,0064) codes: CID 7050
@@ -159,9 +173,33 @@ def build_plan(store: Store, config: Any) -> pl.DataFrame:
         .with_columns(pl.col("tag").str.to_integer(base=16).cast(pl.UInt32).alias("_tag"))
         .collect()
     )
-    hits = profile.match(el["tag"])
+    hits = profile.match(el["tag"]).join(
+        profile.table.select("pattern", pl.col("basic_code").alias("_code")).unique("pattern"),
+        on="pattern",
+        how="left",
+        maintain_order="left",
+    )
     el = el.with_columns(hits["action"].alias("_p_action"), hits["source"].alias("_p_rule"))
-    is_private = (pl.col("_tag") >> 16) % 2 == 1
+    # a compound code (X/Z, X/Z/D) on a sequence removes it: an empty sequence is invalid
+    # where the attribute is Type 3, which these are in the common IODs
+    sq_compound = (
+        (pl.col("vr") == "SQ")
+        & pl.col("_p_action").is_in(["Z", "D"])
+        & hits["_code"].fill_null("").str.starts_with("X/")
+    )
+    el = el.with_columns(
+        pl.when(sq_compound).then(pl.lit("X")).otherwise(pl.col("_p_action")).alias("_p_action")
+    )
+    if not any(_enum_text(o) == "retain-institution-identity" for o in profile.options):
+        supplement = pl.col("_p_action").is_null() & pl.col("tag").is_in(list(SUPPLEMENT))
+        el = el.with_columns(
+            pl.when(supplement).then(pl.lit("X")).otherwise(pl.col("_p_action")).alias("_p_action"),
+            pl.when(supplement)
+            .then(pl.lit("gantry-supplement"))
+            .otherwise(pl.col("_p_rule"))
+            .alias("_p_rule"),
+        )
+    is_private = (pl.col("_tag") // 65536) % 2 == 1
 
     # config overrides and keep list
     overrides = _config_overrides(config)
@@ -249,8 +287,10 @@ def build_plan(store: Store, config: Any) -> pl.DataFrame:
     el = el.filter(pl.col("action") != "K")
 
     plan = _new_values(el, secret, uid_root, config)
-    plan = pl.concat([plan, _age_rows(store, config), _added_rows(per_file, profile, el, config)])
-    plan = pl.concat([plan, _redaction_rows(store, config)])
+    redaction = _redaction_rows(store, config)
+    added = _added_rows(per_file, profile, config, redaction["file_id"])
+    parts = [plan, _age_rows(store, config), added, redaction]
+    plan = pl.concat([p.select(list(PLAN_SCHEMA)).cast(PLAN_SCHEMA) for p in parts])
     return plan.select(list(PLAN_SCHEMA)).cast(PLAN_SCHEMA).sort("file_id", "path")
 
 
@@ -533,10 +573,17 @@ def _age_rows(store: Store, config: Any) -> pl.DataFrame:
 
 
 def _added_rows(
-    per_file: pl.DataFrame, profile: Any, el: pl.DataFrame, config: Any
+    per_file: pl.DataFrame, profile: Any, config: Any, redacted: pl.Series
 ) -> pl.DataFrame:
-    """PatientIdentityRemoved, DeidentificationMethod (+ code sequence), temporal flag."""
-    codes = list(profile.deidentification_codes)
+    """PatientIdentityRemoved, DeidentificationMethod (+ code sequence), temporal flag.
+
+    Instances with redaction zones also get 113101 (Clean Pixel Data Option).
+    """
+
+    def codes_json(cleaned: bool) -> str:
+        codes = profile.deidentification_codes_for(pixel_data_cleaned=cleaned)
+        return json.dumps([{"value": v, "scheme": _DEID_SCHEME, "meaning": m} for v, m in codes])
+
     options = [_enum_text(o) for o in (_config_value(config, "options", ()) or ())]
     method = f"Gantry {__version__}; {profile.name}" + (
         f" + {', '.join(options)}" if options else ""
@@ -544,11 +591,10 @@ def _added_rows(
     shifted = "retain-longitudinal-modified-dates" in options
     full = "retain-longitudinal-full-dates" in options
     temporal = "MODIFIED" if shifted else ("UNMODIFIED" if full else "REMOVED")
-    code_json = json.dumps([{"value": v, "scheme": _DEID_SCHEME, "meaning": m} for v, m in codes])
     added = [
         ("00120062", "PatientIdentityRemoved", "CS", "YES"),
         ("00120063", "DeidentificationMethod", "LO", method[:64]),
-        ("00120064", "DeidentificationMethodCodeSequence", "SQ", code_json),
+        ("00120064", "DeidentificationMethodCodeSequence", "SQ", None),
         ("00280303", "LongitudinalTemporalInformationModified", "CS", temporal),
     ]
     files = per_file.select("file_id")
@@ -559,7 +605,13 @@ def _added_rows(
             pl.lit(kw).alias("keyword"),
             pl.lit(vr).alias("vr"),
             pl.lit("A").alias("action"),
-            pl.lit(value).alias("new_value"),
+            (
+                pl.lit(value)
+                if value is not None
+                else pl.when(pl.col("file_id").is_in(redacted.implode()))
+                .then(pl.lit(codes_json(True)))
+                .otherwise(pl.lit(codes_json(False)))
+            ).alias("new_value"),
             pl.lit("deidentification").alias("rule"),
         )
         for tag, kw, vr, value in added

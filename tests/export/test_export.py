@@ -282,6 +282,7 @@ def test_killed_export_resumes_with_identical_bytes(tmp_path: Path) -> None:
             break
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait(timeout=30)
+    proc.stdout.close()
     with Session(db) as s:
         r = s.export(tmp_path / "out", safe=False, workers=2, progress=False)
     assert r.already_done >= 6

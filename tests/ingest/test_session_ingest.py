@@ -119,6 +119,7 @@ def test_killed_ingest_resumes_without_duplicates(tmp_path: Path) -> None:
             break
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait(timeout=30)
+    proc.stdout.close()
     time.sleep(0.1)
     with Session(db) as s:
         partial = s.sql("SELECT count(*) AS n FROM instances")["n"][0]
