@@ -21,14 +21,16 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Final
 
+import numpy as np
 import polars as pl
 import pyarrow as pa
+import pyarrow.compute as pc
 from pydicom.datadict import tag_for_keyword
 
 from gantry.ingest._ids import file_id
 from gantry.ingest._reference import read_reference
 from gantry.ingest._values import NeedsPydicom, SkipFile, column_type
-from gantry.ingest._walker import HeaderInfo, Rows, read_fast
+from gantry.ingest._walker import HeaderInfo, Rows, read_fast, tag_keyword
 
 __all__ = ["ELEMENTS_SCHEMA", "INSTANCES_SCHEMA", "SKIPPED_SCHEMA", "BatchResult", "read_batch"]
 
@@ -127,6 +129,7 @@ def read_batch(paths: Sequence[str | os.PathLike[str]], *, fast: bool = True) ->
     270
     """
     rows = Rows()
+    counts: list[int] = []  # element rows per indexed file
     files: list[tuple[int, str, int, float, HeaderInfo, str]] = []
     skipped: list[tuple[str, int | None, float | None, str, str]] = []
     for item in paths:
@@ -143,7 +146,7 @@ def read_batch(paths: Sequence[str | os.PathLike[str]], *, fast: bool = True) ->
         fid = file_id(path)
         mark = len(rows)
         try:
-            info, parser = _read_one(path, fid, size, rows, fast)
+            info, parser = _read_one(path, size, rows, fast)
         except SkipFile as skip:
             rows.truncate(mark)
             skipped.append((path, size, mtime, skip.reason, skip.detail))
@@ -157,17 +160,20 @@ def read_batch(paths: Sequence[str | os.PathLike[str]], *, fast: bool = True) ->
             skipped.append((path, size, mtime, "unreadable", f"{type(exc).__name__} while reading"))
             continue
         files.append((fid, path, size, mtime, info, parser))
-    return BatchResult(_instances(files), _elements(rows), _skipped(skipped))
+        counts.append(len(rows) - mark)
+    return BatchResult(
+        _instances(files), _elements(rows, [f[0] for f in files], counts), _skipped(skipped)
+    )
 
 
-def _read_one(path: str, fid: int, size: int, rows: Rows, fast: bool) -> tuple[HeaderInfo, str]:
+def _read_one(path: str, size: int, rows: Rows, fast: bool) -> tuple[HeaderInfo, str]:
     if fast:
         mark = len(rows)
         try:
-            return read_fast(path, fid, size, rows), "fast"
+            return read_fast(path, size, rows), "fast"
         except NeedsPydicom:
             rows.truncate(mark)
-    return read_reference(path, fid, size, rows), "pydicom"
+    return read_reference(path, size, rows), "pydicom"
 
 
 def _os_detail(exc: OSError) -> str:
@@ -178,15 +184,28 @@ def _os_detail(exc: OSError) -> str:
 # tables
 
 
-def _elements(rows: Rows) -> pa.Table:
+def _elements(rows: Rows, fids: list[int], counts: list[int]) -> pa.Table:
+    """Build ``elements``: stored columns as they are, the others computed per column."""
     if not len(rows):
         return ELEMENTS_SCHEMA.empty_table()
-    columns = rows.columns()
-    arrays = [
-        pa.array(column, type=field.type)
-        for column, field in zip(columns, ELEMENTS_SCHEMA, strict=True)
-    ]
-    return pa.Table.from_arrays(arrays, schema=ELEMENTS_SCHEMA)
+    path = pa.array(rows.path, type=pa.string())
+    tag = pc.utf8_slice_codeunits(path, -8)
+    # keyword is a function of the tag: look it up once per distinct tag
+    distinct = tag.dictionary_encode()
+    keywords = pa.array([tag_keyword(t) for t in distinct.dictionary.to_pylist()], type=pa.string())
+    columns = {
+        "file_id": pa.array(np.repeat(np.asarray(fids, dtype=np.int64), counts)),
+        "path": path,
+        "tag": tag,
+        "depth": pc.count_substring(path, "[").cast(pa.int8()),
+        "keyword": keywords.take(distinct.indices),
+        "vr": pa.array(rows.vr, type=pa.string()),
+        "private_creator": pa.array(rows.private_creator, type=pa.string()),
+        "value": pa.array(rows.value, type=pa.string()),
+        "length": pa.array(rows.length, type=pa.int64()),
+        "value_hash": pa.array(rows.value_hash, type=pa.string()),
+    }
+    return pa.Table.from_arrays(list(columns.values()), schema=ELEMENTS_SCHEMA)
 
 
 def _skipped(skipped: list[tuple[str, int | None, float | None, str, str]]) -> pa.Table:
@@ -217,23 +236,14 @@ def _instances(files: list[tuple[int, str, int, float, HeaderInfo, str]]) -> pa.
         [f[5] for f in files],
     ]
     names = list(INSTANCES_SCHEMA.names)
-    arrays = [
+    arrays: list[pa.Array | pa.ChunkedArray] = [
         pa.array(column, type=field.type)
         for column, field in zip(fixed, INSTANCES_SCHEMA, strict=True)
     ]
-
-    present: set[str] = set()
-    for f in files:
-        present.update(f[4].columns)
-    texts = {kw: [f[4].columns.get(kw) for f in files] for kw in sorted(present, key=_tag_order)}
-    typed = _convert(texts)
-    for keyword in texts:
-        array, raw = typed[keyword]
-        names.append(keyword)
-        arrays.append(array)
-        if raw is not None:
-            names.append(f"{keyword}__raw")
-            arrays.append(raw)
+    typed = _typed_columns(files)
+    for name in typed.column_names:
+        names.append(name)
+        arrays.append(typed.column(name))
     return pa.Table.from_arrays(arrays, names=names)
 
 
@@ -252,52 +262,61 @@ def _as_item(expr: pl.Expr, item: pa.DataType) -> pl.Expr:
     )
 
 
-def _convert(texts: dict[str, list[str | None]]) -> dict[str, tuple[pa.Array, pa.Array | None]]:
-    """Type every keyword's text column in one Polars pass."""
-    out: dict[str, tuple[pa.Array, pa.Array | None]] = {}
+def _typed_columns(files: list[tuple[int, str, int, float, HeaderInfo, str]]) -> pa.Table:
+    """The keyword columns of ``instances`` (and any ``__raw``), in tag order.
+
+    The per-file texts are scattered into one list per keyword; string
+    columns go to Arrow as they are, the others are converted by one Polars
+    ``select`` over the whole batch.
+    """
+    count = len(files)
+    texts: dict[str, list[str | None]] = {}
+    for index, f in enumerate(files):
+        for keyword, text in f[4].columns.items():
+            column = texts.get(keyword)
+            if column is None:
+                column = texts[keyword] = [None] * count
+            column[index] = text
+    out: dict[str, pa.Array] = {}
     exprs: list[pl.Expr] = []
-    pending: list[tuple[str, pa.DataType]] = []
+    targets: dict[str, pa.DataType] = {}
     for keyword, values in texts.items():
         target = column_type(keyword)
         assert target is not None
         is_list = pa.types.is_list(target)
         item = target.value_type if is_list else target
         if not is_list and pa.types.is_string(item):
-            out[keyword] = (pa.array(values, type=pa.string()), None)
+            out[keyword] = pa.array(values, type=pa.string())
             continue
+        targets[keyword] = target
         text = pl.col(keyword)
         if is_list:
             parts = pl.when(text == "").then(_BLANK_SPLIT).otherwise(text.str.split("\\"))
             if pa.types.is_string(item):
                 exprs.append(parts.alias(keyword))
-                pending.append((keyword, target))
                 continue
-            value = parts.list.eval(_as_item(pl.element().str.strip_chars(), item))
+            stripped = pl.element().str.strip_chars()
+            value = parts.list.eval(_as_item(stripped, item))
             failed = parts.list.eval(
-                (pl.element().str.strip_chars() != "")
-                & _as_item(pl.element().str.strip_chars(), item).is_null()
+                (stripped != "") & _as_item(stripped, item).is_null()
             ).list.any()
         else:
             value = _as_item(text.str.strip_chars(), item)
-            failed = text.is_not_null() & (text.str.strip_chars() != "") & value.is_null()
+            failed = (text.str.strip_chars() != "") & value.is_null()
         exprs.append(value.alias(keyword))
-        exprs.append(failed.fill_null(False).alias(f"{keyword}__failed"))
-        pending.append((keyword, target))
-    if not pending:
-        return out
-    frame = pl.DataFrame(
-        {kw: texts[kw] for kw, _ in pending},
-        schema={kw: pl.String for kw, _ in pending},
-    ).select(exprs)
-    for keyword, target in pending:
-        array = frame.get_column(keyword).to_arrow().cast(target)
-        raw = None
-        flag = f"{keyword}__failed"
-        if flag in frame.columns and frame.get_column(flag).any():
-            keep = frame.get_column(flag).to_list()
-            raw = pa.array(
-                [t if k else None for t, k in zip(texts[keyword], keep, strict=True)],
-                type=pa.string(),
-            )
-        out[keyword] = (array, raw)
-    return out
+        exprs.append(pl.when(failed).then(text).alias(f"{keyword}__raw"))
+    if exprs:
+        frame = pl.DataFrame(
+            {keyword: texts[keyword] for keyword in targets},
+            schema={keyword: pl.String for keyword in targets},
+        ).select(exprs)
+        for name, series in zip(frame.columns, frame.get_columns(), strict=True):
+            if name.endswith("__raw") and series.null_count() == count:
+                continue  # a __raw column exists only when some row needed it
+            out[name] = series.to_arrow().cast(targets.get(name, pa.string()))
+    names = []
+    for keyword in sorted(texts, key=_tag_order):
+        names.append(keyword)
+        if f"{keyword}__raw" in out:
+            names.append(f"{keyword}__raw")
+    return pa.Table.from_arrays([out[name] for name in names], names=names)

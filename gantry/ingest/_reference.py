@@ -27,8 +27,8 @@ Examples
 >>> from gantry.ingest._walker import Rows
 >>> mr = Path(pydicom.__file__).parent / "data" / "test_files" / "MR_small_implicit.dcm"
 >>> rows = Rows()
->>> info = read_reference(str(mr), 1, mr.stat().st_size, rows)
->>> info.transfer_syntax, info.columns["Modality"], rows.tuples()[-1][1:9]
+>>> info = read_reference(str(mr), mr.stat().st_size, rows)
+>>> info.transfer_syntax, info.columns["Modality"], rows.tuples()[-1][:8]
 ('1.2.840.10008.1.2', 'MR', ('7FE00010', '7FE00010', 0, 'PixelData', 'OW', None, None, 8192))
 """
 
@@ -38,7 +38,7 @@ import struct
 import warnings
 from typing import Any, BinaryIO, Final
 
-from pydicom.datadict import DicomDictionary, dictionary_VR
+from pydicom.datadict import dictionary_VR
 from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
@@ -65,7 +65,7 @@ _LONG_VRS: Final = frozenset(vr.value for vr in EXPLICIT_VR_LENGTH_32)
 _SCAN_CHUNK: Final = 1 << 16
 
 
-def read_reference(path: str, fid: int, size: int, rows: Rows) -> HeaderInfo:
+def read_reference(path: str, size: int, rows: Rows) -> HeaderInfo:
     """Read one file with pydicom, appending its ``elements`` rows to `rows`.
 
     Parameters and results are those of :func:`gantry.ingest._walker.read_fast`.
@@ -85,7 +85,7 @@ def read_reference(path: str, fid: int, size: int, rows: Rows) -> HeaderInfo:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             try:
-                return _Reader(stream, fid, size, rows).run()
+                return _Reader(stream, size, rows).run()
             except SkipFile:
                 raise
             except OSError as exc:
@@ -136,9 +136,8 @@ def _stop_at_pixels(tag: BaseTag, vr: str | None, length: int) -> bool:
 
 
 class _Reader:
-    def __init__(self, stream: _Tracked, fid: int, size: int, rows: Rows) -> None:
+    def __init__(self, stream: _Tracked, size: int, rows: Rows) -> None:
         self.stream = stream
-        self.fid = fid
         self.size = size
         self.rows = rows
         self.columns: dict[str, str] = {}
@@ -202,7 +201,6 @@ class _Reader:
         value length is then read back from the element header).
         """
         rows = self.rows
-        fid = self.fid
         # converting one element can convert others (private creators, Pixel
         # Representation): take the raw lengths first
         for tag, raw in sorted(ds._dict.items()):
@@ -230,11 +228,9 @@ class _Reader:
                 vr, value = "UN", raw_value
             taghex = f"{tag:08X}"
             path = prefix + taghex
-            entry = DicomDictionary.get(tag)
-            keyword = entry[4] or None if entry else None
             creator = self.creator(ds, tag)
             if vr == "SQ":
-                rows.add(fid, path, taghex, depth, keyword, vr, creator, None, len(value), None)
+                rows.add(path, vr, creator, None, len(value), None)
                 for index, item in enumerate(value):
                     self.emit(item, depth + 1, f"{path}[{index}].", None)
                 continue
@@ -243,7 +239,7 @@ class _Reader:
             else:
                 length = raw_length
             if tag in PIXEL_TAGS:
-                rows.add(fid, path, taghex, depth, keyword, vr, creator, None, length, None)
+                rows.add(path, vr, creator, None, length, None)
                 continue
             text = render_pydicom(vr, value)
             digest = (
@@ -251,7 +247,7 @@ class _Reader:
                 if text is None
                 else None
             )
-            rows.add(fid, path, taghex, depth, keyword, vr, creator, text, length, digest)
+            rows.add(path, vr, creator, text, length, digest)
             if depth == 0 and text is not None:
                 column = column_keyword(tag)
                 if column is not None:
@@ -315,9 +311,7 @@ class _Reader:
             else:
                 vr = "OW" if int(ds.get("BitsAllocated", 0) or 0) > 8 else "OB"
         taghex = f"{tag:08X}"
-        entry = DicomDictionary.get(tag)
-        keyword = entry[4] if entry else None
-        self.rows.add(self.fid, taghex, taghex, 0, keyword, vr, None, None, value_length, None)
+        self.rows.add(taghex, vr, None, None, value_length, None)
         if tag == PIXEL_DATA:
             self.pixel = (None if deflated else start, element_end - start)
         stream.seek(element_end)

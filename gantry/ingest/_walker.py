@@ -26,10 +26,10 @@ Examples
 >>> from gantry.ingest._walker import Rows, read_fast
 >>> ct = Path(pydicom.__file__).parent / "data" / "test_files" / "CT_small.dcm"
 >>> rows = Rows()
->>> info = read_fast(str(ct), 1, ct.stat().st_size, rows)
+>>> info = read_fast(str(ct), ct.stat().st_size, rows)
 >>> info.transfer_syntax, info.pixel_offset, info.pixel_length
 ('1.2.840.10008.1.2.1', 6288, 32780)
->>> info.columns["Modality"], rows.tuples()[0][1:6]
+>>> info.columns["Modality"], rows.tuples()[0][:5]
 ('CT', ('00020000', '00020000', 0, 'FileMetaInformationGroupLength', 'UL'))
 """
 
@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import struct
 import zlib
+from functools import cache
 from typing import Any, BinaryIO, Final, NamedTuple
 
 from pydicom.datadict import DicomDictionary, dictionary_VR, private_dictionary_VR
@@ -56,35 +57,24 @@ from gantry.ingest._values import (
     value_hash,
 )
 
-__all__ = ["HeaderInfo", "Rows", "read_fast", "sniff"]
+__all__ = ["HeaderInfo", "Rows", "read_fast", "sniff", "tag_keyword"]
 
 
 class Rows:
-    """The ``elements`` rows of a batch, one list per column (schema order).
+    """The ``elements`` rows of a batch, one list per stored column.
 
-    Readers append to the lists directly; :meth:`truncate` drops the rows of
-    a file that was not indexed after all.
+    Readers append ``path``, ``vr``, ``private_creator``, ``value``,
+    ``length`` and ``value_hash``; the other columns are functions of these
+    (``tag`` is the path's last 8 characters, ``depth`` its count of ``[``,
+    ``keyword`` the tag's dictionary keyword, ``file_id`` the file's) and are
+    computed per column when the table is built.  :meth:`truncate` drops the
+    rows of a file that was not indexed after all.
     """
 
-    __slots__ = (
-        "file_id",
-        "path",
-        "tag",
-        "depth",
-        "keyword",
-        "vr",
-        "private_creator",
-        "value",
-        "length",
-        "value_hash",
-    )
+    __slots__ = ("path", "vr", "private_creator", "value", "length", "value_hash")
 
     def __init__(self) -> None:
-        self.file_id: list[int] = []
         self.path: list[str] = []
-        self.tag: list[str] = []
-        self.depth: list[int] = []
-        self.keyword: list[str | None] = []
         self.vr: list[str] = []
         self.private_creator: list[str | None] = []
         self.value: list[str | None] = []
@@ -96,11 +86,7 @@ class Rows:
 
     def add(
         self,
-        fid: int,
         path: str,
-        tag: str,
-        depth: int,
-        keyword: str | None,
         vr: str,
         private_creator: str | None,
         value: str | None,
@@ -108,11 +94,7 @@ class Rows:
         value_hash: str | None,
     ) -> None:
         """Append one row."""
-        self.file_id.append(fid)
         self.path.append(path)
-        self.tag.append(tag)
-        self.depth.append(depth)
-        self.keyword.append(keyword)
         self.vr.append(vr)
         self.private_creator.append(private_creator)
         self.value.append(value)
@@ -120,7 +102,7 @@ class Rows:
         self.value_hash.append(value_hash)
 
     def columns(self) -> list[list[Any]]:
-        """The column lists, in ``elements`` schema order."""
+        """The stored column lists."""
         return [getattr(self, name) for name in self.__slots__]
 
     def truncate(self, count: int) -> None:
@@ -129,8 +111,25 @@ class Rows:
             del column[count:]
 
     def tuples(self) -> list[tuple[Any, ...]]:
-        """The rows as tuples (for tests and debugging)."""
-        return list(zip(*self.columns(), strict=True))
+        """The rows as ``(path, tag, depth, keyword, vr, private_creator, value, length,
+        value_hash)`` tuples (for tests and debugging)."""
+        return [
+            (path, path[-8:], path.count("["), tag_keyword(path[-8:]), *rest)
+            for path, *rest in zip(*self.columns(), strict=True)
+        ]
+
+
+@cache
+def tag_keyword(taghex: str) -> str | None:
+    """The ``elements.keyword`` of a tag: its dictionary keyword, ``None`` if it has none.
+
+    Examples
+    --------
+    >>> tag_keyword("00100010"), tag_keyword("00091010"), tag_keyword("60023000")
+    ('PatientName', None, None)
+    """
+    entry = DicomDictionary.get(int(taghex, 16))
+    return entry[4] or None if entry else None
 
 
 class HeaderInfo(NamedTuple):
@@ -190,20 +189,18 @@ _PLAIN_VRS: Final = frozenset({"AS", "CS", "DA", "DT", "TM"})
 # tags that change how later elements of their dataset are read
 _SPECIAL_TAGS: Final = frozenset({_CHARSET, _PIXEL_REPRESENTATION})
 
-# tag -> (tag text, keyword, dictionary VR or None, instances column keyword)
-_PUBLIC: dict[int, tuple[str, str | None, str | None, str | None]] = {}
+# tag -> (tag text, dictionary VR or None, instances column keyword)
+_PUBLIC: dict[int, tuple[str, str | None, str | None]] = {}
 _HEX: dict[int, str] = {}
 _PRIVATE_VR: dict[tuple[str, int], str] = {}
 
 
-def _public(tag: int) -> tuple[str, str | None, str | None, str | None]:
-    entry = DicomDictionary.get(tag)
-    keyword = entry[4] or None if entry else None
+def _public(tag: int) -> tuple[str, str | None, str | None]:
     try:
-        vr: str | None = dictionary_VR(tag)
+        vr: str | None = str(dictionary_VR(tag))
     except KeyError:
         vr = None
-    info = (f"{tag:08X}", keyword, vr, column_keyword(tag))
+    info = (f"{tag:08X}", vr, column_keyword(tag))
     _PUBLIC[tag] = info
     return info
 
@@ -257,15 +254,13 @@ def sniff(head: bytes | bytearray) -> int | None:
     return None
 
 
-def read_fast(path: str, fid: int, size: int, rows: Rows) -> HeaderInfo:
+def read_fast(path: str, size: int, rows: Rows) -> HeaderInfo:
     """Walk the header of one file, appending its ``elements`` rows to `rows`.
 
     Parameters
     ----------
     path : str
         The file.
-    fid : int
-        Its :func:`~gantry.ingest.file_id`.
     size : int
         Its size in bytes (from ``stat``).
     rows : Rows
@@ -287,7 +282,7 @@ def read_fast(path: str, fid: int, size: int, rows: Rows) -> HeaderInfo:
     """
     with open(path, "rb", buffering=0) as f:
         try:
-            return _Walk(f, size, fid, rows).run()
+            return _Walk(f, size, rows).run()
         except (SkipFile, NeedsPydicom, OSError):
             raise
         except Exception as exc:  # a malformed file the checks above missed
@@ -297,10 +292,9 @@ def read_fast(path: str, fid: int, size: int, rows: Rows) -> HeaderInfo:
 class _Walk:
     """One file's walk; datasets are parsed by :meth:`dataset` recursively."""
 
-    def __init__(self, f: BinaryIO, size: int, fid: int, rows: Rows) -> None:
+    def __init__(self, f: BinaryIO, size: int, rows: Rows) -> None:
         self.f = f
         self.size = size
-        self.fid = fid
         self.rows = rows
         self.buf = bytearray()
         self.base = 0  # file offset of buf[0]
@@ -383,7 +377,6 @@ class _Walk:
         """Parse the group 0002 elements (explicit VR little endian)."""
         buf = self.buf
         rows = self.rows
-        fid = self.fid
         columns = self.columns
         header = _EXPLICIT_LE
         syntax = sop_class = None
@@ -410,7 +403,7 @@ class _Walk:
             end = start + length
             if length == _UNDEFINED or vr == "SQ" or end > self.size or end > self.more(end):
                 raise NeedsPydicom("unusual file meta")
-            taghex, keyword, dict_vr, column = _PUBLIC.get(tag) or _public(tag)
+            taghex, dict_vr, column = _PUBLIC.get(tag) or _public(tag)
             if vr == "UN" or " or " in vr:
                 raise NeedsPydicom("UN in file meta")
             text: str | None = None
@@ -421,7 +414,7 @@ class _Walk:
                 text = DECODERS[vr](buf[start:end], "latin_1", "<")
             else:
                 text = ""
-            rows.add(fid, taghex, taghex, 0, keyword, vr, None, text, length, digest)
+            rows.add(taghex, vr, None, text, length, digest)
             if column is not None and text is not None:
                 columns[column] = text
             if tag == 0x00020010:
@@ -445,17 +438,12 @@ class _Walk:
         buf = self.buf
         blen = len(buf)
         rows = self.rows
-        add_fid = rows.file_id.append
         add_path = rows.path.append
-        add_tag = rows.tag.append
-        add_depth = rows.depth.append
-        add_keyword = rows.keyword.append
         add_vr = rows.vr.append
         add_creator = rows.private_creator.append
         add_value = rows.value.append
         add_length = rows.length.append
         add_hash = rows.value_hash.append
-        fid = self.fid
         implicit = self.implicit
         endian = self.endian
         if implicit:
@@ -514,7 +502,6 @@ class _Walk:
             column = None
             if group & 1:
                 taghex = hexes.get(tag) or _hex(tag)
-                keyword = None
                 dict_vr = None
                 if elem < 0x100:
                     if implicit or vr == "UN":
@@ -528,7 +515,7 @@ class _Walk:
                         if vr == "SQ" and not implicit:
                             raise NeedsPydicom("UN re-typed as a sequence")
             else:
-                taghex, keyword, dict_vr, column = public.get(tag) or _public(tag)
+                taghex, dict_vr, column = public.get(tag) or _public(tag)
                 if implicit:
                     vr = dict_vr or ("UL" if elem == 0 else "UN")
                 elif vr == "UN" and dict_vr is not None and length < 0xFFFF:
@@ -549,7 +536,7 @@ class _Walk:
                     vr = "SQ"
                 if vr == "SQ":
                     index = len(rows.path)
-                    rows.add(fid, path, taghex, depth, keyword, vr, creator, None, 0, None)
+                    rows.add(path, vr, creator, None, 0, None)
                     pos, count = self.sequence(vstart, 0xFFFFFFFF, depth, path, codec, end)
                     rows.length[index] = count
                     blen = len(buf)
@@ -557,9 +544,7 @@ class _Walk:
                 if tag not in pixel_tags:
                     raise NeedsPydicom("undefined length value")
                 delimiter = self.fragments(vstart, not top)
-                rows.add(
-                    fid, path, taghex, depth, keyword, vr, creator, None, delimiter - vstart, None
-                )
+                rows.add(path, vr, creator, None, delimiter - vstart, None)
                 if top:
                     pos, end = self.skip_pixels(tag, pos, delimiter + 8, end)
                 else:
@@ -571,7 +556,7 @@ class _Walk:
             if vend > end:
                 raise NeedsPydicom("value runs past its dataset or the file")
             if tag in pixel_tags:
-                rows.add(fid, path, taghex, depth, keyword, vr, creator, None, length, None)
+                rows.add(path, vr, creator, None, length, None)
                 if top:
                     pos, end = self.skip_pixels(tag, pos, vend, end)
                     blen = len(buf)
@@ -586,7 +571,7 @@ class _Walk:
             digest = None
             if vr == "SQ":
                 index = len(rows.path)
-                rows.add(fid, path, taghex, depth, keyword, vr, creator, None, 0, None)
+                rows.add(path, vr, creator, None, 0, None)
                 after, count = self.sequence(vstart, length, depth, path, codec, vend)
                 if after != vend:
                     raise NeedsPydicom("sequence length mismatch")
@@ -606,11 +591,7 @@ class _Walk:
                 if vr == "SS" and tag in _LUT_DESCRIPTORS and text[0] == "-" and "\\" in text:
                     first, rest = text.split("\\", 1)
                     text = f"{int(first) + 65536}\\{rest}"
-            add_fid(fid)
             add_path(path)
-            add_tag(taghex)
-            add_depth(depth)
-            add_keyword(keyword)
             add_vr(vr)
             add_creator(creator)
             add_value(text)
