@@ -24,7 +24,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import polars as pl
+import pyarrow as pa
 
 from gantry.errors import VaultError
 from gantry.store import Store
@@ -133,9 +135,11 @@ def identity_documents(
     paths = [PATIENT_ID_PATH, *UID_TAGS.values()]
     plan = (
         store.scan("plan")
-        .filter(pl.col("path").is_in(paths) & pl.col("action").is_in(["P", "U"]))
-        .select("file_id", "path", "new_value")
+        .filter(pl.col("path").is_in(paths))  # one predicate: Parquet pre-filtering on it is fast
+        .select("file_id", "path", "action", "new_value")
         .collect()
+        .filter(pl.col("action").is_in(["P", "U"]))
+        .drop("action")
     )
     # one column of new values per planned path, joined on the integer file_id
     for (path,), part in plan.partition_by("path", as_dict=True, include_key=False).items():
@@ -200,7 +204,20 @@ def identity_documents(
     return Documents(frame, new_uids, inst.height)
 
 
-_NEEDS_ESCAPE = r'["\\\x00-\x1f]'
+def _is_plain_json_text(values: pl.Series) -> bool:
+    """True when no value holds a character JSON must escape (quote, backslash, control)."""
+    arr = values.drop_nulls().to_arrow()
+    chunks = arr.chunks if isinstance(arr, pa.ChunkedArray) else [arr]
+    for chunk in chunks:
+        chunk = chunk.cast(pa.large_string())
+        if len(chunk) == 0:
+            continue
+        offsets = np.frombuffer(chunk.buffers()[1], dtype=np.int64)
+        lo, hi = int(offsets[chunk.offset]), int(offsets[chunk.offset + len(chunk)])
+        data = np.frombuffer(chunk.buffers()[2], dtype=np.uint8)[lo:hi]
+        if ((data < 0x20) | (data == 0x22) | (data == 0x5C)).any():
+            return False
+    return True
 
 
 def _json_strings(pairs: pl.DataFrame, name: str) -> pl.Expr:
@@ -209,7 +226,7 @@ def _json_strings(pairs: pl.DataFrame, name: str) -> pl.Expr:
     UIDs only hold digits and dots, so the array is joined as text; a column holding a
     character JSON must escape falls back to the (slower) general encoder.
     """
-    if not pairs[name].str.contains(_NEEDS_ESCAPE).any():
+    if _is_plain_json_text(pairs[name]):
         return pl.concat_str(pl.lit('["'), pl.col(name).str.join('","'), pl.lit('"]')).alias(name)
     return (
         pl.struct(pl.col(name).implode().alias("a"))

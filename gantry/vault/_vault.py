@@ -205,10 +205,26 @@ def rotate(
             store.con.execute("DELETE FROM meta WHERE key = ?", [META_NEXT_FINGERPRINT]).fetchall()
             counts["vault_rows"] = rows.height
     except BaseException:
-        if store.get_meta(META_FINGERPRINT) != new_key.fingerprint:
-            path.unlink(missing_ok=True)  # unused: the vault is still under the old key
+        if not _in_use(store, new_key):
+            # the vault is still wholly under the old key: the new key file is useless
+            path.unlink(missing_ok=True)
+            store.con.execute(
+                "DELETE FROM meta WHERE key = ? AND value = ?",
+                [META_NEXT_FINGERPRINT, new_key.fingerprint],
+            ).fetchall()
         raise
     return path, new_key
+
+
+def _in_use(store: Store, key: VaultKey) -> bool:
+    """Whether the session or any vault row on disk already depends on ``key``."""
+    if store.get_meta(META_FINGERPRINT) == key.fingerprint:
+        return True
+    try:
+        rows = _vault_rows(store)
+    except Exception:  # noqa: BLE001 - unreadable: keep the key, never risk losing it
+        return True
+    return key.fingerprint in set(rows["key_fingerprint"].to_list())
 
 
 def reseal(rows: pl.DataFrame, old: VaultKey, new: VaultKey) -> pl.DataFrame:

@@ -363,3 +363,96 @@ def test_cli_keys_lock_recover(locked: Locked, tmp_path: Path) -> None:
     assert r.exit_code == 0, r.output
     r = runner.invoke(cli, ["recover", pseudonym, "--db", str(db), "--key", str(other)])
     assert r.exit_code == 0 and json.loads(r.output)["PatientID"] == first
+
+
+def test_failed_rotation_changes_nothing(locked: Locked, tmp_path: Path) -> None:
+    db = _copy_session(locked, tmp_path)
+
+    def flip(table: pa.Table) -> pa.Table:
+        values = table.column("ciphertext").to_pylist()
+        values[-1] = values[-1][:-1] + bytes([values[-1][-1] ^ 0x80])
+        return table.set_column(
+            table.schema.get_field_index("ciphertext"), "ciphertext", pa.array(values, pa.binary())
+        )
+
+    _rewrite_vault(db, flip)
+    with Session(db) as s:
+        s.load_key(locked.key)
+        before = s.store.get_meta("vault_key_fingerprint")
+        with pytest.raises(TamperedVaultError):
+            s.rotate_key(tmp_path / "new.key")
+        assert not (tmp_path / "new.key").exists()
+        assert s.store.get_meta("vault_key_fingerprint") == before
+        assert s.store.get_meta("vault_key_fingerprint_next") is None
+
+
+def test_rotation_interrupted_before_the_switch_is_finished_by_load_key(
+    locked: Locked, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from gantry.store import Store
+
+    db = _copy_session(locked, tmp_path)
+    real = Store.set_meta
+
+    def cut(self: Store, key: str, value: str) -> None:
+        if key == "vault_key_fingerprint":
+            raise KeyboardInterrupt  # the process dies right after the new table landed
+        real(self, key, value)
+
+    pseudonym = next(iter(locked.pseudonyms.values()))
+    with Session(db) as s:
+        s.load_key(locked.key)
+        expected = s.recover_patient_identity(pseudonym)
+        monkeypatch.setattr(Store, "set_meta", cut)
+        with pytest.raises(KeyboardInterrupt):
+            s.rotate_key(tmp_path / "new.key")
+        monkeypatch.setattr(Store, "set_meta", real)
+    assert (tmp_path / "new.key").exists()  # the rows are under it: never deleted
+    with Session(db) as s:
+        s.load_key(tmp_path / "new.key")
+        assert s.recover_patient_identity(pseudonym) == expected
+        assert s.store.get_meta("vault_key_fingerprint_next") is None
+        with pytest.raises(VaultKeyError):
+            s.load_key(locked.key)
+
+
+def test_documents_match_a_per_patient_reference(tmp_path: Path) -> None:
+    """The vectorised documents equal a plain per-patient computation (synthetic index)."""
+    from gantry.testing._synthetic_index import make_synthetic_index
+    from gantry.vault._documents import identity_documents
+
+    with Session(tmp_path / "syn.db") as s:
+        make_synthetic_index(s.store, 400, patients=25, instances_per_series=4, series_per_study=2)
+        _contract_plan(s)
+        docs = identity_documents(s.store)
+        assert docs.frame.height == 25 and docs.instances == 400
+        rows = s.sql(
+            "SELECT i.PatientID, i.PatientName, strftime(i.PatientBirthDate, '%Y%m%d') AS dob, "
+            "i.AccessionNumber, i.SOPInstanceUID, p.new_value AS pseudonym, u.new_value AS new_sop "
+            "FROM instances i JOIN plan p ON p.file_id = i.file_id AND p.path = '00100020' "
+            "JOIN plan u ON u.file_id = i.file_id AND u.path = '00080018'"
+        )
+        for doc_text, pseudonym in zip(
+            docs.frame["document"], docs.frame["pseudonym"], strict=True
+        ):
+            doc = json.loads(doc_text)
+            mine = rows.filter(pl.col("pseudonym") == pseudonym)
+            assert doc["pseudonym"] == pseudonym
+            assert doc["PatientID"] == mine["PatientID"][0]
+            assert doc["PatientName"] == sorted(set(mine["PatientName"]))
+            assert doc["PatientBirthDate"] == sorted(set(mine["dob"]))
+            assert doc["AccessionNumber"] == sorted(set(mine["AccessionNumber"]))
+            pairs = dict(
+                zip(doc["SOPInstanceUID"]["old"], doc["SOPInstanceUID"]["new"], strict=True)
+            )
+            assert pairs == dict(zip(mine["SOPInstanceUID"], mine["new_sop"], strict=True))
+            assert doc["instances"] == mine.height
+
+
+def test_uid_arrays_stay_valid_json_for_odd_values() -> None:
+    from gantry.vault._documents import _json_strings
+
+    for values in (["1.2", "3.4", "5"], ["1.2", 'a"b\\c\x01', "5"]):
+        pairs = pl.DataFrame({"g": [1, 1, 2], "old": values})
+        out = pairs.group_by("g").agg(_json_strings(pairs, "old")).sort("g")
+        assert [json.loads(x) for x in out["old"]] == [values[:2], values[2:]]
