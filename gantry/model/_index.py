@@ -30,7 +30,6 @@ KEY_COLUMNS: dict[Level, str] = {
     "series": "SeriesInstanceUID",
     "instance": "SOPInstanceUID",
 }
-_ORDER_COLUMNS = ("StudyDate", "SeriesNumber", "InstanceNumber")
 
 
 class IndexView:
@@ -60,11 +59,10 @@ class IndexView:
         self._group_maps: dict[Level, dict[Any, int]] = {}
         self._sop_order: tuple[pl.Series, np.ndarray] | None = None
         self._batch_ends: np.ndarray | None = None
-        self.keys = self._load_keys()
+        self.keys, self.starts = self._load_keys()
         self.n = self.keys.height
         self.perm: np.ndarray = self.keys["_scan_row"].to_numpy()
         self.file_ids: np.ndarray = self.keys["file_id"].to_numpy()
-        self.starts: dict[Level, np.ndarray] = self._group_starts()
 
     # -- building --------------------------------------------------------------------------
 
@@ -81,45 +79,55 @@ class IndexView:
             return pl.col(name)
         return pl.lit(None, dtype=dtype).alias(name)
 
-    def _load_keys(self) -> pl.DataFrame:
+    def _load_keys(self) -> tuple[pl.DataFrame, dict[Level, np.ndarray]]:
+        """The key columns in tree order, and where each patient, study and series starts.
+
+        One group-by over the series (hash, no sort of the million rows), a sort of
+        the small series table, then one gather: much faster than sorting every row
+        by seven keys.
+        """
         keys = [KEY_COLUMNS[lv] for lv in LEVELS]
-        order = [c for c in _ORDER_COLUMNS if c in self.types]
+        p, st, se, sop = keys
         frame = (
             self.scan()
-            .select(pl.col("file_id"), *[self._col(k) for k in keys], *order)
+            .select(
+                pl.col("file_id"),
+                *[self._col(k) for k in keys],
+                self._col("StudyDate", pl.Date),
+                self._col("SeriesNumber", pl.Int64),
+                self._col("InstanceNumber", pl.Int64),
+            )
             .with_row_index("_scan_row")
             .collect()
+            .rechunk()
         )
-        p, st, se, sop = keys
-        sort_by: list[str | pl.Expr] = [pl.col(p)]
-        if "StudyDate" in order:
-            sort_by.append(pl.col("StudyDate").min().over(p, st))
-        sort_by.append(pl.col(st))
-        if "SeriesNumber" in order:
-            sort_by.append(pl.col("SeriesNumber").min().over(p, st, se))
-        sort_by.append(pl.col(se))
-        if "InstanceNumber" in order:
-            sort_by.append(pl.col("InstanceNumber"))
-        sort_by += [pl.col(sop), pl.col("file_id")]
-        frame = frame.sort(sort_by, nulls_last=True, maintain_order=True)
-        return frame.select("_scan_row", "file_id", *keys)
-
-    def _group_starts(self) -> dict[Level, np.ndarray]:
-        if self.n == 0:
-            empty = np.zeros(1, dtype=np.int64)
-            return {"patient": empty, "study": empty, "series": empty}
-        changed = pl.lit(False)
-        out: dict[Level, np.ndarray] = {}
-        exprs = {}
-        for level in ("patient", "study", "series"):
-            col = pl.col(KEY_COLUMNS[level])  # type: ignore[index]
-            changed = changed | col.ne_missing(col.shift(1))
-            exprs[level] = changed.alias(level)
-        flags = self.keys.select(**exprs).with_row_index("_row")
-        for level in ("patient", "study", "series"):
-            rows = flags.filter(pl.col(level) | (pl.col("_row") == 0))["_row"].to_numpy()
-            out[level] = np.append(rows.astype(np.int64), self.n)  # type: ignore[index]
-        return out
+        if frame.height == 0:
+            zero = np.zeros(1, dtype=np.int64)
+            empty = frame.select("_scan_row", "file_id", *keys)
+            return empty, {"patient": zero, "study": zero, "series": zero}
+        series = (
+            frame.group_by([p, st, se])
+            .agg(
+                rows=pl.col("_scan_row").sort_by(["InstanceNumber", "file_id"], nulls_last=True),
+                date=pl.col("StudyDate").min(),
+                number=pl.col("SeriesNumber").min(),
+            )
+            .with_columns(date=pl.col("date").min().over(p, st))
+            .sort([p, "date", st, "number", se], nulls_last=True)
+        )
+        perm = series["rows"].explode().to_numpy()
+        sizes = series["rows"].list.len().to_numpy().astype(np.int64)
+        series_starts = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+        changes = series.select(
+            patient=pl.col(p).ne_missing(pl.col(p).shift(1)),
+            study=pl.col(p).ne_missing(pl.col(p).shift(1))
+            | pl.col(st).ne_missing(pl.col(st).shift(1)),
+        ).with_row_index("_g")
+        starts: dict[Level, np.ndarray] = {"series": series_starts}
+        for level in ("patient", "study"):
+            first = changes.filter(pl.col(level) | (pl.col("_g") == 0))["_g"].to_numpy()
+            starts[level] = np.append(series_starts[first], series_starts[-1])  # type: ignore[index]
+        return frame.select("_scan_row", "file_id", *keys)[perm], starts
 
     # -- columns ---------------------------------------------------------------------------
 
