@@ -148,18 +148,21 @@ def identity_documents(
     for path in paths:
         if f"_new_{path}" not in inst.columns:
             inst = inst.with_columns(pl.lit(None, pl.String).alias(f"_new_{path}"))
-    pseudonyms = inst.group_by("PatientID").agg(
-        pl.col(f"_new_{PATIENT_ID_PATH}").drop_nulls().first().alias("pseudonym")
+    # patients get a dense integer key: every group_by and join below hashes integers
+    patients_frame = (
+        inst.group_by("PatientID")
+        .agg(pl.col(f"_new_{PATIENT_ID_PATH}").drop_nulls().first().alias("pseudonym"))
+        .with_columns(pl.int_range(pl.len(), dtype=pl.UInt32).alias("_p"))
     )
-    inst = inst.join(pseudonyms, on="PatientID", how="left")
-    unplanned = inst.filter(pl.col("pseudonym").is_null())["PatientID"].n_unique()
+    unplanned = patients_frame["pseudonym"].null_count()
     if unplanned:
         raise VaultError(
             f"{unplanned} selected patients have no pseudonym in the plan: "
             "run `anonymize` again (they were ingested after the plan was built)"
         )
+    inst = inst.join(patients_frame.select("PatientID", "_p"), on="PatientID", how="left")
 
-    docs = inst.group_by("pseudonym").agg(
+    docs = inst.group_by("_p").agg(
         pl.col("PatientID").first(),
         *(_distinct(n, inst.schema[n]) for n in IDENTITY_ATTRIBUTES),
         pl.len().alias("instances"),
@@ -168,24 +171,25 @@ def identity_documents(
     for kw, tag in UID_TAGS.items():
         # original → new pairs, distinct per patient; a UID the plan keeps maps to itself
         pairs = (
-            inst.select(
-                "pseudonym",
-                pl.col(kw).alias("old"),
-                pl.coalesce(f"_new_{tag}", kw).alias("new"),
-            )
+            inst.select("_p", pl.col(kw).alias("old"), pl.coalesce(f"_new_{tag}", kw).alias("new"))
             .filter(pl.col("old").is_not_null() & (pl.col("old") != ""))
-            .unique(["pseudonym", "old"], keep="first")
+            .unique(["_p", "old"], keep="first")
         )
-        flat.append(pairs.select("pseudonym", pl.col("new").alias("new_uid")))
-        per_patient = pairs.group_by("pseudonym").agg(
+        flat.append(pairs.select("_p", pl.col("new").alias("new_uid")))
+        per_patient = pairs.group_by("_p").agg(
             _json_strings(pairs, "old"), _json_strings(pairs, "new")
         )
-        docs = docs.join(per_patient, on="pseudonym", how="left").with_columns(
-            pl.concat_str(
-                pl.lit('{"old":'), pl.col("old").fill_null("[]"),
-                pl.lit(',"new":'), pl.col("new").fill_null("[]"), pl.lit("}"),
-            ).alias(kw)
-        ).drop("old", "new")  # fmt: skip
+        docs = (
+            docs.join(per_patient, on="_p", how="left")
+            .with_columns(
+                pl.concat_str(
+                    pl.lit('{"old":'), pl.col("old").fill_null("[]"),
+                    pl.lit(',"new":'), pl.col("new").fill_null("[]"), pl.lit("}"),
+                ).alias(kw)
+            )
+            .drop("old", "new")
+        )  # fmt: skip
+    docs = docs.join(patients_frame.select("_p", "pseudonym"), on="_p")
     head = pl.struct(
         pl.lit(DOCUMENT_FORMAT).alias("format"),
         "pseudonym",
@@ -200,7 +204,12 @@ def identity_documents(
         pl.lit("}"),
     )
     frame = docs.select("pseudonym", document.alias("document")).sort("pseudonym")
-    new_uids = pl.concat(flat).unique()
+    new_uids = (
+        pl.concat(flat)
+        .unique()
+        .join(patients_frame.select("_p", "pseudonym"), on="_p")
+        .select("pseudonym", "new_uid")
+    )
     return Documents(frame, new_uids, inst.height)
 
 

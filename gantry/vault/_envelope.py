@@ -26,6 +26,7 @@ exported instance (Digital Signatures Sequence) where integrity matters.
 
 from __future__ import annotations
 
+import io
 import os
 from collections.abc import Iterable
 from typing import Any
@@ -111,8 +112,7 @@ def _decode(data: bytes, transfer_syntax: str) -> Dataset:
             f"`EncryptedContentTransferSyntaxUID` must be {ExplicitVRLittleEndian}, "
             f"got {transfer_syntax!r}"
         )
-    fp = DicomBytesIO(data)
-    return read_dataset(fp, is_implicit_VR=False, is_little_endian=True)
+    return read_dataset(io.BytesIO(data), is_implicit_VR=False, is_little_endian=True)
 
 
 def _kek_envelope(content: bytes, key: VaultKey) -> bytes:
@@ -312,7 +312,7 @@ def decrypt_encrypted_attributes(ds: Dataset, private_key: PrivateKey) -> Datase
             continue
         try:
             payload = _decode(content, str(item.get("EncryptedContentTransferSyntaxUID", "")))
-            result = payload.ModifiedAttributesSequence[0]
+            result: Dataset = payload.ModifiedAttributesSequence[0]
         except (AttributeError, IndexError, ValueError, EOFError, KeyError) as exc:
             raise TamperedVaultError(
                 "the decrypted content is not a Modified Attributes Sequence"

@@ -22,14 +22,16 @@ from gantry.vault._keys import VaultKey
 from gantry.vault._tags import uid_tags
 
 NONCE_BYTES = 12
-IDENTITY_SCHEMA: dict[str, pl.DataType] = {
-    "pseudonym": pl.String(),
-    "key_fingerprint": pl.String(),
-    "nonce": pl.Binary(),
-    "ciphertext": pl.Binary(),
-    "locked_at": pl.Datetime("us", "UTC"),
-    "uid_keys": pl.List(pl.Binary()),
-}
+IDENTITY_SCHEMA = pl.Schema(
+    {
+        "pseudonym": pl.String(),
+        "key_fingerprint": pl.String(),
+        "nonce": pl.Binary(),
+        "ciphertext": pl.Binary(),
+        "locked_at": pl.Datetime("us", "UTC"),
+        "uid_keys": pl.List(pl.Binary()),
+    }
+)
 """Columns of the ``identities`` table (nothing in it identifies a patient)."""
 _AD_PREFIX = b"gantry-identity/v1\x00"
 UID_KEYWORDS = ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID")
