@@ -100,9 +100,14 @@ def _export_one(
     with open(item.src, "rb") as fh:
         # when the pixel element is copied as bytes, only the header is parsed
         ds = pydicom.dcmread(
-            fh, stop_before_pixels=copy_pixels, defer_size=None if copy_pixels else 4096
+            fh,
+            stop_before_pixels=copy_pixels,
+            defer_size=None if copy_pixels else 4096,
+            force=True,  # ingest accepted files without preamble or file meta
         )
-        ts = str(ds.file_meta.get("TransferSyntaxUID", ExplicitVRLittleEndian))
+        ts = str(
+            ds.file_meta.get("TransferSyntaxUID") or item.transfer_syntax or ExplicitVRLittleEndian
+        )
         if copy_pixels and os.fstat(fh.fileno()).st_size != item.file_size:
             raise VerificationError("the source file changed since it was indexed")
         _apply_edits(ds, item.edits)
