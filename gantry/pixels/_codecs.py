@@ -38,6 +38,7 @@ __all__ = [
     "decode_encoded_frame",
     "decoded_photometric",
     "iter_frames",
+    "native_decoded_frame",
     "shape_frame",
 ]
 
@@ -269,11 +270,12 @@ def _be_swap_ow(ds: Dataset, layout: PixelLayout) -> bool:
         return False
 
 
-def _native(ds: Dataset, layout: PixelLayout, index: int, swap: bool) -> np.ndarray:
+def native_decoded_frame(ds: Dataset, layout: PixelLayout, index: int) -> np.ndarray:
+    """Decode frame ``index`` of native pixel data (what :func:`decode` gives for it)."""
     data = ds[layout.keyword].value
     if data is None:
         raise layout.error("is empty")
-    frame = native_frame(layout, data, index, be_swap_ow=swap)
+    frame = native_frame(layout, data, index, be_swap_ow=_be_swap_ow(ds, layout))
     frame = _unused_bits(frame, layout)
     return _to_rgb(frame, layout.photometric, layout)
 
@@ -314,9 +316,8 @@ def iter_frames(ds: Dataset, *, path: str | Path | None = None) -> Iterator[np.n
         for data in encoded_frames(ds, layout):
             yield decode_encoded_frame(data, layout)
     else:
-        swap = _be_swap_ow(ds, layout)
         for index in range(layout.frames):
-            yield _native(ds, layout, index, swap)
+            yield native_decoded_frame(ds, layout, index)
 
 
 def decode(ds: Dataset, *, frame: int | None = None, path: str | Path | None = None) -> np.ndarray:
@@ -364,7 +365,7 @@ def decode(ds: Dataset, *, frame: int | None = None, path: str | Path | None = N
         frame %= layout.frames
         if layout.spec.encapsulated:
             return decode_encoded_frame(encoded_frame(ds, layout, frame), layout)
-        return _native(ds, layout, frame, _be_swap_ow(ds, layout))
+        return native_decoded_frame(ds, layout, frame)
     if layout.frames == 1:
         return next(iter_frames(ds, path=path))
     out: np.ndarray | None = None

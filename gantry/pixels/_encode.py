@@ -9,10 +9,13 @@ and every lossless result is decoded again and compared with its input.
 from __future__ import annotations
 
 import dataclasses
+import io
 import math
-from collections.abc import Iterable, Iterator, Mapping, Sized
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sized
+from concurrent.futures import Future, ThreadPoolExecutor
 from types import MappingProxyType
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from pydicom.dataelem import DataElement
@@ -26,7 +29,10 @@ from gantry.pixels._codecs import codec, decode_encoded_frame, decoded_photometr
 from gantry.pixels._frames import PIXEL_KEYWORDS, PixelLayout
 from gantry.pixels._transfer_syntax import SYNTAXES, Compression, resolve_target
 
-__all__ = ["EncodedPixels", "apply_encoded", "encode"]
+__all__ = ["EncodedPixels", "apply_encoded", "encode", "encode_pipeline", "ordered_map"]
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 _LOSSY_METHOD = {
     Compression.J2K_LOSSY: "ISO_15444_1",
@@ -288,123 +294,122 @@ def _verify(encoded: bytes, frame: np.ndarray, layout: PixelLayout, comp: Compre
         raise layout.error(f"lossless frame {index} did not decode to its input ({comp.value})")
 
 
-# ---------------------------------------------------------------- native out
-def _native_bytes(frame: np.ndarray) -> bytes:
-    return np.ascontiguousarray(frame, dtype=frame.dtype.newbyteorder("<")).tobytes()
+# ------------------------------------------------------------------ pipeline
+def ordered_map(func: Callable[[T], R], items: Iterable[T], workers: int) -> Iterator[R]:
+    """``map(func, items)`` in order, on up to ``workers`` threads.
 
-
-def _encode_native(frames: Iterator[np.ndarray], layout: PixelLayout) -> tuple[bytes, int, int]:
-    """Native little-endian bytes of every frame, each read back and compared.
-
-    Returns ``(bytes, frames, decoded bytes)``.
+    At most ``2 * workers`` items are in flight, so memory stays a small
+    multiple of one frame; the codecs release the GIL, so threads overlap.
     """
-    if layout.bits_allocated == 1:
-        bits = [_check_frame(f, layout, i).astype(np.uint8).ravel() for i, f in enumerate(frames)]
-        flat = np.concatenate(bits) if bits else np.zeros(0, np.uint8)
-        if flat.size and flat.max() > 1:
-            raise layout.error("cannot be encoded: BitsAllocated 1 needs values 0 or 1")
-        packed = np.packbits(flat, bitorder="little")
-        if not np.array_equal(np.unpackbits(packed, bitorder="little", count=flat.size), flat):
-            raise layout.error("bit-packed frames did not read back identically")
-        data = packed.tobytes()
-        return data + b"\0" * (len(data) % 2), len(bits), flat.size
-    chunks: list[bytes] = []
-    stored = layout.dtype.newbyteorder("<")
-    for index, frame in enumerate(frames):
-        checked = _check_frame(frame, layout, index)
-        chunk = _native_bytes(checked)
-        back = np.frombuffer(chunk, dtype=stored).reshape(checked.shape)
-        if not np.array_equal(back, checked):
-            raise layout.error(f"native frame {index} did not read back identically")
-        chunks.append(chunk)
-    total = sum(len(c) for c in chunks)
-    if total % 2:
-        chunks.append(b"\0")
-    return b"".join(chunks), len(chunks) - (total % 2), total
+    if workers <= 1:
+        yield from map(func, items)
+        return
+    pending: deque[Future[R]] = deque()
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="gantry-pixels") as pool:
+        try:
+            for item in items:
+                pending.append(pool.submit(func, item))
+                if len(pending) >= 2 * workers:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+        finally:
+            for future in pending:
+                future.cancel()
 
 
-# -------------------------------------------------------------------- public
-def encode(
-    frames: Iterable[np.ndarray] | np.ndarray,
+def _native_chunk(frame: np.ndarray, layout: PixelLayout, index: int) -> tuple[bytes, int]:
+    checked = _check_frame(frame, layout, index)
+    chunk = np.ascontiguousarray(checked, dtype=checked.dtype.newbyteorder("<")).tobytes()
+    back = np.frombuffer(chunk, dtype=layout.dtype.newbyteorder("<")).reshape(checked.shape)
+    if not np.array_equal(back, checked):
+        raise layout.error(f"native frame {index} did not read back identically")
+    return chunk, checked.nbytes
+
+
+def _packed_bits(frames: Iterator[np.ndarray], layout: PixelLayout) -> tuple[bytes, int, int]:
+    """BitsAllocated 1: frames are packed back to back, not byte aligned."""
+    bits = [_check_frame(f, layout, i).astype(np.uint8).ravel() for i, f in enumerate(frames)]
+    flat = np.concatenate(bits) if bits else np.zeros(0, np.uint8)
+    if flat.size and flat.max() > 1:
+        raise layout.error("cannot be encoded: BitsAllocated 1 needs values 0 or 1")
+    packed = np.packbits(flat, bitorder="little")
+    if not np.array_equal(np.unpackbits(packed, bitorder="little", count=flat.size), flat):
+        raise layout.error("bit-packed frames did not read back identically")
+    data = packed.tobytes()
+    return data + b"\0" * (len(data) % 2), len(bits), flat.size
+
+
+def encode_pipeline(
+    items: Iterable[T],
+    prepare: Callable[[T], np.ndarray],
     ds: Dataset,
     transfer_syntax: str | Compression,
     *,
+    count: int | None = None,
     level: float | None = None,
+    workers: int = 1,
 ) -> EncodedPixels:
-    """Encode decoded frames for ``ds`` to ``transfer_syntax``.
+    """Encode ``prepare(item)`` for each item: the engine behind :func:`encode`.
 
-    Parameters
-    ----------
-    frames : numpy.ndarray or iterable of numpy.ndarray
-        The frames as :func:`gantry.pixels.decode` returns them for ``ds``: one
-        array shaped like ``decode(ds)`` or an iterable of single frames
-        (consumed one at a time).
-    ds : pydicom.Dataset
-        Supplies Rows, Columns, SamplesPerPixel, BitsAllocated, BitsStored,
-        PixelRepresentation and PhotometricInterpretation (and the transfer
-        syntax the frames were decoded from).  Not modified: see
-        :func:`apply_encoded`.
-    transfer_syntax : str or Compression
-        A :class:`Compression` (``"none"``, ``"rle"``, ``"j2k"``, ...) or a
-        transfer syntax UID Gantry can write.  Lossy output only for
-        ``"j2k-lossy"`` / ``"jpegls-near"`` or their UIDs.
-    level : float, optional
-        Lossy only: the target PSNR in dB for ``j2k-lossy`` (default 50), the
-        maximum absolute error NEAR for ``jpegls-near`` (default 2).
-
-    Returns
-    -------
-    EncodedPixels
-
-    Raises
-    ------
-    gantry.errors.CodecError
-        A frame does not match the dataset, the codec refuses it, or a lossless
-        result does not decode back to its input.
-    gantry.errors.ConfigError
-        ``transfer_syntax`` is not something Gantry can write.
-
-    Examples
-    --------
-    >>> from pathlib import Path
-    >>> import pydicom
-    >>> ds = pydicom.dcmread(Path(pydicom.__file__).parent / "data/test_files/MR_small.dcm")
-    >>> from gantry.pixels import decode
-    >>> enc = encode(decode(ds), ds, "jpegls")
-    >>> enc.transfer_syntax.name, enc.lossy, enc.ratio > 1
-    ('JPEG-LS Lossless Image Compression', False, True)
+    ``prepare`` runs in the worker threads with the encoding, so decoding and
+    redacting a frame (see :func:`gantry.pixels.redact_dataset`) overlaps too.
     """
     uid, comp = resolve_target(transfer_syntax)
     if level is None:
         level = _DEFAULT_LEVEL.get(comp)
     elif not comp.lossy:
         raise CodecError(None, uid, f"takes no `level`: {comp.value} is lossless, got {level!r}")
-    probe = _target_layout(ds, uid, comp, 1)
-    iterator, count = _iter_input(frames, probe)
-    layout = dataclasses.replace(probe, frames=count or 1)
+    layout = _target_layout(ds, uid, comp, count or 1)
     if layout.keyword != "PixelData" and comp is not Compression.NONE:
         raise layout.error(f"cannot be encoded: {layout.keyword} is native only")
     extended: tuple[bytes, bytes] | None = None
-    if comp is Compression.NONE:
-        data, n, original = _encode_native(iterator, layout)
+    if comp is Compression.NONE and layout.bits_allocated == 1:
+        data, n, original = _packed_bits((prepare(item) for item in items), layout)
     else:
-        fragments: list[bytes] = []
-        original = 0
-        for index, frame in enumerate(iterator):
+
+        def work(pair: tuple[int, T]) -> tuple[bytes, int]:
+            index, item = pair
+            frame = prepare(item)
+            if comp is Compression.NONE:
+                return _native_chunk(frame, layout, index)
             checked = _check_frame(frame, layout, index)
             encoded = encode_frame(checked, layout, comp, level)
             _verify(encoded, checked, layout, comp, level, index)
-            fragments.append(encoded)
-            original += checked.nbytes
-        n = len(fragments)
+            return encoded, checked.nbytes
+
+        original = 0
+        if comp is Compression.NONE:  # stream into one buffer: peak = output + a few frames
+            out = io.BytesIO()
+            if count:
+                out.seek(count * layout.frame_nbytes - 1)
+                out.write(b"\0")
+                out.seek(0)
+            n = 0
+            for chunk, nbytes in ordered_map(work, enumerate(items), workers):
+                out.write(chunk)
+                original += nbytes
+                n += 1
+            out.truncate(original)
+            if original % 2:
+                out.seek(original)
+                out.write(b"\0")
+            data = out.getvalue()
+            del out
+        else:
+            chunks: list[bytes] = []
+            for chunk, nbytes in ordered_map(work, enumerate(items), workers):
+                chunks.append(chunk)
+                original += nbytes
+            n = len(chunks)
+            if n and sum(len(f) + 8 for f in chunks) >= 2**32 - 8:
+                data, eot, eotl = encapsulate_extended(chunks)
+                extended = (eot, eotl)
+            elif n:
+                data = encapsulate(chunks, has_bot=True)
+            del chunks
         if n == 0:
             raise layout.error("cannot be encoded: no frames")
-        if sum(len(f) + 8 for f in fragments) >= 2**32 - 8:
-            data, eot, eotl = encapsulate_extended(fragments)
-            extended = (eot, eotl)
-        else:
-            data = encapsulate(fragments, has_bot=True)
-        del fragments
     attributes: dict[str, Any] = {"PhotometricInterpretation": layout.photometric}
     if layout.samples > 1:
         attributes["PlanarConfiguration"] = 0
@@ -435,6 +440,71 @@ def encode(
         pixel_keyword=layout.keyword, pixel_vr=vr, attributes=MappingProxyType(attributes),
         frames=n, lossy=comp.lossy, original_nbytes=original,
     )  # fmt: skip
+
+
+def encode(
+    frames: Iterable[np.ndarray] | np.ndarray,
+    ds: Dataset,
+    transfer_syntax: str | Compression,
+    *,
+    level: float | None = None,
+    workers: int = 1,
+) -> EncodedPixels:
+    """Encode decoded frames for ``ds`` to ``transfer_syntax``.
+
+    Parameters
+    ----------
+    frames : numpy.ndarray or iterable of numpy.ndarray
+        The frames as :func:`gantry.pixels.decode` returns them for ``ds``: one
+        array shaped like ``decode(ds)`` or an iterable of single frames
+        (consumed one at a time).
+    ds : pydicom.Dataset
+        Supplies Rows, Columns, SamplesPerPixel, BitsAllocated, BitsStored,
+        PixelRepresentation and PhotometricInterpretation (and the transfer
+        syntax the frames were decoded from).  Not modified: see
+        :func:`apply_encoded`.
+    transfer_syntax : str or Compression
+        A :class:`Compression` (``"none"``, ``"rle"``, ``"j2k"``, ...) or a
+        transfer syntax UID Gantry can write.  Lossy output only for
+        ``"j2k-lossy"`` / ``"jpegls-near"`` or their UIDs.
+    level : float, optional
+        Lossy only: the target PSNR in dB for ``j2k-lossy`` (default 50), the
+        maximum absolute error NEAR for ``jpegls-near`` (default 2).
+    workers : int
+        Threads that encode (and verify) frames concurrently; 1 (the default)
+        works in the calling thread.  The output is identical either way.
+
+    Returns
+    -------
+    EncodedPixels
+
+    Raises
+    ------
+    gantry.errors.CodecError
+        A frame does not match the dataset, the codec refuses it, or a lossless
+        result does not decode back to its input.
+    gantry.errors.ConfigError
+        ``transfer_syntax`` is not something Gantry can write.
+
+    Examples
+    --------
+    >>> from pathlib import Path
+    >>> import pydicom
+    >>> ds = pydicom.dcmread(Path(pydicom.__file__).parent / "data/test_files/MR_small.dcm")
+    >>> from gantry.pixels import decode
+    >>> enc = encode(decode(ds), ds, "jpegls")
+    >>> enc.transfer_syntax.name, enc.lossy, enc.ratio > 1
+    ('JPEG-LS Lossless Image Compression', False, True)
+    """
+    probe = _target_layout(ds, resolve_target(transfer_syntax)[0], Compression.NONE, 1)
+    iterator, count = _iter_input(frames, probe)
+    return encode_pipeline(
+        iterator, _same, ds, transfer_syntax, count=count, level=level, workers=workers
+    )
+
+
+def _same(frame: np.ndarray) -> np.ndarray:
+    return frame
 
 
 def _as_list(value: Any) -> list[Any]:

@@ -11,17 +11,19 @@ VR Little Endian (never a lossy re-encode).
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Iterator, Sequence
+import io
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from pydicom.dataset import Dataset
 from pydicom.uid import UID
 
 from gantry.errors import RedactionError
-from gantry.pixels._codecs import decoded_photometric, iter_frames
-from gantry.pixels._encode import EncodedPixels, apply_encoded, encode
-from gantry.pixels._frames import PixelLayout
+from gantry.pixels._codecs import decode_encoded_frame, decoded_photometric, native_decoded_frame
+from gantry.pixels._encode import EncodedPixels, apply_encoded, encode_pipeline
+from gantry.pixels._frames import PixelLayout, encoded_frames
 from gantry.pixels._redact import (
     Zone,
     check_fill,
@@ -99,60 +101,89 @@ def _merged_row_spans(zones: Sequence[Zone]) -> list[tuple[int, int]]:
 
 
 def _in_place_native(ds: Dataset, layout: PixelLayout, zones: Sequence[Zone], fill: float) -> bytes:
-    """New native bytes: the original with only the zone rows of each frame rewritten.
+    """New native bytes: the original with only the rows holding a zone rewritten.
 
-    Works on the stored layout (planar or interleaved samples, unused high bits
-    kept outside the zones); each rewritten band is verified against the
-    original before it is kept.
+    Works on the stored layout (planar or interleaved samples; unused high bits
+    kept outside the zones), a batch of frames at a time: the zone rows of the
+    batch are copied in one numpy operation (about one frame's worth of bytes),
+    redacted and verified, then streamed with the untouched bytes into an
+    output buffer sized once.  Peak memory: the output plus about one frame.
     """
     original = ds[layout.keyword].value
-    view = memoryview(original)
     stored = layout.dtype.newbyteorder("<")
-    itemsize = stored.itemsize
-    planar = layout.samples > 1 and layout.planar == 1
-    plane_rows = [(p, layout.rows * layout.columns * itemsize * p) for p in range(layout.samples)] \
-        if planar else [(0, 0)]  # fmt: skip
-    row_bytes = layout.columns * itemsize * (1 if planar else layout.samples)
-    samples = 1 if planar else layout.samples
-    spans = _merged_row_spans(zones)
     frame_bytes = layout.frame_bits // 8
     if frame_bytes * layout.frames > len(original):
         raise layout.error(
             f"is truncated: {len(original)} bytes hold fewer than {layout.frames} frame(s)"
         )
-    chunks: list[bytes | memoryview] = []
+    planar = layout.samples > 1 and layout.planar == 1
+    planes = layout.samples if planar else 1
+    per_row = layout.columns * stored.itemsize * (1 if planar else layout.samples)
+    shape = (layout.frames, planes, layout.rows, layout.columns, 1 if planar else layout.samples)
+    pixels = np.frombuffer(original, dtype=stored, count=layout.pixels_per_frame * layout.frames)
+    pixels = pixels.reshape(shape)
+    spans = _merged_row_spans(zones)
+    local = {
+        (top, bottom): [
+            Zone(z.row_start - top, z.row_end - top, z.col_start, z.col_end)
+            for z in zones if z.row_start < bottom and z.row_end > top
+        ]
+        for top, bottom in spans
+    }  # fmt: skip
+    band_rows = sum(bottom - top for top, bottom in spans)
+    batch = max(1, layout.rows // max(band_rows, 1))  # about one frame of band bytes
+    source = memoryview(original)
+    out = io.BytesIO()
+    size = len(original) + len(original) % 2
+    out.seek(size - 1)
+    out.write(b"\0")  # one allocation of the final size
+    out.seek(0)
     pos = 0
-    for index in range(layout.frames):
-        for _, plane_offset in plane_rows:
-            base = index * frame_bytes + plane_offset
-            for top, bottom in spans:
-                start = base + top * row_bytes
-                chunks.append(view[pos:start])
-                count = (bottom - top) * layout.columns * samples
-                before = np.frombuffer(original, dtype=stored, count=count, offset=start)
-                before = before.reshape(bottom - top, layout.columns, samples)
-                local = [
-                    Zone(z.row_start - top, z.row_end - top, z.col_start, z.col_end)
-                    for z in zones if z.row_start < bottom and z.row_end > top
-                ]  # fmt: skip
-                after = redact(before, local, fill=fill, frame_axis=False).array
-                verify_redaction(before, after, local, fill, frame_axis=False)
-                chunks.append(after.tobytes())
-                pos = start + after.nbytes
-    chunks.append(view[pos:])
-    data = b"".join(chunks)
-    return data if len(data) % 2 == 0 else data + b"\0"
+    plane_bytes = frame_bytes // planes
+    for first in range(0, layout.frames, batch):
+        last = min(first + batch, layout.frames)
+        bands = []
+        for top, bottom in spans:
+            before = pixels[first:last, :, top:bottom]  # (frames, planes, rows, cols, samples)
+            band = before.copy()
+            # as (frames·planes, rows, cols, samples): every frame and plane at once
+            flat_before = before.reshape(-1, bottom - top, layout.columns, shape[-1])
+            flat_band = band.reshape(flat_before.shape)
+            redact(flat_band, local[top, bottom], fill=fill, frame_axis=True, copy=False)
+            verify_redaction(flat_before, flat_band, local[top, bottom], fill, frame_axis=True)
+            bands.append((top, bottom, band.data.cast("B")))
+        for index in range(first * planes, last * planes):
+            base = index * plane_bytes
+            for top, bottom, band_bytes in bands:
+                start = base + top * per_row
+                length = (bottom - top) * per_row
+                offset = (index - first * planes) * length
+                out.write(source[pos:start])
+                out.write(band_bytes[offset : offset + length])
+                pos = start + length
+        del bands
+    out.write(source[pos:])
+    return out.getvalue()  # the buffer itself, not a copy
 
 
-def _redacted_frames(
-    ds: Dataset, layout: PixelLayout, zones: Sequence[Zone], fill: float, path: str | Path | None
-) -> Iterator[np.ndarray]:
-    for frame in iter_frames(ds, path=path):
+def redacted_frame_source(
+    ds: Dataset, layout: PixelLayout, zones: Sequence[Zone], fill: float
+) -> tuple[Iterable[Any], Callable[[Any], np.ndarray]]:
+    """``(items, prepare)``: ``prepare(item)`` decodes, redacts and verifies one frame.
+
+    Encapsulated items are the encoded frames (read in order, one at a time);
+    native items are frame indexes.
+    """
+
+    def finish(frame: np.ndarray) -> np.ndarray:
         before = frame.copy()
         redact(frame, zones, fill=fill, samples_per_pixel=layout.samples, frames=1, copy=False)
         verify_redaction(before, frame, zones, fill, samples_per_pixel=layout.samples, frames=1)
-        del before
-        yield frame
+        return frame
+
+    if layout.spec.encapsulated:
+        return encoded_frames(ds, layout), lambda data: finish(decode_encoded_frame(data, layout))
+    return range(layout.frames), lambda index: finish(native_decoded_frame(ds, layout, index))
 
 
 def redact_dataset(
@@ -161,6 +192,7 @@ def redact_dataset(
     *,
     fill: float = 0,
     path: str | Path | None = None,
+    workers: int = 1,
 ) -> RedactionReport:
     """Blank ``zones`` in every frame of ``ds``'s pixel data, in place, and verify it.
 
@@ -182,6 +214,10 @@ def redact_dataset(
         The value written, as a stored pixel value (within BitsStored).
     path : str or Path, optional
         Named in errors; ``ds.filename`` when omitted.
+    workers : int
+        Threads that decode, redact, verify and re-encode frames concurrently
+        (at most ``2 * workers`` frames in flight); 1, the default, suits a
+        caller that already runs one process per core.
 
     Returns
     -------
@@ -240,8 +276,8 @@ def redact_dataset(
         )  # fmt: skip
         method = "in-place"
     else:
-        frames = _redacted_frames(ds, layout, applied, fill, path)
-        encoded = encode(frames, ds, target)
+        items, prepare = redacted_frame_source(ds, layout, applied, fill)
+        encoded = encode_pipeline(items, prepare, ds, target, count=layout.frames, workers=workers)
         if encoded.frames != layout.frames:
             raise layout.error(f"re-encoded {encoded.frames} frame(s), expected {layout.frames}")
         method = "transcode"

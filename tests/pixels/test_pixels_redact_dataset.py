@@ -9,6 +9,7 @@ import numpy as np
 import pydicom
 import pytest
 from pydicom.dataset import Dataset
+from pydicom.encaps import encapsulate, generate_frames
 from pydicom.uid import (
     DeflatedExplicitVRLittleEndian,
     ExplicitVRLittleEndian,
@@ -21,7 +22,7 @@ from pydicom.uid import (
 )
 
 import gantry.pixels._redact_dataset as redact_dataset_module
-from gantry.errors import RedactionError
+from gantry.errors import CodecError, RedactionError
 from gantry.pixels import (
     Compression,
     Zone,
@@ -186,3 +187,49 @@ def test_failed_verification_leaves_the_dataset_alone(
         with pytest.raises(RedactionError, match="not the fill value"):
             redact_dataset(ds, [Zone(0, 9, 0, 9)])
         assert ds.PixelData is data
+
+
+@pytest.mark.parametrize("ts", [JPEG2000Lossless, ExplicitVRLittleEndian])
+def test_worker_threads_give_identical_output(ts: str, tmp_path: Path) -> None:
+    make_instance(tmp_path / "a.dcm", modality="US", frames=5, rows=24, columns=32,
+                  transfer_syntax=ts)  # fmt: skip
+    one, two = pydicom.dcmread(tmp_path / "a.dcm"), pydicom.dcmread(tmp_path / "a.dcm")
+    redact_dataset(one, ZONES, workers=1)
+    redact_dataset(two, ZONES, workers=2)
+    assert one.PixelData == two.PixelData
+    pixels = decode(one)
+    assert (
+        encode(pixels, one, "jpegls", workers=3).pixel_data
+        == encode(pixels, one, "jpegls").pixel_data
+    )
+
+
+def test_a_failing_frame_stops_the_worker_pipeline(
+    make_ds: Callable[..., Dataset], image: Callable[..., np.ndarray]
+) -> None:
+    pixels = image((6, 8, 8), 0, 255, np.uint8)
+    ds = make_ds(pixels)
+    apply_encoded(ds, encode(pixels, ds, "j2k"))
+    frames = list(generate_frames(ds.PixelData, number_of_frames=6))
+    frames[3] = b"\xff\x4f\xff\x51broken"
+    ds.PixelData = encapsulate(frames)
+    data = ds.PixelData
+    with pytest.raises(CodecError, match="could not be decoded"):
+        redact_dataset(ds, ZONES, workers=2)
+    assert ds.PixelData is data
+
+
+@pytest.mark.parametrize("planar", [0, 1])
+def test_in_place_batches_of_frames(
+    planar: int,
+    rng: np.random.Generator,
+    make_ds: Callable[..., Dataset],
+    via_file: Callable[[Dataset], Dataset],
+) -> None:
+    stored = rng.integers(0, 256, (7, 12, 10, 3), dtype=np.uint8)  # thin zones: 7 frames a batch
+    ds = make_ds(stored, planar=planar)
+    zones = [Zone(2, 3, 1, 4), Zone(10, 11, -3, 2)]
+    expected = _expected(ds, zones, fill=200)
+    report = redact_dataset(ds, zones, fill=200)
+    assert report.method == "in-place" and report.pixels == 5
+    np.testing.assert_array_equal(decode(via_file(ds)), expected)

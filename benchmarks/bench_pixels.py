@@ -1,0 +1,217 @@
+"""Redact + re-encode throughput of gantry.pixels against a naive pydicom loop.
+
+For three synthetic multi-frame inputs (native Explicit VR Little Endian,
+JPEG 2000 Lossless, JPEG-LS Lossless; 16-bit, 12 bits stored) two methods blank
+the same zones in every frame and produce pixel data in the input's syntax:
+
+* ``gantry``: ``gantry.pixels.redact_dataset`` (frame by frame; native rows
+  rewritten in place; every frame verified, lossless output decoded back);
+* ``naive``: ``ds.pixel_array`` → numpy mask → ``ds.PixelData = arr.tobytes()``
+  (native) or ``ds.compress(syntax, arr)`` (compressed), i.e. pydicom alone.
+  pydicom needs its plugins for JPEG 2000 / JPEG-LS (``pip install pylibjpeg
+  pylibjpeg-openjpeg pyjpegls``); without them that row says so.
+
+Each run is a fresh process (``spawn``) so peak RSS is per method; "extra" is
+the peak minus the RSS right after the file was read.  A last pass measures
+peak traced allocations (tracemalloc) on the native input, in frames.
+
+Usage::
+
+    python benchmarks/bench_pixels.py                # ~256 MB native, 48 compressed frames
+    python benchmarks/bench_pixels.py --native-mb 64 --compressed-frames 16   # quick
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import os
+import resource
+import tempfile
+import time
+import tracemalloc
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROWS = COLS = 512
+ZONES = [(0, 40, 0, 512), (480, 512, 0, 200)]  # a header band and a footer box
+
+
+# ----------------------------------------------------------------- inputs
+def _frames(count: int, seed: int = 0) -> np.ndarray:
+    """Smooth 12-bit frames with a little noise (compress like real images)."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:ROWS, 0:COLS].astype(np.float32)
+    base = 1800 + 900 * np.sin(x / 37) * np.cos(y / 53)
+    out = np.empty((count, ROWS, COLS), np.uint16)
+    for i in range(count):
+        noise = rng.normal(0, 12, (ROWS, COLS)).astype(np.float32)
+        out[i] = np.clip(base + 40 * np.sin(i / 5 + x / 90) + noise, 0, 4095)
+    return out
+
+
+def _write(path: Path, frames: np.ndarray, syntax: str) -> None:
+    import imagecodecs
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.encaps import encapsulate
+    from pydicom.uid import (
+        ExplicitVRLittleEndian,
+        JPEG2000Lossless,
+        JPEGLSLossless,
+        generate_uid,
+    )
+
+    uid = {"native": ExplicitVRLittleEndian, "j2k": JPEG2000Lossless, "jpegls": JPEGLSLossless}
+    ds = Dataset()
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = uid[syntax]
+    ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID = "1.2.840.10008.5.1.4.1.1.7.3"
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID = generate_uid()
+    ds.Rows, ds.Columns, ds.SamplesPerPixel = ROWS, COLS, 1
+    ds.PhotometricInterpretation = "MONOCHROME2"
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
+    ds.NumberOfFrames = len(frames)
+    if syntax == "native":
+        ds.PixelData = frames.tobytes()
+        ds["PixelData"].VR = "OW"
+    else:
+        if syntax == "j2k":
+            enc = [imagecodecs.jpeg2k_encode(f, level=0, codecformat="J2K", bitspersample=12,
+                                             numthreads=1) for f in frames]  # fmt: skip
+        else:
+            enc = [imagecodecs.jpegls_encode(f) for f in frames]
+        ds.PixelData = encapsulate([bytes(e) for e in enc])
+        ds["PixelData"].VR = "OB"
+        ds["PixelData"].is_undefined_length = True
+    ds.save_as(path, enforce_file_format=True)
+
+
+# ----------------------------------------------------------------- methods
+def _rss_mb() -> float:
+    with open(f"/proc/{os.getpid()}/statm") as fh:
+        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def _gantry(ds: Any, workers: int) -> None:
+    from gantry.pixels import Zone, redact_dataset
+
+    redact_dataset(ds, [Zone(*z) for z in ZONES], fill=0, workers=workers)
+
+
+def _naive(ds: Any) -> None:
+    arr = ds.pixel_array
+    for r0, r1, c0, c1 in ZONES:
+        arr[..., r0:r1, c0:c1] = 0
+    syntax = ds.file_meta.TransferSyntaxUID
+    if syntax.is_compressed:
+        ds.compress(syntax, arr)
+    else:
+        ds.PixelData = arr.tobytes()
+
+
+def _run(path: str, method: str, trace: bool, queue: Any) -> None:
+    """One method on one file in this (fresh) process; ``gantry x2`` means 2 workers."""
+    import warnings
+
+    import pydicom
+
+    import gantry.pixels  # noqa: F401  (imports stay out of the timing and the memory)
+
+    warnings.simplefilter("ignore")
+    ds = pydicom.dcmread(path)
+    _ = ds.PixelData
+    base = _rss_mb()
+    if trace:
+        tracemalloc.start()
+    t0 = time.perf_counter()
+    try:
+        if method.startswith("gantry"):
+            _gantry(ds, int(method.partition("x")[2] or 1))
+        else:
+            _naive(ds)
+    except Exception as exc:  # pydicom without plugins, typically
+        queue.put({"error": f"{type(exc).__name__}: {str(exc).splitlines()[0][:90]}"})
+        return
+    seconds = time.perf_counter() - t0
+    traced = tracemalloc.get_traced_memory()[1] / 2**20 if trace else float("nan")
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    queue.put({"seconds": seconds, "extra_mb": peak - base, "traced_mb": traced,
+               "out_mb": len(ds.PixelData) / 2**20})  # fmt: skip
+
+
+def measure(path: Path, method: str, *, trace: bool = False) -> dict[str, Any]:
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    proc = ctx.Process(target=_run, args=(str(path), method, trace, queue))
+    proc.start()
+    result = queue.get()
+    proc.join()
+    return result  # type: ignore[no-any-return]
+
+
+# --------------------------------------------------------------------- main
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--native-mb", type=int, default=256, help="size of the native input")
+    parser.add_argument("--compressed-frames", type=int, default=48)
+    parser.add_argument("--repeat", type=int, default=1, help="runs per method (best kept)")
+    parser.add_argument("--workers", type=int, default=2, help="threads for the 'gantry xN' row")
+    args = parser.parse_args()
+
+    frame_mb = ROWS * COLS * 2 / 2**20
+    native_frames = max(1, int(args.native_mb / frame_mb))
+    with tempfile.TemporaryDirectory(prefix="gantry-bench-") as tmp:
+        inputs = []
+        t0 = time.perf_counter()
+        for syntax, count in (("native", native_frames), ("j2k", args.compressed_frames),
+                              ("jpegls", args.compressed_frames)):  # fmt: skip
+            path = Path(tmp) / f"{syntax}.dcm"
+            frames = _frames(min(count, 64))
+            reps = -(-count // len(frames))
+            _write(path, np.concatenate([frames] * reps)[:count], syntax)
+            inputs.append((syntax, path, count))
+        print(f"inputs written in {time.perf_counter() - t0:.1f} s "
+              f"({ROWS}x{COLS} 16-bit frames, zones {ZONES})\n")  # fmt: skip
+
+        methods = ["gantry"] + ([f"gantry x{args.workers}"] if args.workers > 1 else []) + ["naive"]
+        header = (f"{'input':<8}{'file MB':>9}{'frames':>8}  {'method':<10}{'s':>8}"
+                  f"{'MB/s':>9}{'frames/s':>10}{'peak+ MB':>10}{'vs naive':>10}")  # fmt: skip
+        print(header)
+        print("-" * len(header))
+        for syntax, path, count in inputs:
+            decoded_mb = count * frame_mb
+            results = {}
+            for method in methods:
+                runs = [measure(path, method) for _ in range(args.repeat)]
+                ok = [r for r in runs if "error" not in r]
+                results[method] = min(ok, key=lambda r: r["seconds"]) if ok else runs[0]
+            naive = results["naive"]
+            for method in methods:
+                r = results[method]
+                name = f"{syntax:<8}{path.stat().st_size / 2**20:>9.1f}{count:>8}  {method:<10}"
+                if "error" in r:
+                    print(f"{name}  n/a: {r['error']}")
+                    continue
+                speed = ""
+                if method != "naive" and "error" not in naive:
+                    speed = f"{naive['seconds'] / r['seconds']:>9.1f}x"
+                print(f"{name}{r['seconds']:>8.2f}{decoded_mb / r['seconds']:>9.0f}"
+                      f"{count / r['seconds']:>10.1f}{r['extra_mb']:>10.0f}{speed:>10}")  # fmt: skip
+
+        native = inputs[0][1]
+        print(f"\npeak traced allocations on the native input ({native_frames} frames of "
+              f"{frame_mb:.2f} MB = {native_frames * frame_mb:.0f} MB):")  # fmt: skip
+        for method in ("gantry", "naive"):
+            r = measure(native, method, trace=True)
+            if "error" in r:
+                print(f"  {method:<7} n/a: {r['error']}")
+                continue
+            print(f"  {method:<7} {r['traced_mb']:8.1f} MB traced "
+                  f"(= output {r['out_mb']:.0f} MB + {(r['traced_mb'] - r['out_mb']) / frame_mb:.1f}"
+                  f" frames)")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
