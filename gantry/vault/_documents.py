@@ -60,6 +60,8 @@ class Documents:
     frame: pl.DataFrame
     uids: pl.DataFrame
     instances: int
+    skipped: int = 0
+    """Instances left out: they have no PatientID element, hence no pseudonym."""
 
 
 def _as_text(name: str, dtype: pl.DataType, names: set[str]) -> pl.Expr:
@@ -132,6 +134,7 @@ def identity_documents(
             empty, pl.DataFrame(schema={"pseudonym": pl.String, "new_uid": pl.String}), 0
         )
 
+    inst_count = inst.height
     paths = [PATIENT_ID_PATH, *UID_TAGS.values()]
     plan = (
         store.scan("plan")
@@ -149,18 +152,33 @@ def identity_documents(
         if f"_new_{path}" not in inst.columns:
             inst = inst.with_columns(pl.lit(None, pl.String).alias(f"_new_{path}"))
     # patients get a dense integer key: every group_by and join below hashes integers
-    patients_frame = (
-        inst.group_by("PatientID")
-        .agg(pl.col(f"_new_{PATIENT_ID_PATH}").drop_nulls().first().alias("pseudonym"))
-        .with_columns(pl.int_range(pl.len(), dtype=pl.UInt32).alias("_p"))
+    patients_frame = inst.group_by("PatientID").agg(
+        pl.col(f"_new_{PATIENT_ID_PATH}").drop_nulls().first().alias("pseudonym")
+    )
+    # instances without a PatientID element get no pseudonym (nothing to put it in):
+    # there is no identity to lock for them
+    no_id = patients_frame.filter((pl.col("PatientID") == "") & pl.col("pseudonym").is_null())
+    patients_frame = patients_frame.filter(
+        pl.col("pseudonym").is_not_null() | (pl.col("PatientID") != "")
     )
     unplanned = patients_frame["pseudonym"].null_count()
     if unplanned:
         raise VaultError(
-            f"{unplanned} selected patients have no pseudonym in the plan: "
-            "run `anonymize` again (they were ingested after the plan was built)"
+            f"{unplanned} selected patients have no pseudonym in the plan: PatientID must "
+            "be pseudonymised (action P), and the plan must be newer than the index "
+            "(run `anonymize` again)"
         )
-    inst = inst.join(patients_frame.select("PatientID", "_p"), on="PatientID", how="left")
+    late = inst.filter((pl.col("PatientID") != "") & pl.col(f"_new_{PATIENT_ID_PATH}").is_null())
+    if late.height:
+        raise VaultError(
+            f"{late.height} instances of the selected patients are not in the plan "
+            "(ingested after it was built): run `anonymize` again"
+        )
+    patients_frame = patients_frame.with_columns(
+        pl.int_range(pl.len(), dtype=pl.UInt32).alias("_p")
+    )
+    inst = inst.join(patients_frame.select("PatientID", "_p"), on="PatientID", how="inner")
+    skipped = inst_count - inst.height if no_id.height else 0
 
     docs = inst.group_by("_p").agg(
         pl.col("PatientID").first(),
@@ -210,7 +228,7 @@ def identity_documents(
         .join(patients_frame.select("_p", "pseudonym"), on="_p")
         .select("pseudonym", "new_uid")
     )
-    return Documents(frame, new_uids, inst.height)
+    return Documents(frame, new_uids, inst.height, skipped)
 
 
 def _is_plain_json_text(values: pl.Series) -> bool:

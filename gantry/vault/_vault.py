@@ -132,7 +132,12 @@ def lock(
         if rows.height:
             store.write_table(IDENTITIES_TABLE, rows)
         counts.update(
-            {"patients": docs.frame.height, "instances": docs.instances, "vault_rows": rows.height}
+            {
+                "patients": docs.frame.height,
+                "instances": docs.instances,
+                "instances_without_patient_id": docs.skipped,
+                "vault_rows": rows.height,
+            }
         )
     return docs.frame.height
 

@@ -456,3 +456,25 @@ def test_uid_arrays_stay_valid_json_for_odd_values() -> None:
         pairs = pl.DataFrame({"g": [1, 1, 2], "old": values})
         out = pairs.group_by("g").agg(_json_strings(pairs, "old")).sort("g")
         assert [json.loads(x) for x in out["old"]] == [values[:2], values[2:]]
+
+
+def test_lock_refuses_instances_newer_than_the_plan(locked: Locked, tmp_path: Path) -> None:
+    from gantry.testing import make_instance
+
+    db = _copy_session(locked, tmp_path)
+    first = locked.corpus.patients[0].patient_id
+    make_instance(tmp_path / "late" / "a.dcm", modality="CT", PatientID=first, seed=5)
+    with Session(db) as s:
+        s.load_key(locked.key)
+        s.ingest(tmp_path / "late", workers=1, progress=False)
+        with pytest.raises(
+            VaultError, match="1 instances of the selected patients are not in the plan"
+        ):
+            s.lock_identities([first])
+        make_instance(tmp_path / "late2" / "b.dcm", modality="CT", PatientID="NEWCOMER", seed=6)
+        s.ingest(tmp_path / "late2", workers=1, progress=False)
+        with pytest.raises(VaultError, match="1 selected patients have no pseudonym"):
+            s.lock_identities(["NEWCOMER"])
+        # the others are unaffected
+        others = [p.patient_id for p in locked.corpus.patients[1:]]
+        assert s.lock_identities(others) == 2
