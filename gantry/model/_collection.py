@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
 import numpy as np
@@ -12,9 +12,8 @@ from gantry.model._index import KEY_COLUMNS, IndexView, Level
 
 if TYPE_CHECKING:
     from gantry.model._model import Model
-    from gantry.model._nodes import Node
 
-N = TypeVar("N", bound="Node")
+N = TypeVar("N")
 
 __all__ = ["Collection"]
 
@@ -69,7 +68,7 @@ class Collection(Generic[N]):
         view: IndexView,
         level: Level,
         idx: range | np.ndarray,
-        cls: type[N],
+        cls: Callable[[Model, IndexView, int], N],
     ) -> None:
         self._model = model
         self._view = view
@@ -162,7 +161,8 @@ class Collection(Generic[N]):
     @property
     def file_ids(self) -> np.ndarray:
         """``file_id`` of every instance in the collection."""
-        return self._view.file_ids[self.rows]
+        ids: np.ndarray = self._view.file_ids[self.rows]
+        return ids
 
     def to_polars(self) -> pl.DataFrame:
         """One row per item: instance rows of ``instances``, or a summary per group.
@@ -180,17 +180,17 @@ class Collection(Generic[N]):
             s = view.series(name)
             cols[name] = s.gather(first) if s is not None else pl.repeat(None, len(g), eager=True)
         lo, hi = starts[g], starts[g + 1]
-        below: tuple[Level, ...] = {
+        below: dict[Level, tuple[Level, ...]] = {
             "patient": ("study", "series"),
             "study": ("series",),
             "series": (),
-        }[level]
-        for down in below:
-            s = view.starts[down]
+        }
+        for down in below[level]:
+            bounds = view.starts[down]
             name = "n_studies" if down == "study" else "n_series"
-            cols[name] = (np.searchsorted(s, hi, "left") - np.searchsorted(s, lo, "left")).astype(
-                np.int64
-            )
+            cols[name] = (
+                np.searchsorted(bounds, hi, "left") - np.searchsorted(bounds, lo, "left")
+            ).astype(np.int64)
         cols["n_instances"] = (hi - lo).astype(np.int64)
         return pl.DataFrame(cols)
 

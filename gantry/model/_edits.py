@@ -82,16 +82,18 @@ CREATE TABLE IF NOT EXISTS pixel_edits (
 );
 """
 
-EDITS_SCHEMA = {
-    "file_id": pl.Int64,
-    "tag": pl.String,
-    "keyword": pl.String,
-    "vr": pl.String,
-    "op": pl.String,
-    "value": pl.String,
-    "version": pl.Int64,
-    "saved_at": pl.Datetime("us"),
-}
+EDITS_SCHEMA = pl.Schema(
+    {
+        "file_id": pl.Int64(),
+        "tag": pl.String(),
+        "keyword": pl.String(),
+        "vr": pl.String(),
+        "op": pl.String(),
+        "value": pl.String(),
+        "version": pl.Int64(),
+        "saved_at": pl.Datetime("us"),
+    }
+)
 _ELEMENT_OPS = ("set", "delete", "revert")
 _INSTANCE_OPS = ("exclude", "restore")
 
@@ -113,7 +115,8 @@ def _query(store: Store, sql: str, params: list[Any] | None = None) -> pl.DataFr
     """
     cur = store.con.cursor()
     try:
-        return cur.sql(sql, params=params).pl()
+        frame: pl.DataFrame = cur.sql(sql, params=params).pl()
+        return frame
     finally:
         cur.close()
 
@@ -163,7 +166,7 @@ def load_edits(store: Store) -> pl.DataFrame:
         f" FROM edits WHERE tag <> '{INSTANCE_TAG}') "
         "WHERE rn = 1 AND op <> 'revert' ORDER BY file_id, tag",
     )
-    return frame.cast(EDITS_SCHEMA)  # type: ignore[arg-type]
+    return frame.cast(EDITS_SCHEMA)
 
 
 def _exclusions(store: Store) -> pl.DataFrame:

@@ -74,7 +74,7 @@ class IndexView:
             [str(f) for f in self.files], schema=self.types, missing_columns="insert"
         )
 
-    def _col(self, name: str, dtype: pl.DataType = pl.String) -> pl.Expr:
+    def _col(self, name: str, dtype: Any = pl.String) -> pl.Expr:
         if name in self.types:
             return pl.col(name)
         return pl.lit(None, dtype=dtype).alias(name)
@@ -126,7 +126,7 @@ class IndexView:
         starts: dict[Level, np.ndarray] = {"series": series_starts}
         for level in ("patient", "study"):
             first = changes.filter(pl.col(level) | (pl.col("_g") == 0))["_g"].to_numpy()
-            starts[level] = np.append(series_starts[first], series_starts[-1])  # type: ignore[index]
+            starts[level] = np.append(series_starts[first], series_starts[-1])
         return frame.select("_scan_row", "file_id", *keys)[perm], starts
 
     # -- columns ---------------------------------------------------------------------------

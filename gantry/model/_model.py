@@ -166,8 +166,15 @@ class Model:
         for key in delete:
             k = self._editable_key(key)
             planned.append((k, dictionary_vr(k.tag), "delete", None))
-        for k, the_vr, op, text in planned:
-            self.log.record(fids, k.tag, k.keyword, the_vr, op, text)
+        for k, planned_vr, op, text in planned:
+            self.log.record(fids, k.tag, k.keyword, planned_vr, op, text)
+        if not self.store.read_only:  # the audit trail: keywords and counts, never values
+            details = {
+                "set": [k.keyword or k.tag for k, _, op, _ in planned if op == "set"],
+                "delete": [k.keyword or k.tag for k, _, op, _ in planned if op == "delete"],
+            }
+            with self.store._mutex, self.store.run("edit", details) as counts:
+                counts.update({"instances": len(fids), "edits": len(fids) * len(planned)})
         return len(fids)
 
     @property

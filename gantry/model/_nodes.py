@@ -141,9 +141,10 @@ class Node(_Editable):
 
     def __eq__(self, other: object) -> bool:
         return (
-            type(other) is type(self)
-            and other._view is self._view  # type: ignore[attr-defined]
-            and other._index == self._index  # type: ignore[attr-defined]
+            isinstance(other, Node)
+            and type(other) is type(self)
+            and other._view is self._view
+            and other._index == self._index
         )
 
     def __hash__(self) -> int:

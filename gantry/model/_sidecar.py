@@ -99,7 +99,7 @@ def append_blobs(path: Path, items: Iterable[tuple[int, int, np.ndarray]]) -> li
         pos = fh.seek(0, os.SEEK_END)
         for file_id, version, array in items:
             arr = np.ascontiguousarray(array)
-            payload = memoryview(arr).cast("B")
+            payload = arr.data.cast("B")
             dtype = arr.dtype.str
             shape = tuple(int(d) for d in arr.shape)
             digest = _digest(payload)

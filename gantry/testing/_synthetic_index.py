@@ -300,7 +300,9 @@ def _series_table(
     spec = [_MODALITIES[m] for m in _MOD_NAMES]
 
     def per_mod(i: int) -> np.ndarray:
-        return np.array([s[i] if s[i] is not None else np.nan for s in spec], dtype=float)[mod]
+        values = np.array([s[i] if s[i] is not None else np.nan for s in spec], dtype=float)
+        out: np.ndarray = values[mod]
+        return out
 
     rows, cols, samples, bits = (per_mod(k).astype(np.int64) for k in (2, 3, 4, 5))
     spacing, thickness = per_mod(6), per_mod(7)

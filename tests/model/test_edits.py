@@ -106,6 +106,9 @@ def test_bulk_edit_by_query_and_by_node(db: Path) -> None:
         assert series.set("SeriesDescription", "RENAMED") == len(series.instances)
         assert s.patients[1].delete("PatientAddress") == len(s.patients[1].instances)
         s.save()
+        run = s.sql("SELECT counts, details FROM runs WHERE kind = 'edit'").row(0)
+        assert json.loads(run[0]) == {"instances": n_ct, "edits": n_ct}
+        assert json.loads(run[1]) == {"set": ["InstitutionName"], "delete": []}
     with Session(db, read_only=True) as s:
         names = {i.institution_name for i in s.instances(where="Modality = 'CT'")}
         assert names == {"ANON"}
