@@ -17,7 +17,7 @@ from typing import Any
 import polars as pl
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from gantry.errors import TamperedVaultError, VaultError, VaultKeyError
+from gantry.errors import StoreError, TamperedVaultError, VaultError, VaultKeyError
 from gantry.store import Store
 from gantry.vault._documents import identity_documents
 from gantry.vault._keys import VaultKey, create_key_file, read_key_file
@@ -52,7 +52,8 @@ def enable(
 
     Refuses when the session already has a vault holding rows (use :func:`rotate`).
     """
-    store._require_writer()
+    if store.read_only:
+        raise StoreError(f"session `{store.layout.catalog}` is open read-only")
     current = store.get_meta(META_FINGERPRINT)
     if current is not None and _vault_rows(store).height:
         raise VaultError(
@@ -119,6 +120,8 @@ def lock(
     replaced (sealed again with fresh nonces).
     """
     key = require_key(store, key)
+    if isinstance(patients, str):  # one ID, not an iterable of its characters
+        patients = [patients]
     chosen = None if patients is None else [str(p) for p in patients]
     selection = "query" if query is not None else ("patients" if chosen is not None else "all")
     with store.run("lock", {"selection": selection, "key_fingerprint": key.fingerprint}) as counts:
