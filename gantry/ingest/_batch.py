@@ -16,6 +16,7 @@ exists only when some row needed it.
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
@@ -104,7 +105,8 @@ def read_batch(paths: Sequence[str | os.PathLike[str]], *, fast: bool = True) ->
     Parameters
     ----------
     paths : sequence of str or os.PathLike
-        Files to read; relative paths are made absolute.
+        Files to read; relative paths are made absolute, and a path given
+        twice is read once.
     fast : bool, default True
         Try the struct-based walker first and fall back to pydicom per file
         when it declines (``parser`` records which one read the file).
@@ -113,6 +115,24 @@ def read_batch(paths: Sequence[str | os.PathLike[str]], *, fast: bool = True) ->
     Returns
     -------
     BatchResult
+
+    Notes
+    -----
+    Where ``docs/internals.md`` leaves room, the tables read as follows.
+
+    - ``pixel_offset`` / ``pixel_length`` describe top-level (7FE0,0010); in a
+      deflated file the offset is null and the length is the element's length
+      in the inflated stream.
+    - ``elements.length`` of undefined-length pixel data is pydicom's value
+      length (item headers and fragments, without the sequence delimiter).
+      Pixel Data, Float Pixel Data and Double Float Pixel Data are never
+      hashed; every other bulk value is, an empty one as ``b""``.
+    - An empty non-bulk value has the text ``""``.  In ``instances`` it is
+      ``""`` in a string column, ``[]`` in a list column and null otherwise.
+    - ``private_creator`` is the value of (gggg,00xx) for elements
+      (gggg,xx00)-(gggg,xxFF) with xx >= 0x10, null for the creator elements.
+    - ``keyword`` is null for repeating-group tags (60xx, 50xx), as
+      pydicom's ``DataElement.keyword`` is; they are not ``instances`` columns.
 
     Examples
     --------
@@ -132,14 +152,21 @@ def read_batch(paths: Sequence[str | os.PathLike[str]], *, fast: bool = True) ->
     counts: list[int] = []  # element rows per indexed file
     files: list[tuple[int, str, int, float, HeaderInfo, str]] = []
     skipped: list[tuple[str, int | None, float | None, str, str]] = []
+    seen: set[str] = set()
     for item in paths:
         path = os.path.abspath(os.fspath(item))
+        if path in seen:  # the same file twice: one row, one file_id
+            continue
+        seen.add(path)
         try:
             st = os.stat(path)
         except OSError as exc:
             skipped.append((path, None, None, "io_error", _os_detail(exc)))
             continue
         size, mtime = st.st_size, st.st_mtime
+        if not stat.S_ISREG(st.st_mode):  # a folder, a FIFO (which would block), a device
+            skipped.append((path, size, mtime, "io_error", "not a regular file"))
+            continue
         if size == 0:
             skipped.append((path, size, mtime, "empty", "zero-byte file"))
             continue
@@ -289,9 +316,9 @@ def _typed_columns(files: list[tuple[int, str, int, float, HeaderInfo, str]]) ->
             out[keyword] = pa.array(values, type=pa.string())
             continue
         targets[keyword] = target
-        text = pl.col(keyword)
+        source = pl.col(keyword)
         if is_list:
-            parts = pl.when(text == "").then(_BLANK_SPLIT).otherwise(text.str.split("\\"))
+            parts = pl.when(source == "").then(_BLANK_SPLIT).otherwise(source.str.split("\\"))
             if pa.types.is_string(item):
                 exprs.append(parts.alias(keyword))
                 continue
@@ -301,10 +328,10 @@ def _typed_columns(files: list[tuple[int, str, int, float, HeaderInfo, str]]) ->
                 (stripped != "") & _as_item(stripped, item).is_null()
             ).list.any()
         else:
-            value = _as_item(text.str.strip_chars(), item)
-            failed = (text.str.strip_chars() != "") & value.is_null()
+            value = _as_item(source.str.strip_chars(), item)
+            failed = (source.str.strip_chars() != "") & value.is_null()
         exprs.append(value.alias(keyword))
-        exprs.append(pl.when(failed).then(text).alias(f"{keyword}__raw"))
+        exprs.append(pl.when(failed).then(source).alias(f"{keyword}__raw"))
     if exprs:
         frame = pl.DataFrame(
             {keyword: texts[keyword] for keyword in targets},

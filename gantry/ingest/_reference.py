@@ -114,7 +114,7 @@ class _Tracked:
 
     def read(self, size: int | None = -1) -> bytes:
         try:
-            data = self._raw.read(size)
+            data = self._raw.read(-1 if size is None else size)
         except OSError:
             self.io_failed = True
             raise
@@ -349,7 +349,7 @@ def _encapsulated_length(stream: Any, endian: str, end: int) -> int:
         stream.seek(position)
         header = stream.read(8)
         if header[:4] == delimiter:
-            return position - start
+            return int(position - start)
         if header[:4] != item:
             break
         (length,) = struct.unpack(endian + "L", header[4:])
@@ -367,6 +367,6 @@ def _encapsulated_length(stream: Any, endian: str, end: int) -> int:
         if found >= 0:
             position = carry_start + found
             stream.seek(position + 8)
-            return position - start
+            return int(position - start)
         carry = data[-3:]
         carry_start += len(data) - len(carry)

@@ -55,7 +55,7 @@ from hashlib import blake2b
 from typing import Any, Final
 
 import pyarrow as pa
-from pydicom.datadict import DicomDictionary, dictionary_VM, dictionary_VR
+from pydicom.datadict import dictionary_has_tag, dictionary_keyword, dictionary_VM, dictionary_VR
 
 __all__ = [
     "BULK_VRS",
@@ -160,10 +160,10 @@ def render_pydicom(vr: str, value: Any) -> str | None:
 # ---------------------------------------------------------------------------
 # raw bytes -> text (fast path), reproducing pydicom.values.convert_value
 
-Decoder = Callable[[bytes, str, str], str]
+Decoder = Callable[[bytes | bytearray, str, str], str]
 
 
-def _decode_text(raw: bytes, codec: str) -> str:
+def _decode_text(raw: bytes | bytearray, codec: str) -> str:
     # pydicom decodes with the first encoding unless there is an escape
     # sequence (ISO 2022 code extensions); on a decoding error it warns and
     # substitutes replacement characters.  Both cases go to pydicom.
@@ -175,12 +175,12 @@ def _decode_text(raw: bytes, codec: str) -> str:
         raise NeedsPydicom("undecodable text") from None
 
 
-def _string(raw: bytes, codec: str, endian: str) -> str:
+def _string(raw: bytes | bytearray, codec: str, endian: str) -> str:
     # AS CS DA DT TM: default encoding, trailing spaces / NULs stripped once
     return raw.decode(_LATIN_1).rstrip(" \x00")
 
 
-def _ui(raw: bytes, codec: str, endian: str) -> str:
+def _ui(raw: bytes | bytearray, codec: str, endian: str) -> str:
     # UID() also strips whitespace around each value
     text = raw.decode(_LATIN_1).rstrip(" \x00")
     if "\\" not in text:
@@ -188,15 +188,15 @@ def _ui(raw: bytes, codec: str, endian: str) -> str:
     return "\\".join(v.strip() for v in text.split("\\"))
 
 
-def _ae(raw: bytes, codec: str, endian: str) -> str:
+def _ae(raw: bytes | bytearray, codec: str, endian: str) -> str:
     return "\\".join(v.strip() for v in raw.decode(_LATIN_1).split("\\"))
 
 
-def _ur(raw: bytes, codec: str, endian: str) -> str:
+def _ur(raw: bytes | bytearray, codec: str, endian: str) -> str:
     return raw.decode(_LATIN_1).rstrip()
 
 
-def _multi_text(raw: bytes, codec: str, endian: str) -> str:
+def _multi_text(raw: bytes | bytearray, codec: str, endian: str) -> str:
     # LO SH UC: each value stripped of trailing spaces / NULs
     text = _decode_text(raw, codec)
     if "\\" not in text:
@@ -204,12 +204,12 @@ def _multi_text(raw: bytes, codec: str, endian: str) -> str:
     return "\\".join(v.rstrip("\x00 ") for v in text.split("\\"))
 
 
-def _single_text(raw: bytes, codec: str, endian: str) -> str:
+def _single_text(raw: bytes | bytearray, codec: str, endian: str) -> str:
     # LT ST UT: one value, backslash is an ordinary character
     return _decode_text(raw, codec).rstrip("\x00 ")
 
 
-def _person_name(raw: bytes, codec: str, endian: str) -> str:
+def _person_name(raw: bytes | bytearray, codec: str, endian: str) -> str:
     # PersonName drops empty trailing component groups ("A^B==" -> "A^B")
     text = _decode_text(raw.rstrip(b"\x00 "), codec)
     if "\\" not in text:
@@ -217,7 +217,7 @@ def _person_name(raw: bytes, codec: str, endian: str) -> str:
     return "\\".join(v.rstrip("=") for v in text.split("\\"))
 
 
-def _ds(raw: bytes, codec: str, endian: str) -> str:
+def _ds(raw: bytes | bytearray, codec: str, endian: str) -> str:
     # DSfloat keeps the stripped original string; a blank value stays as is
     text = raw.decode(_LATIN_1).strip().rstrip(" \x00")
     out = []
@@ -234,7 +234,7 @@ def _ds(raw: bytes, codec: str, endian: str) -> str:
     return "\\".join(out)
 
 
-def _is(raw: bytes, codec: str, endian: str) -> str:
+def _is(raw: bytes | bytearray, codec: str, endian: str) -> str:
     # IS keeps the stripped original string, a blank value stays as is, and
     # a non-integral number becomes an ISfloat, whose str() is the float's
     text = raw.decode(_LATIN_1).rstrip(" \x00")
@@ -263,7 +263,7 @@ def _numbers(code: str) -> Decoder:
     size = struct.calcsize("=" + code)
     singles = {e: struct.Struct(e + code).unpack for e in "<>"}
 
-    def decode(raw: bytes, codec: str, endian: str) -> str:
+    def decode(raw: bytes | bytearray, codec: str, endian: str) -> str:
         count, rest = divmod(len(raw), size)
         if rest:
             raise NeedsPydicom("value length is not a multiple of the value size")
@@ -274,7 +274,7 @@ def _numbers(code: str) -> Decoder:
     return decode
 
 
-def _at(raw: bytes, codec: str, endian: str) -> str:
+def _at(raw: bytes | bytearray, codec: str, endian: str) -> str:
     count, rest = divmod(len(raw), 4)
     if rest:
         raise NeedsPydicom("AT length is not a multiple of 4")
@@ -366,10 +366,9 @@ def column_keyword(tag: int) -> str | None:
     >>> column_keyword(0x00100010), column_keyword(0x7FE00010), column_keyword(0x00091010)
     ('PatientName', None, None)
     """
-    entry = DicomDictionary.get(tag)
-    if entry is None or (tag >> 16) & 1:
+    if (tag >> 16) & 1 or not dictionary_has_tag(tag):
         return None
-    keyword = entry[4]
+    keyword = dictionary_keyword(tag)
     if not keyword or column_type(keyword) is None:
         return None
     return keyword

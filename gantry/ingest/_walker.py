@@ -40,7 +40,12 @@ import zlib
 from functools import cache
 from typing import Any, BinaryIO, Final, NamedTuple
 
-from pydicom.datadict import DicomDictionary, dictionary_VR, private_dictionary_VR
+from pydicom.datadict import (
+    dictionary_has_tag,
+    dictionary_keyword,
+    dictionary_VR,
+    private_dictionary_VR,
+)
 from pydicom.uid import PrivateTransferSyntaxes
 from pydicom.valuerep import EXPLICIT_VR_LENGTH_32, STANDARD_VR
 
@@ -128,8 +133,9 @@ def tag_keyword(taghex: str) -> str | None:
     >>> tag_keyword("00100010"), tag_keyword("00091010"), tag_keyword("60023000")
     ('PatientName', None, None)
     """
-    entry = DicomDictionary.get(int(taghex, 16))
-    return entry[4] or None if entry else None
+    tag = int(taghex, 16)
+    # dictionary_has_tag is False for repeating groups, as in DataElement.keyword
+    return (dictionary_keyword(tag) or None) if dictionary_has_tag(tag) else None
 
 
 class HeaderInfo(NamedTuple):
