@@ -10,6 +10,7 @@ the whole index the first time one instance asks for it, then served from memory
 
 from __future__ import annotations
 
+import bisect
 import threading
 from pathlib import Path
 from typing import Any, Literal
@@ -57,7 +58,7 @@ class IndexView:
         self._series_cache: dict[str, pl.Series] = {}
         self._list_cache: dict[str, list[Any]] = {}
         self._group_maps: dict[Level, dict[Any, int]] = {}
-        self._sop_order: tuple[pl.Series, np.ndarray] | None = None
+        self._sop_order: tuple[list[str], np.ndarray] | None = None
         self._batch_ends: np.ndarray | None = None
         self.keys, self.starts = self._load_keys()
         self.n = self.keys.height
@@ -190,13 +191,15 @@ class IndexView:
         return mapping.get(key)
 
     def row_of_sop(self, uid: str) -> int | None:
-        """The first row (tree order) with ``SOPInstanceUID == uid``."""
+        """The first row (tree order) with ``SOPInstanceUID == uid`` (bisect, O(log n))."""
         if self._sop_order is None:
             col = self.keys["SOPInstanceUID"]
             order = col.arg_sort(nulls_last=True)
-            self._sop_order = (col.gather(order), order.to_numpy())
+            ordered = [v for v in col.gather(order).to_list() if v is not None]
+            with self._lock:
+                self._sop_order = (ordered, order.to_numpy())
         ordered, rows = self._sop_order
-        i = int(ordered.search_sorted(uid, side="left"))
+        i = bisect.bisect_left(ordered, uid)
         if i < len(ordered) and ordered[i] == uid:
             return int(rows[i])
         return None

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import threading
+import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -34,6 +36,7 @@ class Model:
         self.store = store
         self.log = EditLog(store)
         self._view: IndexView | None = None
+        self._view_stamp = -1
         self._view_lock = threading.Lock()
         self._save_lock = threading.Lock()
 
@@ -41,14 +44,24 @@ class Model:
 
     def view(self) -> IndexView:
         """The current tree (rebuilt when ingest committed new batches)."""
-        files = self.store.files_of("instances")
         view = self._view
+        stamp = self._batches_stamp()
+        if view is not None and stamp == self._view_stamp and time.time() - stamp / 1e9 > 2:
+            return view  # the batches folder did not change (and not within its mtime tick)
+        files = self.store.files_of("instances")
         if view is None or view.files != files:
             with self._view_lock:
                 view = self._view
                 if view is None or view.files != files:
                     view = self._view = IndexView(self.store)
+        self._view_stamp = stamp
         return view
+
+    def _batches_stamp(self) -> int:
+        try:
+            return os.stat(self.store.layout.batches).st_mtime_ns
+        except FileNotFoundError:
+            return 0
 
     @property
     def patients(self) -> Collection[Patient]:
