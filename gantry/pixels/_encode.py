@@ -29,7 +29,14 @@ from gantry.pixels._codecs import codec, decode_encoded_frame, decoded_photometr
 from gantry.pixels._frames import PIXEL_KEYWORDS, PixelLayout
 from gantry.pixels._transfer_syntax import SYNTAXES, Compression, resolve_target
 
-__all__ = ["EncodedPixels", "apply_encoded", "encode", "encode_pipeline", "ordered_map"]
+__all__ = [
+    "EncodedPixels",
+    "apply_encoded",
+    "can_encode",
+    "encode",
+    "encode_pipeline",
+    "ordered_map",
+]
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -256,6 +263,19 @@ def _encode_htj2k(frame: np.ndarray, layout: PixelLayout, rpcl: bool) -> bytes:
             rgb=layout.photometric == "YBR_RCT", resolutions=_resolutions(layout), **kwargs,
         )
     )  # fmt: skip
+
+
+def can_encode(layout: PixelLayout, comp: Compression) -> bool:
+    """Whether ``comp`` can write pixel data shaped like ``layout`` (before trying)."""
+    if comp is Compression.NONE:
+        return True
+    if layout.keyword != "PixelData" or layout.bits_allocated == 1:
+        return False
+    if comp is Compression.RLE:
+        return layout.samples * layout.dtype.itemsize <= 15
+    if comp in (Compression.JPEG_LOSSLESS, Compression.JPEGLS, Compression.JPEGLS_NEAR):
+        return layout.bits_allocated <= 16 and layout.bits_stored >= 2
+    return layout.bits_allocated <= 16  # JPEG 2000 and HTJ2K
 
 
 def encode_frame(frame: np.ndarray, layout: PixelLayout, comp: Compression,

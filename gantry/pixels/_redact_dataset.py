@@ -18,11 +18,11 @@ from typing import Any
 
 import numpy as np
 from pydicom.dataset import Dataset
-from pydicom.uid import UID
+from pydicom.uid import UID, ExplicitVRLittleEndian
 
 from gantry.errors import RedactionError
 from gantry.pixels._codecs import decode_encoded_frame, decoded_photometric, native_decoded_frame
-from gantry.pixels._encode import EncodedPixels, apply_encoded, encode_pipeline
+from gantry.pixels._encode import EncodedPixels, apply_encoded, can_encode, encode_pipeline
 from gantry.pixels._frames import PixelLayout, encoded_frames
 from gantry.pixels._redact import (
     Zone,
@@ -255,6 +255,9 @@ def redact_dataset(
         return unchanged
     _check_stored_fill(fill, layout)
     target = redaction_target(layout.transfer_syntax)
+    encoder = SYNTAXES[target].encoder
+    if encoder is None or not can_encode(layout, encoder):
+        target = UID(ExplicitVRLittleEndian)
     family = layout.spec.family
     same_colour = (
         decoded_photometric(layout.photometric, layout.samples, layout.bits_allocated, family)

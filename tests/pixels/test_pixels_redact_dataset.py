@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import imagecodecs
 import numpy as np
 import pydicom
 import pytest
@@ -233,3 +234,16 @@ def test_in_place_batches_of_frames(
     report = redact_dataset(ds, zones, fill=200)
     assert report.method == "in-place" and report.pixels == 5
     np.testing.assert_array_equal(decode(via_file(ds)), expected)
+
+
+def test_an_encoder_that_cannot_take_the_data_falls_back_to_native(
+    rng: np.random.Generator, make_ds: Callable[..., Dataset]
+) -> None:
+    pixels = rng.integers(0, 2**20, (8, 9), dtype=np.uint32)  # 20-bit data in 32-bit words
+    stream = imagecodecs.jpeg2k_encode(pixels, level=0, codecformat="J2K", bitspersample=20)
+    ds = make_ds(pixels, transfer_syntax=JPEG2000Lossless, encoded=[stream], bits_stored=20)
+    np.testing.assert_array_equal(decode(ds), pixels)
+    expected = _expected(ds, ZONES, fill=0)
+    report = redact_dataset(ds, ZONES)
+    assert report.transfer_syntax_out == ExplicitVRLittleEndian
+    np.testing.assert_array_equal(decode(ds), expected)
