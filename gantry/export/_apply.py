@@ -38,7 +38,9 @@ class ExportItem:
     src: str
     out_rel: str
     actions: list[tuple[str, str, str, str | None]]  # (path, vr, action, new_value)
-    edits: list[tuple[str, str, str | None]] = field(default_factory=list)  # (tag, op, json value)
+    edits: list[tuple[str, str, str | None, str | None]] = field(
+        default_factory=list
+    )  # (tag, op, json value, vr)
     tokens: list[str] = field(default_factory=list)
     pixel_offset: int | None = None
     pixel_length: int | None = None
@@ -224,11 +226,11 @@ def _add(ds: Dataset, path: str, vr: str, value: str | None) -> None:
         ds[tag] = DataElement(tag, vr, value or "")
 
 
-def _apply_edits(ds: Dataset, edits: list[tuple[str, str, str | None]]) -> None:
+def _apply_edits(ds: Dataset, edits: list[tuple[str, str, str | None, str | None]]) -> None:
     """Metadata edits saved in the session (object model), applied before the plan."""
     from pydicom.datadict import dictionary_VR
 
-    for tag_text, op, value_json in edits:
+    for tag_text, op, value_json, vr in edits:
         tag = int(tag_text, 16)
         if op == "delete":
             if tag in ds:
@@ -238,7 +240,7 @@ def _apply_edits(ds: Dataset, edits: list[tuple[str, str, str | None]]) -> None:
             if tag in ds:
                 ds[tag].value = value
             else:
-                ds.add_new(tag, dictionary_VR(tag), value)
+                ds.add_new(tag, vr or dictionary_VR(tag), value)
 
 
 def _apply_pixels(ds: Dataset, item: ExportItem, ts: str, compression: str | None) -> str:

@@ -343,16 +343,16 @@ def _session_edits(
     store: Store,
 ) -> tuple[dict[int, list[tuple[str, str, str | None]]], dict[int, Any]]:
     """Saved object-model edits: metadata per file, and pixel-edit blob locations."""
-    edits: dict[int, list[tuple[str, str, str | None]]] = defaultdict(list)
+    edits: dict[int, list[tuple[str, str, str | None, str | None]]] = defaultdict(list)
     pixel: dict[int, Any] = {}
     try:
         from gantry.model import load_edits, pixel_edit_locations
     except ImportError:
         return edits, pixel
     frame = load_edits(store)
-    for fid, tag, op, value in frame.select("file_id", "tag", "op", "value").iter_rows():
+    for fid, tag, op, value, vr in frame.select("file_id", "tag", "op", "value", "vr").iter_rows():
         if op in ("set", "delete"):
-            edits[fid].append((tag, op, value))
+            edits[fid].append((tag, op, value, vr))
     pixel.update(pixel_edit_locations(store))
     return edits, pixel
 

@@ -156,7 +156,8 @@ class Store:
     def get_meta(self, key: str) -> str | None:
         """Return a catalog ``meta`` value, or None."""
         try:
-            rows = self.con.execute("SELECT value FROM meta WHERE key = ?", [key]).fetchall()
+            with self._mutex:
+                rows = self.con.execute("SELECT value FROM meta WHERE key = ?", [key]).fetchall()
         except duckdb.CatalogException:
             return None
         return str(rows[0][0]) if rows else None
@@ -164,7 +165,8 @@ class Store:
     def set_meta(self, key: str, value: str) -> None:
         """Set a catalog ``meta`` value."""
         self._require_writer()
-        self.con.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", [key, value])
+        with self._mutex:
+            self.con.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", [key, value])
 
     @property
     def secret(self) -> bytes:
@@ -326,19 +328,20 @@ class Store:
             info["error"] = type(exc).__name__
             raise
         finally:
-            if self.con is not None:
-                self.con.execute(
-                    "INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    [
-                        uuid.uuid4().hex,
-                        started,
-                        _now(),
-                        kind,
-                        json.dumps(counts, default=str),
-                        json.dumps(info, default=str),
-                        __version__,
-                    ],
-                )
+            with self._mutex:
+                if self.con is not None:
+                    self.con.execute(
+                        "INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        [
+                            uuid.uuid4().hex,
+                            started,
+                            _now(),
+                            kind,
+                            json.dumps(counts, default=str),
+                            json.dumps(info, default=str),
+                            __version__,
+                        ],
+                    )
 
 
 _EMPTY_DDL = {

@@ -291,3 +291,40 @@ def test_killed_export_resumes_with_identical_bytes(tmp_path: Path) -> None:
     b = {p.relative_to(tmp_path / "out"): p.read_bytes() for p in _dicom_files(tmp_path / "out")}
     assert a == b
     assert not [p for p in (tmp_path / "out").rglob(".*.tmp")]
+
+
+def test_export_writes_saved_edits_and_skips_excluded(tmp_path: Path) -> None:
+    import numpy as np
+
+    make_corpus(
+        tmp_path / "dicom",
+        patients=1,
+        studies_per_patient=1,
+        series_per_study=1,
+        instances_per_series=3,
+        modalities=("CT",),
+        compressed=False,
+    )
+    with Session(tmp_path / "s.db") as s:
+        s.ingest(tmp_path / "dicom", workers=1, progress=False)
+        first, second, third = list(s.instances())
+        first.set("SliceThickness", 9.5)
+        blank = np.zeros_like(second.pixel_array)
+        second.pixel_array = blank
+        third.exclude("withdrawn consent")
+        s.save()
+        keys = (first.sop_instance_uid, second.sop_instance_uid)
+        secret = s.store.secret
+    with Session(tmp_path / "s.db") as s:  # edits come back from the store
+        s.anonymize(None)
+        r = s.export(tmp_path / "out", safe=False, workers=1, progress=False)
+    from gantry.plan import remap_uid
+
+    assert r.exported == 2 and r.excluded.height == 1
+    assert "excluded by an edit" in r.excluded["reason"][0]
+    out = {
+        pydicom.dcmread(f).SOPInstanceUID: pydicom.dcmread(f)
+        for f in _dicom_files(tmp_path / "out")
+    }
+    assert float(out[remap_uid(secret, keys[0])].SliceThickness) == 9.5
+    assert not out[remap_uid(secret, keys[1])].pixel_array.any()
