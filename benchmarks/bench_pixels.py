@@ -11,8 +11,8 @@ the same zones in every frame and produce pixel data in the input's syntax:
   pydicom needs its plugins for JPEG 2000 / JPEG-LS (``pip install pylibjpeg
   pylibjpeg-openjpeg pyjpegls``); without them that row says so.
 
-Each run is a fresh process (``spawn``) so peak RSS is per method; "extra" is
-the peak minus the RSS right after the file was read.  A last pass measures
+Each run is a fresh process (``spawn``); "peak+" is the peak resident memory
+(VmHWM, reset once the file is read) minus the RSS at that point.  A last pass measures
 peak traced allocations (tracemalloc) on the native input, in frames.
 
 Usage::
@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import multiprocessing as mp
 import os
-import resource
 import tempfile
 import time
 import tracemalloc
@@ -89,9 +88,22 @@ def _write(path: Path, frames: np.ndarray, syntax: str) -> None:
 
 
 # ----------------------------------------------------------------- methods
-def _rss_mb() -> float:
-    with open(f"/proc/{os.getpid()}/statm") as fh:
-        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+def _rss_mb(field: str = "VmRSS") -> float:
+    """Current (VmRSS) or peak (VmHWM) resident memory of this process, in MiB (Linux)."""
+    with open(f"/proc/{os.getpid()}/status") as fh:
+        for line in fh:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def _reset_peak() -> None:
+    """Reset VmHWM to the current RSS (Linux >= 4.0); ru_maxrss cannot be reset."""
+    try:
+        with open(f"/proc/{os.getpid()}/clear_refs", "w") as fh:
+            fh.write("5")
+    except OSError:
+        pass
 
 
 def _gantry(ds: Any, workers: int) -> None:
@@ -122,6 +134,7 @@ def _run(path: str, method: str, trace: bool, queue: Any) -> None:
     warnings.simplefilter("ignore")
     ds = pydicom.dcmread(path)
     _ = ds.PixelData
+    _reset_peak()
     base = _rss_mb()
     if trace:
         tracemalloc.start()
@@ -136,7 +149,7 @@ def _run(path: str, method: str, trace: bool, queue: Any) -> None:
         return
     seconds = time.perf_counter() - t0
     traced = tracemalloc.get_traced_memory()[1] / 2**20 if trace else float("nan")
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak = _rss_mb("VmHWM")
     queue.put({"seconds": seconds, "extra_mb": peak - base, "traced_mb": traced,
                "out_mb": len(ds.PixelData) / 2**20})  # fmt: skip
 

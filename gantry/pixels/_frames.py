@@ -107,7 +107,7 @@ class PixelLayout:
         if not 0 < bits_stored <= bits_allocated:
             raise CodecError(where, ts, f"has BitsStored {bits_stored} outside 1..{bits_allocated}")
         if samples not in (1, 3, 4):
-            raise CodecError(where, ts, f"has SamplesPerPixel {samples}, not 1 or 3")
+            raise CodecError(where, ts, f"has SamplesPerPixel {samples}, not 1, 3 or 4")
         return cls(
             path=where, transfer_syntax=ts, spec=spec, keyword=keyword,
             rows=rows, columns=columns, samples=samples,

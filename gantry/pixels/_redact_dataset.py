@@ -183,6 +183,7 @@ def redacted_frame_source(
 
     if layout.spec.encapsulated:
         return encoded_frames(ds, layout), lambda data: finish(decode_encoded_frame(data, layout))
+    _ = ds[layout.keyword].value  # read (and convert) the element here, not in the workers
     return range(layout.frames), lambda index: finish(native_decoded_frame(ds, layout, index))
 
 
