@@ -149,7 +149,7 @@ class _Reader:
         if str(meta.get("MediaStorageSOPClassUID", "")) == DICOMDIR_UID:
             raise SkipFile("dicomdir", "a DICOMDIR (media storage directory), not an instance")
         syntax = meta.get("TransferSyntaxUID")
-        transfer_syntax = IMPLICIT_VR_LE if syntax is None else str(syntax)
+        transfer_syntax = IMPLICIT_VR_LE if syntax is None else render_pydicom("UI", syntax) or ""
 
         implicit, little = self.encoding(ds)
         stream: Any = ds.buffer

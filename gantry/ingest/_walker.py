@@ -469,7 +469,7 @@ class _Walk:
         decoders = DECODERS
         pixel_tags = PIXEL_TAGS
         special_tags = _SPECIAL_TAGS
-        creators: dict[int, str] = {}
+        creators: dict[int, str] = {}  # creator tag (gggg,00xx) -> its value
         pixel_rep: int | None = None
         prev = -1
         while pos < end:
@@ -515,7 +515,7 @@ class _Walk:
                 elif elem < 0x1000:
                     raise NeedsPydicom("private element outside a creator block")
                 else:
-                    creator = creators.get(elem >> 8)
+                    creator = creators.get(group << 16 | elem >> 8)
                     if implicit or vr == "UN":
                         vr = "UN" if creator is None else _private_vr(creator, tag)
                         if vr == "SQ" and not implicit:
@@ -528,7 +528,8 @@ class _Walk:
                     vr = dict_vr
                     if vr == "SQ":
                         raise NeedsPydicom("UN re-typed as a sequence")
-            if vr in ambiguous_vrs:
+            ambiguous = vr in ambiguous_vrs
+            if ambiguous:
                 vr = _resolve(vr, tag, implicit, length, pixel_rep)
             path = prefix + taghex
 
@@ -594,7 +595,10 @@ class _Walk:
                 text = buf[vstart:vend].decode("latin_1").rstrip(" \x00")
             else:
                 text = decoders[vr](buf[vstart:vend], codec, endian)
-                if vr == "SS" and tag in _LUT_DESCRIPTORS and text[0] == "-" and "\\" in text:
+                # pydicom's fix of a negative first LUT Descriptor value applies to
+                # values read as SS, not to those it re-reads as SS after the fact
+                lut = vr == "SS" and tag in _LUT_DESCRIPTORS and not ambiguous
+                if lut and text[0] == "-" and "\\" in text:
                     first, rest = text.split("\\", 1)
                     text = f"{int(first) + 65536}\\{rest}"
             add_path(path)
@@ -610,7 +614,7 @@ class _Walk:
                 columns[column] = text
             if group & 1:
                 if 0x10 <= elem < 0x100:
-                    creators[elem] = text
+                    creators[tag] = text
             elif tag in special_tags:
                 if tag == 0x00080005:
                     codec = _CODECS.get(text, "")

@@ -22,6 +22,8 @@ from typing import Any
 import pyarrow as pa
 import pydicom
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from pydicom.datadict import DicomDictionary
 from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset, FileMetaDataset
@@ -554,6 +556,54 @@ def _patch(path: Path, old: bytes, new: bytes) -> None:
     path.write_bytes(data.replace(old, new))
 
 
+@pytest.mark.parametrize(
+    "syntax", [ExplicitVRLittleEndian, ImplicitVRLittleEndian], ids=["explicit", "implicit"]
+)
+def test_ambiguous_vrs_and_lut_descriptors_match_pydicom(tmp_path: Path, syntax: str) -> None:
+    ds = _synthetic(syntax)
+    # read as SS, pydicom adds 65536 to a negative first value; re-read as SS (implicit
+    # 'US or SS' with Pixel Representation 1) it does not
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # pydicom checks SS values against US bounds
+        ds.add_new(0x00281101, "SS", [32768, 0, 16])  # written "H", read back as -32768
+    ds.add_new(0x00281201, "OW", bytes(6))
+    ds.add_new(0x60000010, "US", 4)
+    ds.add_new(0x60003000, "OW", bytes(4))
+    path = _write(ds, tmp_path / "lut.dcm")
+    truth = sorted(oracle(path).rows, key=lambda r: r[0])
+    assert truth[[r[0] for r in truth].index("00281101")][6] == (
+        "32768\\0\\16" if syntax == ExplicitVRLittleEndian else "-32768\\0\\16"
+    )
+    for fast in (True, False):
+        batch = read_batch([path], fast=fast)
+        assert batch.instances["parser"].to_pylist() == ["fast" if fast else "pydicom"]
+        assert _rows_of(batch, file_id(path)) == truth
+
+
+@pytest.mark.parametrize(
+    "syntax", [ExplicitVRLittleEndian, ImplicitVRLittleEndian], ids=["explicit", "implicit"]
+)
+def test_private_creators_are_per_group_and_dataset(tmp_path: Path, syntax: str) -> None:
+    ds = _synthetic(syntax)
+    ds.add_new(0x00090010, "LO", "OTHER CREATOR")
+    ds.add_new(0x00091001, "LO", "in group 9")
+    ds.add_new(0x00131001, "LO", "no creator in group 13")  # block 0x10 of group 9 is not its block
+    item = ds.RequestAttributesSequence[0]
+    item.add_new(0x00110010, "LO", "ITEM CREATOR")
+    item.add_new(0x00111001, "LO", "in the item")
+    item.add_new(0x00091001, "LO", "creator only in the parent")
+    path = _write(ds, tmp_path / "private.dcm")
+    truth = sorted(oracle(path).rows, key=lambda r: r[0])
+    creators = {r[0]: r[5] for r in truth}
+    assert creators["00091001"] == "OTHER CREATOR" and creators["00131001"] is None
+    assert creators["00400275[0].00111001"] == "ITEM CREATOR"
+    assert creators["00400275[0].00091001"] is None
+    for fast in (True, False):
+        batch = read_batch([path], fast=fast)
+        assert batch.instances["parser"].to_pylist() == ["fast" if fast else "pydicom"]
+        assert _rows_of(batch, file_id(path)) == truth
+
+
 def test_unconvertible_values_keep_their_text(tmp_path: Path) -> None:
     good = _write(_synthetic(), tmp_path / "good.dcm")
     bad = _write(
@@ -582,6 +632,44 @@ def test_unconvertible_values_keep_their_text(tmp_path: Path) -> None:
     # the column type depends on the keyword only
     assert read_batch([good]).instances.schema.field("StudyDate").type == pa.date32()
     assert read_batch([bad]).instances.schema.field("StudyDate").type == pa.date32()
+
+
+# ---------------------------------------------------------------------------
+# the fast path is never less correct than pydicom
+
+MUTATED = [
+    "CT_small.dcm",
+    "MR_small_implicit.dcm",
+    "MR_small_bigendian.dcm",
+    "rtplan.dcm",
+    "test-SR.dcm",
+]
+INTERESTING = list(b" \x00\\=.+-eE019AZaz^\xe9\x1b\t\xff")
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    name=st.sampled_from(MUTATED),
+    edits=st.lists(
+        st.tuples(st.integers(132, 3000), st.sampled_from(INTERESTING)), min_size=1, max_size=3
+    ),
+)
+def test_mutated_headers_read_the_same_fast_or_not(
+    tmp_path: Path, name: str, edits: list[tuple[int, int]]
+) -> None:
+    data = bytearray((DATA / "test_files" / name).read_bytes())
+    for position, byte in edits:
+        data[min(position, len(data) - 1)] = byte
+    path = tmp_path / "mutated.dcm"
+    path.write_bytes(data)
+    fast, slow = read_batch([path], fast=True), read_batch([path], fast=False)
+    assert fast.elements.equals(slow.elements)
+    assert fast.instances.drop_columns(["parser"]).equals(slow.instances.drop_columns(["parser"]))
+    assert fast.skipped.select(["file_path", "reason"]).equals(
+        slow.skipped.select(["file_path", "reason"])
+    )
 
 
 # ---------------------------------------------------------------------------
