@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 from pydicom.dataset import Dataset
 from pydicom.encaps import generate_frames, get_frame
-from pydicom.uid import UID, ExplicitVRBigEndian, ImplicitVRLittleEndian
+from pydicom.uid import UID, ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 from gantry.errors import CodecError
 from gantry.pixels._transfer_syntax import SYNTAXES, SyntaxSpec
@@ -69,7 +69,7 @@ class PixelLayout:
         where = str(path) if path is not None else None
         meta = getattr(ds, "file_meta", None)
         ts_value = meta.get("TransferSyntaxUID") if meta is not None else None
-        ts = UID(str(ts_value)) if ts_value else ImplicitVRLittleEndian
+        ts = UID(str(ts_value)) if ts_value else _syntax_from_encoding(ds, where)
         spec = SYNTAXES.get(ts)
         if spec is None:
             name = ts.name if ts.is_valid and ts.name != ts else "unknown"
@@ -159,6 +159,27 @@ class PixelLayout:
 
     def error(self, reason: str) -> CodecError:
         return CodecError(self.path, self.transfer_syntax, reason)
+
+
+def _syntax_from_encoding(ds: Dataset, where: str | None) -> UID:
+    """The native syntax of a dataset read without file meta, from how it was encoded.
+
+    pydicom refuses to decode such datasets; the encoding it parsed them with
+    says where the native pixel bytes' endianness comes from.  Encapsulated
+    data, or a dataset built in memory, has no such evidence: refuse.
+    """
+    encoding = getattr(ds, "original_encoding", (None, None))
+    pixel = next((ds[k] for k in PIXEL_KEYWORDS if k in ds), None)
+    encapsulated = pixel is not None and bool(getattr(pixel, "is_undefined_length", False))
+    if encapsulated or encoding is None or None in encoding:
+        raise CodecError(
+            where, None, "has no transfer syntax: the file meta lacks (0002,0010) and the "
+            "encoding cannot be told from the dataset",
+        )  # fmt: skip
+    implicit, little = encoding
+    if not little:  # only the pixel bytes' byte order matters for native data
+        return ExplicitVRBigEndian
+    return ImplicitVRLittleEndian if implicit else ExplicitVRLittleEndian
 
 
 # ---------------------------------------------------------------- native data

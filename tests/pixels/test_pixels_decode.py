@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import warnings
 from collections.abc import Callable
 
 import imagecodecs
 import numpy as np
+import pydicom
 import pytest
 from pydicom.dataset import Dataset
 from pydicom.pixels.encoders import RLELosslessEncoder
@@ -279,4 +281,29 @@ def test_no_pixel_data_and_bad_frame_index(make_ds: Callable[..., Dataset]) -> N
         decode(ds, frame=1)
     del ds.PixelData
     with pytest.raises(CodecError, match="no \\(7FE0,0010\\) Pixel Data"):
+        decode(ds)
+
+
+@pytest.mark.parametrize(("implicit", "little"), [(True, True), (False, True), (False, False)])
+def test_no_file_meta_uses_the_parsed_encoding(
+    implicit: bool, little: bool, rng: np.random.Generator, make_ds: Callable[..., Dataset]
+) -> None:
+    stored = rng.integers(-3000, 3000, (2, 5, 6), dtype=np.int16)
+    ts = ExplicitVRBigEndian if not little else ExplicitVRLittleEndian
+    ds = make_ds(stored, transfer_syntax=ts)
+    del ds.file_meta
+    buf = io.BytesIO()
+    pydicom.dcmwrite(buf, ds, implicit_vr=implicit, little_endian=little)
+    buf.seek(0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        back = pydicom.dcmread(buf, force=True)
+    assert "TransferSyntaxUID" not in getattr(back, "file_meta", {})
+    np.testing.assert_array_equal(decode(back), stored)
+
+
+def test_no_transfer_syntax_and_no_evidence_is_refused(make_ds: Callable[..., Dataset]) -> None:
+    ds = make_ds(np.zeros((2, 2), np.uint16))
+    del ds.file_meta
+    with pytest.raises(CodecError, match="has no transfer syntax"):
         decode(ds)
