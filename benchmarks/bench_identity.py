@@ -238,16 +238,21 @@ def main() -> None:
     ap.add_argument("--patients", type=int, default=10_000)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--real-plan", action="store_true")
-    ap.add_argument("--dir", type=Path, default=None, help="Work folder (default: a temp dir).")
+    ap.add_argument(
+        "--dir", type=Path, default=None, help="Work folder (default: a temp dir); reused if built."
+    )
     args = ap.parse_args()
     root = args.dir or Path(tempfile.mkdtemp(prefix="bench-identity-"))
     db, key = root / "bench.db", root / "bench.key"
-    setup = build(db, key, args.instances, args.patients, args.real_plan)
-    print(
-        f"setup: {args.instances:,} instances / {args.patients:,} patients indexed in "
-        f"{setup['index_s']:.1f} s, plan of {setup['plan_rows']:,} rows in {setup['plan_s']:.1f} s "
-        f"({os.cpu_count()} cores)"
-    )
+    if db.exists() and key.exists():
+        print(f"reusing {db} ({os.cpu_count()} cores)")
+    else:
+        setup = build(db, key, args.instances, args.patients, args.real_plan)
+        print(
+            f"setup: {args.instances:,} instances / {args.patients:,} patients indexed in "
+            f"{setup['index_s']:.1f} s, plan of {setup['plan_rows']:,} rows in "
+            f"{setup['plan_s']:.1f} s ({os.cpu_count()} cores)"
+        )
     g = _in_child(gantry_lock, str(db), str(key), args.repeat)
     nv = _in_child(naive_lock, str(db), str(key))
     n, p = args.instances, g["patients"]
