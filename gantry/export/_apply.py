@@ -10,6 +10,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -293,6 +294,29 @@ def _verify(data: bytes, header: bytes, item: ExportItem, *, copied: bool) -> No
             if container is not None and tag in container:
                 raise VerificationError(f"element {path} should be removed but is present")
     scan = header if copied else data
-    for token in item.tokens:
-        if token.encode("utf-8", "ignore") in scan:
-            raise VerificationError("an original identifying value is still present in the output")
+    if _find_token(scan, item.tokens):
+        raise VerificationError("an original identifying value is still present in the output")
+
+
+_SHORT = 8
+
+
+def _find_token(data: bytes, tokens: list[str]) -> bool:
+    """Whether any token occurs in ``data``.
+
+    Tokens of 8 characters or more match anywhere; shorter ones only as a whole
+    word (not inside a longer run of letters or digits), so that a 4-digit study ID
+    is not "found" inside a 39-digit generated UID.
+    """
+    short = []
+    for token in tokens:
+        raw = token.encode("utf-8", "ignore")
+        if len(raw) >= _SHORT:
+            if raw in data:
+                return True
+        elif raw:
+            short.append(re.escape(raw))
+    if not short:
+        return False
+    pattern = re.compile(rb"(?<![0-9A-Za-z])(?:" + b"|".join(short) + rb")(?![0-9A-Za-z])")
+    return pattern.search(data) is not None
