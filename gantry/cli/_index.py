@@ -8,6 +8,21 @@ import click
 
 from gantry.cli._app import cli, db_option, print_frame, run_guarded
 
+_DEMO_CONFIG = """\
+# Gantry config v2 for the demo (see docs/config.md for every key).
+version: 2
+privacy_profile: basic
+options: [retain-longitudinal-modified-dates]   # shift dates per patient, keep intervals
+date_jitter: {min_days: -365, max_days: -1}
+machines:
+  # the synthetic ultrasound burns a banner into the top rows of every frame
+  - name: Sonoria S8 banner
+    match: {manufacturer: Sonoria, model: Sonoria S8}
+    redaction_zones: [[0, 8, 0, 64]]
+    fill: 0
+# secondary captures have no zone: under safe export they are excluded, with a reason
+"""
+
 
 @cli.command()
 @click.argument("dest", type=click.Path(file_okay=False, path_type=Path), default="gantry-demo")
@@ -33,6 +48,10 @@ def demo(dest: Path, patients: int, seed: int, no_run: bool) -> None:
     if no_run:
         return
 
+    config = dest / "gantry.yaml"
+    config.write_text(_DEMO_CONFIG)
+    click.echo(f"wrote the demo config {config} (basic profile, shifted dates, one redaction zone)")
+
     def body() -> int:
         from gantry.session import Session
 
@@ -48,14 +67,14 @@ def demo(dest: Path, patients: int, seed: int, no_run: bool) -> None:
             except ImportError:
                 pass
             else:
-                report = s.audit()
+                report = s.audit(config)
                 s.save_analysis(report)
                 click.echo(f"\n== audit: {len(report)} findings")
                 print_frame(report.summary(by="rule"))
-            counts = s.anonymize()
+            counts = s.anonymize(config)
             click.echo("\n== plan (actions by rule, top 12)")
             print_frame(counts.head(12))
-            e = s.export(dest / "export", progress=False)
+            e = s.export(dest / "export", config=config, progress=False)
             click.echo(
                 f"\n== export: {e.exported} clean files in {dest / 'export'} "
                 f"({e.files_per_second:.0f} files/s, verified), excluded {e.excluded.height} "
