@@ -27,21 +27,23 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import polars as pl
+
+if TYPE_CHECKING:
+    from polars._typing import PolarsDataType
 
 __all__ = ["MATCH_SCHEMA", "Machine", "match_machines", "normalise_machines"]
 
 #: Schema of the frame :func:`match_machines` returns.
-MATCH_SCHEMA: Final = pl.Schema(
-    {
-        "file_id": pl.Int64,
-        "machine_name": pl.String,
-        "zones": pl.List(pl.List(pl.Int64)),
-        "fill": pl.Int64,
-    }
-)
+_MATCH_COLUMNS: dict[str, PolarsDataType] = {
+    "file_id": pl.Int64,
+    "machine_name": pl.String,
+    "zones": pl.List(pl.List(pl.Int64)),
+    "fill": pl.Int64,
+}
+MATCH_SCHEMA: Final = pl.Schema(_MATCH_COLUMNS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,7 +145,7 @@ def normalise_machines(machines: Any) -> list[Machine]:
     return out
 
 
-def _optional(schema: pl.Schema, name: str, dtype: pl.DataType) -> pl.Expr:
+def _optional(schema: pl.Schema, name: str, dtype: PolarsDataType) -> pl.Expr:
     """``pl.col(name)`` when the frame has it, else a typed null."""
     if name in schema:
         return pl.col(name).cast(dtype, strict=False)

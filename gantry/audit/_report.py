@@ -1,11 +1,23 @@
-"""Run the audit over a store: :func:`audit` → :class:`AuditReport`, :func:`unresolved`."""
+"""Run the audit over a store: :func:`audit` → :class:`AuditReport`, :func:`unresolved`.
+
+The audit is a handful of streaming Polars queries (:func:`findings_queries`),
+run one after the other so their working memory does not add up.  Each writes
+its findings to a Parquet part in a spill folder (a temporary directory that
+lives as long as the report); the report reads them lazily, so a million-instance audit never holds all its
+findings in memory unless asked to (:meth:`AuditReport.to_polars`).
+"""
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 import time
+import weakref
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Literal
 
 import polars as pl
+import pyarrow.parquet as pq
 
 from gantry.audit._machines import match_machines
 from gantry.audit._rules import (
@@ -24,7 +36,7 @@ __all__ = [
     "UNRESOLVED_SCHEMA",
     "AuditReport",
     "audit",
-    "findings_plan",
+    "findings_queries",
     "save_findings",
     "unresolved",
 ]
@@ -35,8 +47,10 @@ UNRESOLVED_SCHEMA: Final = pl.Schema({"file_id": pl.Int64, "rule": pl.String, "r
 _SUMMARY_KEYS: Final = ("rule", "tag", "modality", "device", "severity", "keyword")
 
 
-def findings_plan(store: Store, context: AuditContext) -> pl.LazyFrame:
-    """The lazy query of every finding (nothing is read until it is collected).
+def findings_queries(store: Store, context: AuditContext) -> list[pl.LazyFrame]:
+    """The lazy queries whose union is every finding (nothing is read yet).
+
+    Each has the columns of :data:`~gantry.audit.FINDINGS_SCHEMA`.
 
     Parameters
     ----------
@@ -48,34 +62,37 @@ def findings_plan(store: Store, context: AuditContext) -> pl.LazyFrame:
     instances = store.scan("instances")
     elements = store.scan("elements")
     matched = match_machines(instances, context.machines)
-    return pl.concat(
-        [
-            element_findings(elements, instances, context),
-            burned_in_findings(instances, matched, context),
-        ],
-        how="vertical",
-    ).select([pl.col(c).cast(t) for c, t in FINDINGS_SCHEMA.items()])
+    return [
+        *element_findings(elements, instances, context),
+        burned_in_findings(instances, matched, context),
+    ]
 
 
-def _collect(lf: pl.LazyFrame) -> pl.DataFrame:
-    try:
-        return lf.collect(engine="streaming")
-    except pl.exceptions.PolarsError as exc:
-        raise AuditError(f"the audit query failed: {type(exc).__name__}") from exc
+def _failed(exc: Exception) -> AuditError:
+    # the engine's message may quote data: name the error type only
+    return AuditError(f"the audit query failed ({type(exc).__name__})")
 
 
 class AuditReport:
     """The findings of one audit run, with summaries.
 
     Build it with :meth:`gantry.Session.audit` (or :func:`audit`).  The findings
-    frame has the columns of ``docs/internals.md`` plus ``resolved``: ``file_id,
-    path, tag, keyword, rule, severity, message, modality, device, resolved``.
-    Messages name the rule and never quote a value.
+    have the columns of ``docs/internals.md`` plus ``resolved``: ``file_id,
+    path, tag, keyword, rule, severity, message, modality, device, resolved``
+    (text columns are Polars ``Categorical`` / ``Enum`` to keep tens of millions
+    of rows small).  Messages name the rule and never quote a value.
+
+    Parameters
+    ----------
+    findings : DataFrame or LazyFrame
+        The findings (schema :data:`~gantry.audit.FINDINGS_SCHEMA`).
+    seconds : float
+        Wall time the audit took.
 
     Examples
     --------
     >>> import polars as pl
-    >>> from gantry.audit._rules import FINDINGS_SCHEMA
+    >>> from gantry.audit import FINDINGS_SCHEMA
     >>> df = pl.DataFrame(
     ...     {"file_id": [1, 1, 2], "path": ["00100010", "7FE00010", "00100010"],
     ...      "tag": ["00100010", "7FE00010", "00100010"],
@@ -99,25 +116,51 @@ class AuditReport:
     │ person-name ┆ 2        ┆ 2         ┆ 2        ┆ 0          │
     │ burned-in   ┆ 1        ┆ 1         ┆ 0        ┆ 1          │
     └─────────────┴──────────┴───────────┴──────────┴────────────┘
+    >>> report.unresolved()["reason"].to_list()
+    ['PixelData: person name value present']
     """
 
-    def __init__(
-        self, findings: pl.DataFrame, *, context: AuditContext | None = None, seconds: float = 0.0
-    ) -> None:
-        self._findings = findings
-        self._context = context
+    def __init__(self, findings: pl.DataFrame | pl.LazyFrame, *, seconds: float = 0.0) -> None:
+        self._frame = findings if isinstance(findings, pl.DataFrame) else None
+        self._lazy = findings.lazy()
+        self._rows: int | None = None if self._frame is None else self._frame.height
+        self._parts: list[Path] = []
         self.seconds = seconds
-        """Wall time of the audit query."""
+        """Wall time of the audit (seconds)."""
+
+    @classmethod
+    def _from_parts(cls, parts: list[Path], folder: Path, *, seconds: float) -> AuditReport:
+        """A report reading spilled Parquet parts; the folder goes with the report."""
+        if parts:
+            lazy = pl.scan_parquet([str(p) for p in parts], schema=FINDINGS_SCHEMA)
+        else:
+            lazy = pl.LazyFrame(schema=FINDINGS_SCHEMA)
+        report = cls(lazy, seconds=seconds)
+        report._parts = parts
+        report._rows = sum(pq.ParquetFile(p).metadata.num_rows for p in parts)
+        weakref.finalize(report, shutil.rmtree, folder, True)
+        return report
 
     def __len__(self) -> int:
-        return self._findings.height
+        if self._rows is None:
+            self._rows = int(self._lazy.select(pl.len()).collect().item())
+        return self._rows
 
     def __repr__(self) -> str:
-        return f"AuditReport(findings={len(self)}, unresolved_instances={self.unresolved().height})"
+        return f"AuditReport(findings={len(self)}, seconds={self.seconds:.2f})"
+
+    def lazy(self) -> pl.LazyFrame:
+        """The findings as a ``LazyFrame`` (streams from disk for large audits)."""
+        return self._lazy
 
     def to_polars(self) -> pl.DataFrame:
-        """The findings, one row per (element, rule); enum columns as Polars ``Enum``."""
-        return self._findings
+        """The findings, one row per (element, rule), read into memory once."""
+        if self._frame is None:
+            try:
+                self._frame = self._lazy.collect(engine="streaming")
+            except pl.exceptions.PolarsError as exc:
+                raise _failed(exc) from exc
+        return self._frame
 
     def summary(
         self, by: Literal["rule", "tag", "modality", "device", "severity", "keyword"] = "rule"
@@ -141,16 +184,16 @@ class AuditReport:
             )
         keys = ["tag", "keyword"] if by == "tag" else [by]
         return (
-            self._findings.lazy()
-            .group_by([pl.col(k).cast(pl.String) for k in keys])
+            self._lazy.group_by(keys)
             .agg(
                 pl.len().alias("findings"),
-                pl.col("file_id").n_unique().alias("instances"),
+                pl.col("file_id").n_unique().cast(pl.UInt32).alias("instances"),
                 pl.col("resolved").sum().cast(pl.UInt32).alias("resolved"),
                 (~pl.col("resolved")).sum().cast(pl.UInt32).alias("unresolved"),
             )
+            .with_columns(pl.col(keys).cast(pl.String))
             .sort(["findings", *keys], descending=[True, *[False] * len(keys)])
-            .collect()
+            .collect(engine="streaming")
         )
 
     def unresolved(self) -> pl.DataFrame:
@@ -158,20 +201,39 @@ class AuditReport:
 
         A high-severity finding the configuration does not resolve makes its
         instance unresolved; one row per (instance, rule), the reason naming the
-        keywords concerned (never a value).
+        keywords concerned and the rule's message (never a value).
         """
-        return _unresolved_of(self._findings.lazy()).collect()
+        return _unresolved_of([self._lazy])
+
+    def write_parquet(self, path: str | Path) -> int:
+        """Write every finding to one Parquet file; return the rows written."""
+        self._lazy.sink_parquet(str(path))
+        return len(self)
 
 
-def _unresolved_of(findings: pl.LazyFrame) -> pl.LazyFrame:
+def _unresolved_of(queries: list[pl.LazyFrame]) -> pl.DataFrame:
+    """Group the high, unresolved findings of each query by (instance, rule)."""
     keyword = pl.coalesce(pl.col("keyword").cast(pl.String), pl.col("tag").cast(pl.String))
+    wanted = [
+        q.filter(~pl.col("resolved") & (pl.col("severity") == "high")).select(
+            "file_id",
+            pl.col("rule").cast(pl.String),
+            pl.col("message").cast(pl.String),
+            keyword.alias("keyword"),
+        )
+        for q in queries
+    ]
+    try:
+        rows = [q.collect(engine="streaming") for q in wanted]
+    except pl.exceptions.PolarsError as exc:
+        raise _failed(exc) from exc
     return (
-        findings.filter(~pl.col("resolved") & (pl.col("severity") == "high"))
-        .group_by("file_id", pl.col("rule").cast(pl.String))
+        pl.concat(rows)
+        .group_by("file_id", "rule")
         .agg(
-            pl.col("message").cast(pl.String).first().alias("_message"),
-            keyword.unique().sort().head(5).str.join(", ").alias("_keywords"),
-            keyword.n_unique().alias("_n"),
+            pl.col("message").first(),
+            pl.col("keyword").unique().sort().head(5).str.join(", ").alias("_keywords"),
+            pl.col("keyword").n_unique().alias("_n"),
         )
         .select(
             "file_id",
@@ -180,15 +242,23 @@ def _unresolved_of(findings: pl.LazyFrame) -> pl.LazyFrame:
                 "{}{}: {}",
                 pl.col("_keywords"),
                 pl.when(pl.col("_n") > 5).then(pl.lit(", …")).otherwise(pl.lit("")),
-                pl.col("_message"),
+                pl.col("message"),
             ).alias("reason"),
         )
         .sort("file_id", "rule")
+        .cast(UNRESOLVED_SCHEMA)
     )
+
+
+def _context(config: Any) -> AuditContext:
+    return config if isinstance(config, AuditContext) else AuditContext.from_config(config)
 
 
 def audit(store: Store, config: Any = None) -> AuditReport:
     """Audit every indexed instance against ``config``.
+
+    The queries run one after the other, each streaming its findings to a
+    Parquet part, so memory stays bounded whatever the size of the index.
 
     Parameters
     ----------
@@ -201,17 +271,30 @@ def audit(store: Store, config: Any = None) -> AuditReport:
     -------
     AuditReport
     """
-    context = config if isinstance(config, AuditContext) else AuditContext.from_config(config)
+    context = _context(config)
     started = time.perf_counter()
-    findings = _collect(findings_plan(store, context))
-    return AuditReport(findings, context=context, seconds=time.perf_counter() - started)
+    # outside the store: a writer opening the store empties its tmp/, and the
+    # report may outlive the session (findings hold no values, only keys)
+    folder = Path(tempfile.mkdtemp(prefix="gantry-audit-"))
+    parts: list[Path] = []
+    try:
+        for i, query in enumerate(findings_queries(store, context)):
+            part = folder / f"part-{i:02d}.parquet"
+            query.sink_parquet(str(part), maintain_order=False)
+            parts.append(part)
+    except pl.exceptions.PolarsError as exc:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise _failed(exc) from exc
+    return AuditReport._from_parts(parts, folder, seconds=time.perf_counter() - started)
 
 
 def unresolved(store: Store, config: Any = None) -> pl.DataFrame:
     """Instances that must not be exported as clean under ``safe=True``.
 
     The export stage calls this before writing anything: every ``file_id`` in
-    the result is reported, not exported as clean.
+    the result is reported, not exported as clean.  Only the high-severity,
+    unresolved findings are kept from each query, so this is lighter than a
+    full :func:`audit`.
 
     Parameters
     ----------
@@ -226,13 +309,11 @@ def unresolved(store: Store, config: Any = None) -> pl.DataFrame:
         ``file_id`` (Int64), ``rule`` (String), ``reason`` (String, no PHI):
         one row per (instance, rule) with a high-severity finding the
         configuration does not resolve (burned-in text without a redaction
-        zone, a person name or identifying text the profile keeps, a UID that
-        embeds the patient's identity and is kept, a private element without
-        a creator that is kept, …).
+        zone, a person name or identifying text the configuration keeps, a
+        kept UID that embeds the patient's identity, a kept private element
+        without a creator, …).
     """
-    context = config if isinstance(config, AuditContext) else AuditContext.from_config(config)
-    lf = findings_plan(store, context)
-    return _collect(_unresolved_of(lf)).cast(UNRESOLVED_SCHEMA)
+    return _unresolved_of(findings_queries(store, _context(config)))
 
 
 def save_findings(store: Store, report: AuditReport) -> int:

@@ -20,9 +20,12 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import polars as pl
+
+if TYPE_CHECKING:
+    from polars._typing import PolarsDataType
 
 __all__ = [
     "FINDINGS_SCHEMA",
@@ -156,20 +159,19 @@ MESSAGES: Final[dict[str, str]] = {
 MESSAGE_DTYPE: Final = pl.Enum(list(dict.fromkeys(MESSAGES.values())))
 
 #: Columns and types of the ``findings`` table.
-FINDINGS_SCHEMA: Final = pl.Schema(
-    {
-        "file_id": pl.Int64,
-        "path": pl.Categorical(),
-        "tag": pl.Categorical(),
-        "keyword": pl.Categorical(),
-        "rule": RULE_DTYPE,
-        "severity": SEVERITY_DTYPE,
-        "message": MESSAGE_DTYPE,
-        "modality": pl.Categorical(),
-        "device": pl.Categorical(),
-        "resolved": pl.Boolean,
-    }
-)
+_FINDINGS_COLUMNS: dict[str, PolarsDataType] = {
+    "file_id": pl.Int64,
+    "path": pl.Categorical(),
+    "tag": pl.Categorical(),
+    "keyword": pl.Categorical(),
+    "rule": RULE_DTYPE,
+    "severity": SEVERITY_DTYPE,
+    "message": MESSAGE_DTYPE,
+    "modality": pl.Categorical(),
+    "device": pl.Categorical(),
+    "resolved": pl.Boolean,
+}
+FINDINGS_SCHEMA: Final = pl.Schema(_FINDINGS_COLUMNS)
 
 
 def _msg(key: str) -> pl.Expr:
@@ -380,6 +382,32 @@ def _private_action(ctx: AuditContext) -> pl.Expr:
     return pl.when(_safe_listed(ctx)).then(pl.lit("K")).otherwise(pl.lit("X"))
 
 
+def _tag_table(ctx: AuditContext) -> pl.LazyFrame:
+    """Per exact tag: the config's decision (``_o_*``) and the profile's (``_p_*``).
+
+    Joined with the elements (a hash join against a small table streams; a
+    ``replace`` with a large mapping does not).
+    """
+    overrides = {int(t, 16): v for t, v in ctx.overrides.items() if v[1] != "patient_name"}
+    tags = sorted(set(ctx.exact) | set(overrides))
+    return pl.LazyFrame(
+        {
+            "tag_int": tags,
+            "_o_action": [overrides[t][0] if t in overrides else None for t in tags],
+            "_o_rule": [overrides[t][1] if t in overrides else None for t in tags],
+            "_p_action": [ctx.exact[t][0] if t in ctx.exact else None for t in tags],
+            "_p_rule": [ctx.exact[t][1] if t in ctx.exact else None for t in tags],
+        },
+        schema={
+            "tag_int": pl.UInt32,
+            "_o_action": pl.String,
+            "_o_rule": pl.String,
+            "_p_action": pl.String,
+            "_p_rule": pl.String,
+        },
+    )
+
+
 def with_actions(elements: pl.LazyFrame, ctx: AuditContext) -> pl.LazyFrame:
     """Add each element's effective action and the rule that decided it.
 
@@ -397,32 +425,27 @@ def with_actions(elements: pl.LazyFrame, ctx: AuditContext) -> pl.LazyFrame:
     lf = elements.with_columns(tag_int.alias("tag_int")).with_columns(
         ((pl.col("tag_int") & 0x0001_0000) != 0).fill_null(False).alias("is_private"),
         (
-            (pl.col("depth") > 0) & pl.col("path").str.contains(ctx.removal_regex)
+            # nested paths only: top-level rows become null and are skipped by the regex
+            pl.when(pl.col("depth") > 0)
+            .then(pl.col("path"))
+            .str.contains(ctx.removal_regex)
+            .fill_null(False)
             if ctx.removal_regex
             else pl.lit(False)
         ).alias("covered"),
     )
-    exact_action = pl.col("tag_int").replace_strict(
-        {t: a for t, (a, _, _) in ctx.exact.items()}, default=None, return_dtype=pl.String
-    )
-    exact_rule = pl.col("tag_int").replace_strict(
-        {t: p for t, (_, p, _) in ctx.exact.items()}, default=None, return_dtype=pl.String
-    )
     masked_action: pl.Expr = pl.lit(None, dtype=pl.String)
     masked_rule: pl.Expr = pl.lit(None, dtype=pl.String)
-    for value, mask, action, pattern, _ in reversed(ctx.masked):
+    for value, mask, letter, pattern, _ in reversed(ctx.masked):
         hit = (pl.col("tag_int") & pl.lit(mask, dtype=pl.UInt32)) == pl.lit(value, dtype=pl.UInt32)
-        masked_action = pl.when(hit).then(pl.lit(action)).otherwise(masked_action)
+        masked_action = pl.when(hit).then(pl.lit(letter)).otherwise(masked_action)
         masked_rule = pl.when(hit).then(pl.lit(pattern)).otherwise(masked_rule)
     top = pl.col("depth") == 0
-    phi = {t: a for t, (a, r) in ctx.overrides.items() if r != "patient_name"}
-    name_action = next((a for t, (a, r) in ctx.overrides.items() if r == "patient_name"), None)
-    phi_action = pl.col("tag").replace_strict(phi, default=None, return_dtype=pl.String)
-    phi_rule = pl.col("tag").replace_strict(
-        {t: r for t, (_, r) in ctx.overrides.items() if r != "patient_name"},
-        default=None,
-        return_dtype=pl.String,
-    )
+    name_action = next((a for a, r in ctx.overrides.values() if r == "patient_name"), None)
+    phi_action = pl.col("_o_action")
+    phi_rule = pl.col("_o_rule")
+    exact_action = pl.col("_p_action")
+    exact_rule = pl.col("_p_rule")
     action = (
         pl.when(pl.col("covered"))
         .then(pl.lit("X"))
@@ -449,7 +472,11 @@ def with_actions(elements: pl.LazyFrame, ctx: AuditContext) -> pl.LazyFrame:
         .then(pl.lit("private"))
         .otherwise(pl.coalesce(exact_rule, masked_rule, pl.lit("default-keep")))
     )
-    lf = lf.with_columns(action.alias("action"), decided_by.alias("decided_by"))
+    lf = (
+        lf.join(_tag_table(ctx), on="tag_int", how="left")
+        .with_columns(action.alias("action"), decided_by.alias("decided_by"))
+        .drop("_o_action", "_o_rule", "_p_action", "_p_rule")
+    )
     vr = pl.col("vr")
     well_known = pl.col("value").fill_null("").str.starts_with(WELL_KNOWN_UID_PREFIX)
     return lf.with_columns(
@@ -467,7 +494,7 @@ def with_actions(elements: pl.LazyFrame, ctx: AuditContext) -> pl.LazyFrame:
 # -- per-instance identity ---------------------------------------------------------------------
 
 
-def _optional(schema: pl.Schema, name: str, dtype: pl.DataType) -> pl.Expr:
+def _optional(schema: pl.Schema, name: str, dtype: PolarsDataType) -> pl.Expr:
     if name in schema:
         return pl.col(name).cast(dtype, strict=False)
     return pl.lit(None, dtype=dtype)
@@ -553,9 +580,9 @@ def is_free_text() -> pl.Expr:
 
 
 @functools.cache
-def _identifier_tags() -> pl.Series:
+def _identifier_tags() -> list[int]:
     """Public tags whose keyword names an identifier (…ID, …Number) and whose VR is text."""
-    from pydicom.datadict import DicomDictionary
+    from pydicom.datadict import DicomDictionary  # type: ignore[attr-defined]
 
     pattern = re.compile(_IDENTIFIER_KEYWORD)
     tags = [
@@ -563,7 +590,7 @@ def _identifier_tags() -> pl.Series:
         for tag, entry in DicomDictionary.items()
         if entry[0] in _TEXT_ID_VRS and pattern.search(entry[4]) and tag >> 16 != 0x0002
     ]
-    return pl.Series("tag", sorted(tags), dtype=pl.UInt32)
+    return sorted(tags)
 
 
 def element_flags(ctx: AuditContext) -> dict[str, pl.Expr]:
@@ -683,7 +710,7 @@ def _to_findings(lf: pl.LazyFrame) -> pl.LazyFrame:
         "modality",
         "device",
         _resolved(rule).alias("resolved"),
-    )
+    ).cast(FINDINGS_SCHEMA)
 
 
 def _explode_flags(lf: pl.LazyFrame, flags: dict[str, pl.Expr]) -> pl.LazyFrame:
@@ -718,15 +745,16 @@ def _explode_flags(lf: pl.LazyFrame, flags: dict[str, pl.Expr]) -> pl.LazyFrame:
 
 def element_findings(
     elements: pl.LazyFrame, instances: pl.LazyFrame, ctx: AuditContext
-) -> pl.LazyFrame:
-    """Findings of every element rule, one row per (element, rule).
+) -> list[pl.LazyFrame]:
+    """Findings of every element rule, one row per (element, rule), as four queries.
 
-    Three scans of ``elements``, each keeping only the columns and rows it
-    needs: every element for the structural rules (profile action, names,
-    dates, private elements, kept identifiers); the text elements for the
-    free-text rules (the patient's own tokens joined per ``file_id``); the UI
-    elements for the UID rule.  Findings are joined with the per-instance frame
-    (modality, device).
+    Each query scans ``elements`` keeping only the columns and rows it needs:
+    every element for the structural rules (profile action, names, dates,
+    private elements, kept identifiers); the free-text elements for the text
+    patterns; the same for the patient's own tokens (joined per ``file_id``);
+    the UI elements for the UID rule.  Each is joined with the per-instance
+    frame (modality, device) and has the columns of :data:`FINDINGS_SCHEMA`.
+    Run them one after the other to bound memory (their union is one query).
     """
     info = instance_info(instances)
     flags = element_flags(ctx)
@@ -767,24 +795,17 @@ def element_findings(
         .filter(pl.col("_uid_pid") | pl.col("_uid_birth") | pl.col("_uid_date"))
         .with_columns(pl.lit("uid-identity", dtype=RULE_DTYPE).alias("rule"))
     )
-    columns = ["file_id", "path", "tag", "keyword", "vr", "action", "covered", "rule"]
-    extra = {"_uid_pid": pl.Boolean, "_uid_birth": pl.Boolean}
-    parts = [
-        lf.select(
-            *columns,
-            *[
-                pl.col(c)
-                if c in ("_uid_pid", "_uid_birth") and lf is uid
-                else pl.lit(False).alias(c)
-                for c in extra
-            ],
-        )
-        for lf in (main, patterns, identity, uid)
-    ]
-    found = pl.concat(parts, how="vertical").join(
-        info.select("file_id", "modality", "device"), on="file_id", how="left"
+    per_file = info.select(
+        "file_id", pl.col("modality").cast(pl.Categorical), pl.col("device").cast(pl.Categorical)
     )
-    return _to_findings(found)
+    columns = ["file_id", "path", "tag", "keyword", "vr", "action", "covered", "rule"]
+    parts = []
+    for lf in (main, patterns, identity):
+        parts.append(
+            lf.select(*columns, pl.lit(False).alias("_uid_pid"), pl.lit(False).alias("_uid_birth"))
+        )
+    parts.append(uid.select(*columns, "_uid_pid", "_uid_birth"))
+    return [_to_findings(p.join(per_file, on="file_id", how="left")) for p in parts]
 
 
 # -- burned-in text ----------------------------------------------------------------------------
@@ -864,4 +885,5 @@ def burned_in_findings(
             "device",
             pl.col("_zone").alias("resolved"),
         )
+        .cast(FINDINGS_SCHEMA)
     )
