@@ -12,12 +12,14 @@ pixels::
         match: {serial_number: SN1234567}
         redaction_zones: [[0, 60, 0, 300]]
 
-An instance matches a machine when its ``DeviceSerialNumber`` matches the
-entry's ``serial_number``, OR when every other field the entry gives matches:
+An instance matches a machine when every field of the entry's ``match``
+matches: ``DeviceSerialNumber`` against ``serial_number`` (one unit),
 ``Manufacturer`` and ``ManufacturerModelName`` against ``manufacturer`` and
-``model``, ``Rows`` and ``Columns`` equal to ``rows`` and ``columns``.  Text comparisons ignore case and
-surrounding blanks; ``mode`` is ``equals`` (default) or ``contains`` (the
-configured text occurs in the instance's value).  The first matching entry wins.
+``model`` (every unit of a model), ``Rows`` and ``Columns`` equal to ``rows``
+and ``columns`` — the rule ``docs/config.md`` documents.  Text comparisons
+ignore case and surrounding blanks; ``mode`` is ``equals`` (default) or
+``contains`` (the configured text occurs in the instance's value).  A missing
+or null attribute never matches.  The first matching entry wins.
 
 The matching is one Polars expression (a ``when/then`` chain over the
 machines), never a loop over instances; the plan stage reuses it.
@@ -162,11 +164,16 @@ def _text_match(column: pl.Expr, wanted: str, mode: str) -> pl.Expr:
 
 
 def _condition(m: Machine) -> pl.Expr | None:
-    """The boolean expression that says an instance is made by machine ``m``."""
-    alternatives: list[pl.Expr] = []
-    if m.serial_number is not None:
-        alternatives.append(_text_match(pl.col("_serial"), m.serial_number, m.mode))
+    """The boolean expression that says an instance is made by machine ``m``.
+
+    Every field the entry gives must match (as ``MachineMatch.expr()`` of the
+    config does): a serial number names one unit; manufacturer + model (and
+    image size) name every unit of a model; an entry giving both narrows to
+    that unit of that model.
+    """
     parts: list[pl.Expr] = []
+    if m.serial_number is not None:
+        parts.append(_text_match(pl.col("_serial"), m.serial_number, m.mode))
     if m.manufacturer is not None:
         parts.append(_text_match(pl.col("_manufacturer"), m.manufacturer, m.mode))
     if m.model is not None:
@@ -175,11 +182,9 @@ def _condition(m: Machine) -> pl.Expr | None:
         parts.append((pl.col("_rows") == m.rows).fill_null(False))
     if m.columns is not None:
         parts.append((pl.col("_columns") == m.columns).fill_null(False))
-    if parts:
-        alternatives.append(pl.all_horizontal(parts))
-    if not alternatives:
+    if not parts:
         return None  # an entry that matches nothing (the config validator refuses these)
-    return pl.any_horizontal(alternatives)
+    return pl.all_horizontal(parts)
 
 
 def match_machines(instances: pl.LazyFrame, machines: Any) -> pl.LazyFrame:

@@ -38,11 +38,9 @@ def matched(machines: Any, instances: pl.LazyFrame = INSTANCES) -> dict[int, str
         ({"manufacturer": "sonoria", "rows": 600, "columns": 800}, {2: "m"}),
         ({"serial_number": "sn77"}, {3: "m", 5: "m"}),
         ({"serial_number": "77", "mode": "contains"}, {3: "m", 5: "m"}),
-        # serial number OR manufacturer + model
-        (
-            {"serial_number": "US-1", "manufacturer": "radicorp", "model": "dx flat 43"},
-            {1: "m", 4: "m"},
-        ),
+        # every given field must match (one unit of one model)
+        ({"serial_number": "SN77", "manufacturer": "radicorp"}, {3: "m"}),
+        ({"serial_number": "US-1", "manufacturer": "radicorp"}, {}),
     ],
 )
 def test_match_modes(match: dict[str, Any], expected: dict[int, str]) -> None:
@@ -82,6 +80,25 @@ def test_config_objects_and_missing_columns() -> None:
     assert matched(cfg.machines) == {1: "us-room-2", 2: "us-room-2"}
     bare = pl.LazyFrame({"file_id": [1], "Manufacturer": ["Sonoria"]})
     assert matched(cfg.machines, bare) == {}
+
+
+def test_same_answer_as_the_config_expression() -> None:
+    cfg = load_config(
+        {
+            "machines": [
+                {
+                    "name": "a",
+                    "match": {"manufacturer": "radicorp", "mode": "contains", "rows": 2500},
+                },
+                {"name": "b", "match": {"serial_number": "us-2", "manufacturer": "sonoria"}},
+                {"name": "c", "match": {"model": "SONORIA S8"}},
+            ]
+        }
+    )
+    df = INSTANCES.collect()
+    for machine in cfg.machines:
+        expected = set(df.filter(machine.match.expr())["file_id"])
+        assert set(match_machines(INSTANCES, [machine]).collect()["file_id"]) == expected
 
 
 @pytest.mark.parametrize("machines", [None, [], ()])
