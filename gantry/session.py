@@ -192,7 +192,8 @@ class Session:
         workers: int | None = None,
         progress: bool | None = None,
         callback: ProgressCallback | None = None,
-        executor: Executor | None = None,
+        executor: Executor | Any | None = None,
+        cluster: str | Any | None = None,
     ) -> IngestResult:
         """Index every file under ``paths`` (recursively); resumable and idempotent.
 
@@ -206,20 +207,30 @@ class Session:
             Show a progress bar (default: when stderr is a terminal).
         callback : callable, optional
             ``callback(done, total)`` after each committed batch (for notebooks).
-        executor : concurrent.futures.Executor, optional
+        executor : concurrent.futures.Executor or distributed.Client, optional
             Run the per-batch tasks on this executor instead of a local process pool.
+        cluster : str or distributed.Client, optional
+            A Dask scheduler address (``"tcp://host:8786"``) to run the tasks on; the
+            ``GANTRY_EXECUTOR`` environment variable sets a default. Workers must see
+            the inputs and the store folder at the same paths (docs/cluster.md).
 
         Files already indexed (or recorded as skipped) by an earlier run are not read
         again; an interrupted run resumes where its last committed batch ended.
         """
-        return run_ingest(
-            self._store,
-            as_paths(paths),
-            workers=workers,
-            progress=progress,
-            callback=callback,
-            executor=executor,
-        )
+        from gantry.cluster import open_backend
+
+        found = as_paths(paths)
+        with open_backend(
+            executor, cluster=cluster, writable=[self._store.layout.tmp], readable=found[:1]
+        ) as backend:
+            return run_ingest(
+                self._store,
+                found,
+                workers=workers if workers is not None else backend.workers,
+                progress=progress,
+                callback=callback,
+                executor=backend.executor,
+            )
 
     # -- audit -----------------------------------------------------------------------------
 
@@ -300,6 +311,8 @@ class Session:
         workers: int | None = None,
         verify: bool = True,
         progress: bool | None = None,
+        executor: Executor | Any | None = None,
+        cluster: str | Any | None = None,
     ) -> ExportResult:
         """Write clean copies of the selected instances into ``dest`` (resumable).
 
@@ -323,6 +336,9 @@ class Session:
         verify : bool
             Read every written file back; a file holding a removed element or an
             original identifying value is deleted and reported as failed.
+        executor, cluster
+            Where the per-chunk tasks run, as for :meth:`ingest`; workers must see
+            ``dest`` at the same path.
         """
         from gantry.export import run_export
 
@@ -331,17 +347,28 @@ class Session:
             cfg = _load_config(None)
         if "plan" not in self._store.table_names():
             self.anonymize(cfg)
-        return run_export(
-            self._store,
-            dest,
-            config=cfg,
-            safe=safe,
-            query=query,
-            compression=compression,
-            workers=workers,
-            verify=verify,
-            progress=progress,
-        )
+        from gantry.cluster import open_backend
+
+        out = Path(dest).expanduser().absolute()
+        seen = out if out.exists() else next(p for p in out.parents if p.exists())
+        with open_backend(
+            executor,
+            cluster=cluster,
+            writable=[out] if out.exists() else [],
+            readable=[] if out.exists() else [seen],
+        ) as backend:
+            return run_export(
+                self._store,
+                dest,
+                config=cfg,
+                safe=safe,
+                query=query,
+                compression=compression,
+                workers=workers if workers is not None else backend.workers,
+                verify=verify,
+                progress=progress,
+                executor=backend.executor,
+            )
 
     def export_maps(self, dest: str | os.PathLike[str]) -> dict[str, Path]:
         """Write ``uid_map.csv`` and ``patient_map.csv`` (``id_old,id_new``) into ``dest``.

@@ -70,6 +70,12 @@ def plan(db: Path, where: str | None, limit: int, fmt: str, out: Path | None) ->
 @click.option("--workers", "-j", type=int, default=None)
 @click.option("--no-verify", is_flag=True, help="Skip reading the written files back.")
 @click.option("--quiet", "-q", is_flag=True)
+@click.option(
+    "--scheduler",
+    metavar="ADDRESS",
+    default=None,
+    help="Run on a Dask cluster (tcp://host:8786); default: $GANTRY_EXECUTOR or local.",
+)
 def export(
     dest: Path,
     db: Path,
@@ -80,6 +86,7 @@ def export(
     workers: int | None,
     no_verify: bool,
     quiet: bool,
+    scheduler: str | None,
 ) -> None:
     """Write de-identified copies into DEST; exit 1 if any instance failed."""
     from gantry.session import Session
@@ -95,6 +102,7 @@ def export(
                 workers=workers,
                 verify=not no_verify,
                 progress=False if quiet else None,
+                cluster=scheduler,
             )
             click.echo(
                 f"exported {r.exported} files ({r.bytes_written / 1e6:.1f} MB) to {r.dest} in "

@@ -101,13 +101,26 @@ def demo(dest: Path, patients: int, seed: int, no_run: bool) -> None:
     "--workers", "-j", type=int, default=None, help="Worker processes (default: all cores)."
 )
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar, one summary line.")
-def ingest(paths: tuple[Path, ...], db: Path, workers: int | None, quiet: bool) -> None:
+@click.option(
+    "--scheduler",
+    metavar="ADDRESS",
+    default=None,
+    help="Run on a Dask cluster (tcp://host:8786); default: $GANTRY_EXECUTOR or local.",
+)
+def ingest(
+    paths: tuple[Path, ...], db: Path, workers: int | None, quiet: bool, scheduler: str | None
+) -> None:
     """Index every DICOM header under PATHS into the session (resumable)."""
     from gantry.session import Session
 
     def body() -> None:
         with Session(db) as s:
-            r = s.ingest(list(paths), workers=workers, progress=None if not quiet else False)
+            r = s.ingest(
+                list(paths),
+                workers=workers,
+                progress=None if not quiet else False,
+                cluster=scheduler,
+            )
             click.echo(
                 f"indexed {r.indexed} instances ({r.elements} elements), skipped {r.skipped}, "
                 f"already indexed {r.already_indexed}, in {r.seconds:.2f} s "

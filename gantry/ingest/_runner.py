@@ -7,6 +7,7 @@ import multiprocessing
 import os
 import sys
 import time
+import uuid
 from collections.abc import Callable, Iterable
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
@@ -94,8 +95,11 @@ def ingest_batch(paths: list[str], stage: str) -> BatchOutcome:
     out = Path(stage)
     out.mkdir(parents=True, exist_ok=True)
     for name in ("elements", "skipped", "instances"):
-        table = getattr(result, name)
-        pq.write_table(table, out / f"{name}.parquet", compression="zstd")
+        # a private name, then a rename: two attempts of one task (a cluster worker
+        # presumed dead but still running) never interleave bytes in one shard
+        tmp = out / f".{name}.parquet.{uuid.uuid4().hex}.tmp"
+        pq.write_table(getattr(result, name), tmp, compression="zstd")
+        os.replace(tmp, out / f"{name}.parquet")
     reasons: dict[str, int] = {}
     for r in result.skipped.column("reason").to_pylist():
         reasons[r] = reasons.get(r, 0) + 1
