@@ -74,6 +74,33 @@ def preview(store: Store, config: Any = None, *, include_kept: bool = False) -> 
         ``keyword``, ``action`` (plan letter), ``effect`` (in words),
         ``elements`` and ``instances``; most frequent first.  File meta
         (group 0002) is rebuilt at export and not counted.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> from gantry import Session
+    >>> from gantry.testing import make_instance
+    >>> tmp = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = make_instance(tmp / "dicom" / "us.dcm", modality="US")
+    >>> zone = {"name": "sonoria", "match": {"manufacturer": "Sonoria"},
+    ...         "redaction_zones": [[0, 8, 0, 64]]}
+    >>> with Session(tmp / "p.db") as s:
+    ...     _ = s.ingest(tmp / "dicom", workers=1, progress=False)
+    ...     counts = preview(s.store, {"machines": [zone]})
+    >>> tags = ["00100010", "00100020", "00080020", "7FE00010"]
+    >>> counts.filter(pl.col("tag").is_in(tags)).select("rule", "keyword", "effect", "elements")
+    shape: (5, 4)
+    ┌─────────────────┬─────────────┬───────────────┬──────────┐
+    │ rule            ┆ keyword     ┆ effect        ┆ elements │
+    │ ---             ┆ ---         ┆ ---           ┆ ---      │
+    │ str             ┆ str         ┆ str           ┆ u32      │
+    ╞═════════════════╪═════════════╪═══════════════╪══════════╡
+    │ (0008,0020)     ┆ StudyDate   ┆ shift date    ┆ 1        │
+    │ patient_name    ┆ PatientName ┆ pseudonym     ┆ 1        │
+    │ pseudonym       ┆ PatientID   ┆ pseudonym     ┆ 1        │
+    │ sequence        ┆ PatientID   ┆ remove        ┆ 1        │
+    │ machine:sonoria ┆ PixelData   ┆ redact pixels ┆ 1        │
+    └─────────────────┴─────────────┴───────────────┴──────────┘
     """
     context = config if isinstance(config, AuditContext) else AuditContext.from_config(config)
     elements = store.scan("elements").select(
