@@ -251,3 +251,29 @@ def test_unresolved_lists_only_high_unresolved(tmp_path: Path) -> None:
 def test_text_patterns(rule: str, text: str, hit: bool) -> None:
     found = pl.Series([text]).str.contains(TEXT_PATTERNS[rule]).item()
     assert found is hit
+
+
+def test_empty_session(tmp_path: Path) -> None:
+    with Session(tmp_path / "p.db") as s:
+        report = s.audit()
+        assert len(report) == 0
+        assert report.summary("tag").is_empty()
+        assert report.unresolved().is_empty()
+        assert s.preview().is_empty()
+        assert s.save_analysis(report) == 0
+
+
+def test_report_spill_folder_goes_with_the_report(tmp_path: Path) -> None:
+    import gc
+
+    ds = clean_instance("US")
+    ds.save_as(tmp_path / "us.dcm", enforce_file_format=True)
+    with Session(tmp_path / "p.db") as s:
+        s.ingest(tmp_path / "us.dcm", workers=1, progress=False)
+        report = s.audit()
+    parts = list(report._parts)
+    assert parts and all(p.exists() for p in parts)
+    assert report.lazy().collect().height == len(report) > 0
+    del report
+    gc.collect()
+    assert not any(p.exists() for p in parts)
