@@ -1,0 +1,301 @@
+"""Export throughput: Gantry's verified export vs a naive pydicom script and dicognito.
+
+Usage::
+
+    python benchmarks/bench_export.py [--n 5000] [--workers N] [--root DIR]
+                                      [--baseline-files 1000] [--peer-files 1000]
+                                      [--no-peers] [--json out.json]
+
+On the CT corpus of ``make_ct_files`` (``--root``/ct{n}, shared with the other
+benchmarks; 512x512, ~100 elements with nested sequences and a private block), each
+contender in a fresh process with the files in the page cache:
+
+- **gantry**: ingest and ``anonymize`` (plan time reported) in one process, then
+  ``Session.export(dest)`` — the default basic profile, ``safe=True``, verification on
+  (every written file read back and checked) — in another, so the export's peak memory
+  is its own: "peak RSS" is the largest sum of the resident sets of the process and
+  its workers, sampled every 20 ms;
+- **naive**: one Python process looping ``pydicom.dcmread`` → delete ~60 identifying
+  elements and the private ones → replace the UIDs by ``2.25.<sha256>`` → ``save_as``,
+  on the first ``--baseline-files`` files;
+- **dicognito** (``benchmarks/peers.py``: its own venv from the package index) on the
+  first ``--peer-files`` files.
+
+Rates are files per second of each contender's own run (start-up excluded for the
+peers; the export's includes its pool start and the safety audit). Targets: Gantry
+>= 10x dicognito's files/s with peak RSS < 1 GB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import multiprocessing
+import os
+import shutil
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import print_table  # noqa: E402
+
+# What a hand-written de-identification script typically removes.
+NAIVE_REMOVE = [
+    "PatientName", "PatientID", "PatientBirthDate", "PatientBirthTime", "PatientSex",
+    "PatientAge", "PatientSize", "PatientWeight", "PatientAddress", "PatientTelephoneNumbers",
+    "OtherPatientIDs", "OtherPatientNames", "OtherPatientIDsSequence", "PatientMotherBirthName",
+    "MedicalRecordLocator", "EthnicGroup", "Occupation", "AdditionalPatientHistory",
+    "PatientComments", "MilitaryRank", "BranchOfService", "CountryOfResidence",
+    "RegionOfResidence", "IssuerOfPatientID", "ResponsiblePerson", "ResponsibleOrganization",
+    "AccessionNumber", "StudyID", "StudyDate", "SeriesDate", "AcquisitionDate", "ContentDate",
+    "StudyTime", "SeriesTime", "AcquisitionTime", "ContentTime", "AcquisitionDateTime",
+    "InstanceCreationDate", "InstanceCreationTime", "InstitutionName", "InstitutionAddress",
+    "InstitutionalDepartmentName", "ReferringPhysicianName", "ReferringPhysicianAddress",
+    "ReferringPhysicianTelephoneNumbers", "PhysiciansOfRecord", "PerformingPhysicianName",
+    "NameOfPhysiciansReadingStudy", "OperatorsName", "RequestingPhysician", "StationName",
+    "DeviceSerialNumber", "ProtocolName", "StudyDescription", "SeriesDescription",
+    "RequestedProcedureDescription", "PerformedProcedureStepDescription",
+    "PerformedProcedureStepID", "PerformedProcedureStepStartDate",
+    "PerformedProcedureStepStartTime", "ImageComments", "AdmittingDiagnosesDescription",
+    "DerivationDescription", "ReferencedPatientSequence", "ReferencedStudySequence",
+    "RequestAttributesSequence", "TimezoneOffsetFromUTC",
+]  # fmt: skip
+NAIVE_UIDS = ["StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "FrameOfReferenceUID"]
+
+
+# -- memory -------------------------------------------------------------------------------------
+
+
+class TreeRSS:
+    """Sample the summed RSS of this process and its descendants (psutil) in a thread."""
+
+    def __init__(self, interval: float = 0.02) -> None:
+        self.interval = interval
+        self.peak_mb = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def _loop(self) -> None:
+        import psutil
+
+        me = psutil.Process()
+        while not self._stop.is_set():
+            total = 0
+            for p in [me, *me.children(recursive=True)]:
+                try:
+                    total += p.memory_info().rss
+                except psutil.Error:
+                    pass
+            self.peak_mb = max(self.peak_mb, total / 2**20)
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> TreeRSS:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def _hwm_mb() -> float:
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+# -- contenders (each runs in a spawned child) --------------------------------------------------
+
+
+def _prepare(src: str, db: str, workers: int | None) -> dict[str, float]:
+    from gantry import Session
+
+    with Session(db) as s:
+        r = s.ingest(src, workers=workers, progress=False)
+        t0 = time.perf_counter()
+        plan = s.anonymize()
+        plan_s = time.perf_counter() - t0
+    return {
+        "ingest_s": r.seconds,
+        "indexed": r.indexed,
+        "plan_s": plan_s,
+        "plan_rows": int(plan["rows"].sum()),
+    }
+
+
+def _export(db: str, dest: str, workers: int | None) -> dict[str, Any]:
+    from gantry import Session
+
+    with TreeRSS() as rss, Session(db) as s:
+        r = s.export(dest, workers=workers, verify=True, progress=False)
+    return {
+        "seconds": r.seconds,
+        "exported": r.exported,
+        "excluded": r.excluded.height,
+        "failed": r.failed.height,
+        "bytes_written": r.bytes_written,
+        "peak_rss_mb": rss.peak_mb,
+        "main_rss_mb": _hwm_mb(),
+    }
+
+
+def naive(paths: list[str], out: str) -> dict[str, float]:
+    """The hand-written script: read, delete, hash UIDs, write; one process."""
+    import pydicom
+
+    def hashed(uid: str) -> str:
+        return "2.25." + str(int.from_bytes(hashlib.sha256(uid.encode()).digest()[:16], "big"))
+
+    os.makedirs(out, exist_ok=True)
+    t0 = time.perf_counter()
+    for p in paths:
+        ds = pydicom.dcmread(p)
+        for kw in NAIVE_REMOVE:
+            if kw in ds:
+                delattr(ds, kw)
+        ds.remove_private_tags()
+        for kw in NAIVE_UIDS:
+            if kw in ds:
+                setattr(ds, kw, hashed(ds.data_element(kw).value))
+        ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+        ds.PatientIdentityRemoved = "YES"
+        ds.save_as(os.path.join(out, ds.SOPInstanceUID + ".dcm"), enforce_file_format=True)
+    return {"seconds": time.perf_counter() - t0, "files": len(paths), "peak_rss_mb": _hwm_mb()}
+
+
+def _child(fn: Any, args: tuple[Any, ...], q: Any) -> None:
+    q.put(fn(*args))
+
+
+def _in_child(fn: Any, *args: Any) -> Any:
+    ctx = multiprocessing.get_context("spawn")
+    q = ctx.Queue()
+    proc = ctx.Process(target=_child, args=(fn, args, q))
+    proc.start()
+    result = q.get()
+    proc.join()
+    return result
+
+
+# -- the benchmark ------------------------------------------------------------------------------
+
+
+def run(
+    n: int = 5000,
+    workers: int | None = None,
+    root: Path | None = None,
+    baseline_files: int = 1000,
+    peer_files: int = 1000,
+    peers: bool = True,
+) -> dict[str, Any]:
+    """Run every contender; return their figures (rows) and the ratios."""
+    from bench_cluster import corpus
+
+    root = root or Path(tempfile.mkdtemp(prefix="gantry-bench-export-"))
+    root.mkdir(parents=True, exist_ok=True)
+    src = corpus(root, n)
+    paths = sorted(str(p) for p in src.rglob("*.dcm"))
+    mb_per_file = sum(os.path.getsize(p) for p in paths) / len(paths) / 1e6
+    for p in paths:
+        Path(p).read_bytes()
+    work = root / "export-work"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+
+    prep = _in_child(_prepare, str(src), str(work / "bench.db"), workers)
+    g = _in_child(_export, str(work / "bench.db"), str(work / "out-gantry"), workers)
+    g_rate = g["exported"] / g["seconds"]
+    rows: list[dict[str, Any]] = [
+        {
+            "method": f"gantry export (verify, {workers or os.cpu_count()} workers)",
+            "files": g["exported"],
+            "seconds": g["seconds"],
+            "files/s": g_rate,
+            "MB/s": g_rate * mb_per_file,
+            "peak RSS MB": g["peak_rss_mb"],
+            "gantry ×": 1.0,
+        }
+    ]
+    k = min(baseline_files, n)
+    nv = _in_child(naive, paths[:k], str(work / "out-naive"))
+    rows.append(_row("naive pydicom script (1 process)", nv["files"], nv["seconds"], nv, g_rate,
+                     mb_per_file))  # fmt: skip
+    peer_row: dict[str, Any] | None = None
+    if peers:
+        import peers as peers_mod
+
+        python, log = peers_mod.ensure_venv(root)
+        if python is None:
+            peer_row = {"peer": "dicognito", "error": log}
+        else:
+            folder, m, _ = peers_mod.subset(src, root, min(peer_files, n))
+            peer_row = peers_mod.run_peer(python, "dicognito", folder, work / "out-dicognito", m)
+        if "seconds" in peer_row:
+            rows.append(_row(f"dicognito {peer_row['version']} (1 process)", peer_row["files"],
+                             peer_row["seconds"], {"peak_rss_mb": peer_row["peak RSS MB"]},
+                             g_rate, mb_per_file))  # fmt: skip
+        else:
+            rows.append({"method": "dicognito", "files": 0, "seconds": 0.0, "files/s": 0.0,
+                         "MB/s": 0.0, "peak RSS MB": 0.0,
+                         "gantry ×": f"error: {peer_row.get('error')}"})  # fmt: skip
+    return {
+        "n": n,
+        "MB per file": mb_per_file,
+        "ingest s": prep["ingest_s"],
+        "plan s": prep["plan_s"],
+        "plan rows": prep["plan_rows"],
+        "gantry": g,
+        "rows": rows,
+    }
+
+
+def _row(
+    name: str, files: int, seconds: float, r: dict[str, Any], g_rate: float, mb: float
+) -> dict[str, Any]:
+    rate = files / seconds
+    return {
+        "method": name,
+        "files": files,
+        "seconds": seconds,
+        "files/s": rate,
+        "MB/s": rate * mb,
+        "peak RSS MB": r["peak_rss_mb"],
+        "gantry ×": g_rate / rate,
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--n", type=int, default=5000)
+    ap.add_argument("--workers", type=int, default=None)
+    ap.add_argument("--root", type=Path, default=None, help="work folder, shared corpus")
+    ap.add_argument("--baseline-files", type=int, default=1000)
+    ap.add_argument("--peer-files", type=int, default=1000)
+    ap.add_argument("--no-peers", action="store_true")
+    ap.add_argument("--json", type=Path, default=None)
+    args = ap.parse_args()
+    res = run(args.n, args.workers, args.root, args.baseline_files, args.peer_files,
+              not args.no_peers)  # fmt: skip
+    g = res["gantry"]
+    print(f"## Export of {res['n']:,} CT files ({res['MB per file']:.2f} MB each)\n")
+    print(f"plan: {res['plan rows']:,} rows in {res['plan s']:.2f} s "
+          f"(ingest before it: {res['ingest s']:.2f} s); export excluded {g['excluded']}, "
+          f"failed {g['failed']}\n")  # fmt: skip
+    print_table(res["rows"])
+    print("\ntarget: gantry >= 10x dicognito's files/s, peak RSS < 1 GB")
+    if args.json:
+        args.json.write_text(json.dumps(res, indent=1, default=str))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,662 @@
+"""Run every benchmark on one generated corpus and write ``benchmarks/results.md``.
+
+Usage::
+
+    python -m benchmarks [--quick] [--root DIR] [--only NAME[,NAME]] [--out FILE]
+
+Each ``benchmarks/bench_*.py`` script (and ``peers.py``) runs in its own process with
+sizes picked here, sharing ``--root``: the file-based ones read the same CT corpus
+``ROOT/ct{N}`` (``make_ct_files``, 512x512; N = 5,000, or 2,000 with ``--quick``).
+Their printed tables (or ``--json`` files) are parsed into one markdown page:
+
+1. Gantry beside its baseline, per stage (ingest, audit, plan, export, redaction,
+   identity locking, findings persistence, report, object model): Gantry's figure,
+   the baseline's, and the ratio;
+2. the peers dicognito and deid on the same files (their own venv, created by
+   ``peers.py``; a peer that fails to install or run shows its error);
+3. Dask vs the local process pool;
+4. scaling: ingest at 1k/5k/20k files, audit at 100k/1M synthetic index rows
+   (``--quick``: 500/1k/2k files, 20k/100k rows);
+5. every run's command, time and exit status, and its raw output.
+
+A benchmark that fails is reported with its error; the others still run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+
+@dataclass(frozen=True)
+class Sizes:
+    corpus: int
+    scaling_files: tuple[int, ...]
+    index_rows: tuple[int, ...]
+    sizing_files: int
+    baseline_files: int
+    peer_files: int
+    audit_baseline_files: int
+    identity: tuple[int, int]
+    model: tuple[int, int, int]
+    pixels: tuple[str, ...]
+
+
+FULL = Sizes(
+    corpus=5000,
+    scaling_files=(1000, 5000, 20000),
+    index_rows=(100_000, 1_000_000),
+    sizing_files=1000,
+    baseline_files=1000,
+    peer_files=1000,
+    audit_baseline_files=240,
+    identity=(100_000, 10_000),
+    model=(100_000, 2000, 256),
+    pixels=(),
+)
+QUICK = Sizes(
+    corpus=2000,
+    scaling_files=(500, 1000, 2000),
+    index_rows=(20_000, 100_000),
+    sizing_files=500,
+    baseline_files=300,
+    peer_files=200,
+    audit_baseline_files=60,
+    identity=(20_000, 2000),
+    model=(20_000, 300, 128),
+    pixels=("--native-mb", "64", "--compressed-frames", "16"),
+)
+
+
+@dataclass
+class Job:
+    name: str
+    script: str
+    args: list[str]
+    timeout: float = 1800.0
+    json_out: Path | None = None
+    # filled by run()
+    seconds: float = 0.0
+    code: int | None = None
+    stdout: str = ""
+    stderr: str = ""
+    data: Any = None
+    error: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def command(self) -> str:
+        return " ".join(["python", f"benchmarks/{self.script}", *self.args])
+
+
+def plan_jobs(s: Sizes, root: Path, quick: bool) -> list[Job]:
+    n = s.corpus
+    src = root / f"ct{n}"
+    jobs = [
+        Job("ingest", "bench_ingest.py",
+            ["--scaling", ",".join(map(str, s.scaling_files)), "--root", str(root)]),
+        Job("export", "bench_export.py",
+            ["--n", str(n), "--root", str(root), "--baseline-files", str(s.baseline_files),
+             "--peer-files", str(s.peer_files), "--json", str(root / "export.json")],
+            json_out=root / "export.json"),
+        Job("peers", "peers.py",
+            [str(src), "--work", str(root), "--files", str(s.peer_files),
+             "--json", str(root / "peers.json")],
+            json_out=root / "peers.json"),
+        Job("cluster", "bench_cluster.py",
+            ["--n", str(n), "--root", str(root), "--repeat", "2",
+             "--sizing", str(s.sizing_files), "--json", str(root / "cluster.json")],
+            json_out=root / "cluster.json"),
+    ]  # fmt: skip
+    for rows in s.index_rows:
+        jobs.append(
+            Job(f"audit-{rows}", "bench_audit.py",
+                ["--n", str(rows), "--index", str(root / f"audit-index-{rows}"),
+                 "--baseline-files", str(s.audit_baseline_files)])
+        )  # fmt: skip
+    inst, patients = s.identity
+    jobs += [
+        Job("identity", "bench_identity.py",
+            ["--instances", str(inst), "--patients", str(patients), "--repeat", "2",
+             "--dir", str(root / f"identity-{inst}")]),
+        Job("redaction", "bench_pixels.py", list(s.pixels)),
+        Job("model", "bench_model.py",
+            ["--n", str(s.model[0]), "--pixels", str(s.model[1]), "--size", str(s.model[2])]),
+    ]  # fmt: skip
+    if (HERE / "bench_report.py").exists():
+        jobs.append(Job("report", "bench_report.py", report_args(quick, root)))
+    known = {j.script for j in jobs}
+    for path in sorted(HERE.glob("bench_*.py")):
+        if path.name not in known:  # a benchmark this suite has no sizes for: its defaults
+            jobs.append(Job(path.stem.removeprefix("bench_"), path.name, []))
+    return jobs
+
+
+def report_args(quick: bool, root: Path) -> list[str]:
+    """Arguments for ``bench_report.py``, read from its ``--help`` (it may take none)."""
+    help_text = subprocess.run(
+        [sys.executable, str(HERE / "bench_report.py"), "--help"],
+        capture_output=True,
+        text=True,
+    ).stdout
+    args: list[str] = []
+    if quick and "--n " in help_text:
+        args += ["--n", "100000"]
+    if "--root" in help_text:
+        args += ["--root", str(root)]
+    return args
+
+
+# -- running ------------------------------------------------------------------------------------
+
+
+def run(job: Job, logs: Path) -> Job:
+    """Run one benchmark script; keep its output, exit code and time."""
+    print(f"[suite] {job.command}", flush=True)
+    t0 = time.perf_counter()
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    try:
+        got = subprocess.run(
+            [sys.executable, str(HERE / job.script), *job.args],
+            capture_output=True,
+            text=True,
+            timeout=job.timeout,
+            cwd=HERE.parent,
+            env=env,
+        )
+        job.code, job.stdout, job.stderr = got.returncode, got.stdout, got.stderr
+    except subprocess.TimeoutExpired as exc:
+        job.code = -1
+        job.stdout = _text(exc.stdout)
+        job.stderr = _text(exc.stderr)
+        job.error = f"timed out after {job.timeout:.0f} s"
+    job.seconds = time.perf_counter() - t0
+    (logs / f"{job.name}.log").write_text(
+        f"$ {job.command}\n# exit {job.code} in {job.seconds:.1f} s\n\n"
+        f"{job.stdout}\n--- stderr ---\n{job.stderr}"
+    )
+    if job.code not in (0, None) and job.error is None:
+        job.error = f"exit {job.code}: {_last_error(job.stderr)}"
+    if job.json_out is not None and job.json_out.exists() and job.code == 0:
+        job.data = json.loads(job.json_out.read_text())
+    print(f"[suite]   {job.name}: exit {job.code} in {job.seconds:.0f} s", flush=True)
+    return job
+
+
+def _text(b: bytes | str | None) -> str:
+    if b is None:
+        return ""
+    return b if isinstance(b, str) else b.decode(errors="replace")
+
+
+def _last_error(stderr: str) -> str:
+    lines = [ln.strip() for ln in stderr.splitlines() if ln.strip()]
+    for ln in reversed(lines):
+        if re.match(r"^[A-Za-z_.]+(Error|Exception|Exit)\b", ln):
+            return ln[:200]
+    return lines[-1][:200] if lines else "(no output)"
+
+
+# -- parsing ------------------------------------------------------------------------------------
+
+
+def parse_tables(text: str) -> list[list[dict[str, str]]]:
+    """Every markdown table in ``text``, as lists of ``{column: cell}``."""
+    tables: list[list[dict[str, str]]] = []
+    lines = text.splitlines()
+    i = 0
+    while i < len(lines) - 1:
+        if lines[i].startswith("|") and re.match(r"^\|(\s*:?-+:?\s*\|)+\s*$", lines[i + 1]):
+            cols = [c.strip() for c in lines[i].strip().strip("|").split("|")]
+            rows = []
+            i += 2
+            while i < len(lines) and lines[i].startswith("|"):
+                cells = [c.strip() for c in lines[i].strip().strip("|").split("|")]
+                rows.append(dict(zip(cols, cells, strict=False)))
+                i += 1
+            tables.append(rows)
+        else:
+            i += 1
+    return tables
+
+
+def num(text: Any) -> float:
+    """``'1,234.5'`` → 1234.5; the first number in a longer text."""
+    if isinstance(text, int | float):
+        return float(text)
+    m = re.search(r"-?[\d,]*\.?\d+(?:e[-+]?\d+)?", str(text))
+    if not m:
+        raise ValueError(f"no number in {text!r}")
+    return float(m.group(0).replace(",", ""))
+
+
+def _find(tables: list[list[dict[str, str]]], column: str) -> list[dict[str, str]]:
+    for t in tables:
+        if t and column in t[0]:
+            return t
+    raise ValueError(f"no table with a {column!r} column")
+
+
+def _row_where(table: list[dict[str, str]], column: str, prefix: str) -> dict[str, str]:
+    for r in table:
+        if r.get(column, "").startswith(prefix):
+            return r
+    raise ValueError(f"no row with {column} starting {prefix!r}")
+
+
+Row = dict[str, Any]
+
+
+def extract_ingest(job: Job, n: int) -> tuple[list[Row], list[Row]]:
+    t = _find(parse_tables(job.stdout), "gantry files/s")
+    scaling = [
+        {
+            "what": "ingest (files → index, full elements table)",
+            "size": f"{int(num(r['files'])):,} files",
+            "gantry": f"{num(r['gantry files/s']):,.0f} files/s",
+            "baseline": f"{num(r['naive files/s']):,.0f} files/s",
+            "ratio": num(r["ratio"]),
+            "note": f"{num(r['gantry MB/s']):,.0f} MB/s; peak RSS main "
+            f"{num(r['gantry peak RSS MB (main)']):,.0f} MB",
+        }
+        for r in t
+    ]
+    head = next((r for r in t if int(num(r["files"])) == n), t[-1])
+    return [
+        {
+            "stage": "ingest",
+            "measure": f"files/s, {int(num(head['files'])):,} CT files",
+            "gantry": num(head["gantry files/s"]),
+            "baseline": num(head["naive files/s"]),
+            "baseline is": "pydicom.dcmread loop, 45 keywords → Parquet (1 process)",
+            "ratio": num(head["ratio"]),
+            "note": f"{num(head['elements rows/s']):,.0f} elements rows/s written",
+        }
+    ], scaling
+
+
+def extract_audit(job: Job) -> tuple[list[Row], Row]:
+    tables = parse_tables(job.stdout)
+    m = re.search(r"## Audit of ([\d,]+) instances x (\d+) elements", job.stdout)
+    if not m:
+        raise ValueError("no audit header")
+    n = int(m.group(1).replace(",", ""))
+    steps = _find(tables, "step")
+    audit_s = num(_row_where(steps, "step", "audit")["seconds"])
+    save = _row_where(steps, "step", "save_findings")
+    base = _find(tables, "measure")
+    checks_ms = num(_row_where(base, "measure", "checks per instance (ms)")["value"])
+    read_ms = num(_row_where(base, "measure", "read + checks per instance (ms)")["value"])
+    rss = re.search(r"peak RSS: audit ([\d,]+) MB; after save ([\d,]+) MB", job.stdout)
+    rss_note = f"peak RSS {rss.group(2)} MB" if rss else ""
+    gantry = n / audit_s
+    loop = 1000 / checks_ms
+    rows = [
+        {
+            "stage": "audit",
+            "measure": f"instances/s, {n:,}-instance index",
+            "gantry": gantry,
+            "baseline": loop,
+            "baseline is": "per-file Python loop, same rules, datasets in memory (1 process)",
+            "ratio": gantry / loop,
+            "note": f"{audit_s:.1f} s; loop incl. reading: {1000 / read_ms:,.0f}/s; {rss_note}",
+        },
+        {
+            "stage": "findings persistence",
+            "measure": "findings rows/s saved (Parquet)",
+            "gantry": num(save["note"]),
+            "baseline": 1_000_000.0,
+            "baseline is": "the target (no naive writer in bench_audit)",
+            "ratio": num(save["note"]) / 1_000_000,
+            "note": f"{save['seconds']} s",
+        },
+    ]
+    scaling = {
+        "what": "audit (synthetic index)",
+        "size": f"{n:,} instances",
+        "gantry": f"{gantry:,.0f} instances/s",
+        "baseline": f"{loop:,.0f} instances/s",
+        "ratio": gantry / loop,
+        "note": f"{audit_s:.1f} s; {rss_note}",
+    }
+    return rows, scaling
+
+
+def extract_identity(job: Job) -> list[Row]:
+    t = _find(parse_tables(job.stdout), "method")
+    g = _row_where(t, "method", "gantry (warm")
+    nv = _row_where(t, "method", "naive")
+    return [
+        {
+            "stage": "identity locking",
+            "measure": "instances/s locked (AES-GCM vault)",
+            "gantry": num(g["instances/s"]),
+            "baseline": num(nv["instances/s"]),
+            "baseline is": "per-instance loop: JSON + AES-GCM + HMAC per row",
+            "ratio": num(g["speedup"]),
+            "note": f"peak RSS {num(g['peak RSS MB']):,.0f} MB",
+        }
+    ]
+
+
+_PIXEL_LINE = re.compile(
+    r"^(?P<input>\w+)\s+(?P<mb>[\d.]+)\s+(?P<frames>\d+)\s+(?P<method>gantry x\d+|gantry|naive)"
+    r"\s+(?:(?P<s>[\d.]+)\s+(?P<mbs>[\d.]+)\s+(?P<fps>[\d.]+)\s+(?P<peak>[\d.]+)\s*(?P<vs>[\d.]+x)?"
+    r"|n/a: (?P<err>.*))$"
+)
+
+
+def extract_redaction(job: Job) -> list[Row]:
+    found: dict[tuple[str, str], dict[str, str]] = {}
+    for line in job.stdout.splitlines():
+        m = _PIXEL_LINE.match(line.strip())
+        if m:
+            found[(m["input"], m["method"])] = m.groupdict()
+    rows = []
+    for syntax in ("native", "j2k", "jpegls"):
+        g, nv = found.get((syntax, "gantry")), found.get((syntax, "naive"))
+        if not g or g.get("err"):
+            continue
+        base_ok = nv is not None and not nv.get("err")
+        rows.append(
+            {
+                "stage": f"redaction ({syntax})",
+                "measure": "MB/s of decoded pixels, zones blanked + re-encoded",
+                "gantry": float(g["mbs"]),
+                "baseline": float(nv["mbs"]) if base_ok and nv else "n/a",
+                "baseline is": "pydicom pixel_array → numpy mask → PixelData/compress"
+                + ("" if base_ok else f" ({nv['err'] if nv else 'missing'})"),
+                "ratio": float(g["vs"].rstrip("x")) if g.get("vs") else "n/a",
+                "note": f"{g['frames']} frames; peak+ {g['peak']} MB",
+            }
+        )
+    if not rows:
+        raise ValueError("no redaction rows")
+    return rows
+
+
+def extract_model(job: Job) -> list[Row]:
+    loops = _find(parse_tables(job.stdout), "loop")
+    g = _row_where(loops, "loop", "for inst in session.instances()")
+    b = _row_where(loops, "loop", "for f in files")
+    return [
+        {
+            "stage": "object model (pixel loop)",
+            "measure": "images/s iterating instance.pixel_array",
+            "gantry": num(g["images_per_s"]),
+            "baseline": num(b["images_per_s"]),
+            "baseline is": "for f in files: pydicom.dcmread(f).pixel_array",
+            "ratio": num(g["images_per_s"]) / num(b["images_per_s"]),
+            "note": f"peak RSS {num(g['peak_rss_mb']):,.0f} MB vs {num(b['peak_rss_mb']):,.0f} MB",
+        }
+    ]
+
+
+def extract_report(job: Job) -> list[Row]:
+    tables = parse_tables(job.stdout)
+    if not tables:
+        raise ValueError("no table printed")
+    t = tables[0]
+    cols = list(t[0])
+    g = next((r for r in t if "gantry" in " ".join(r.values()).lower()), t[0])
+    b = next((r for r in t if any(w in " ".join(r.values()).lower()
+                                  for w in ("naive", "baseline", "loop"))), None)  # fmt: skip
+    ratio_col = next((c for c in cols if c.lower() in ("ratio", "speedup", "speed-up")), None)
+    rate_col = next((c for c in cols if "/s" in c), cols[1] if len(cols) > 1 else cols[0])
+    return [
+        {
+            "stage": "report",
+            "measure": rate_col,
+            "gantry": g.get(rate_col, ""),
+            "baseline": b.get(rate_col, "n/a") if b else "n/a",
+            "baseline is": b[cols[0]] if b else "(none printed)",
+            "ratio": num(g[ratio_col]) if ratio_col and g.get(ratio_col) else "n/a",
+            "note": g[cols[0]],
+        }
+    ]
+
+
+def extract_export(job: Job) -> list[Row]:
+    d = job.data
+    rows = d["rows"]
+    g, nv = rows[0], rows[1]
+    out = [
+        {
+            "stage": "plan",
+            "measure": f"instances/s planned ({d['plan rows']:,} plan rows)",
+            "gantry": d["n"] / d["plan s"],
+            "baseline": "n/a",
+            "baseline is": "none: the naive script decides per file while writing",
+            "ratio": "n/a",
+            "note": f"{d['plan s']:.2f} s for {d['n']:,} instances",
+        },
+        {
+            "stage": "export",
+            "measure": "files/s written, verification on",
+            "gantry": g["files/s"],
+            "baseline": nv["files/s"],
+            "baseline is": "pydicom script: delete ~60 tags + private, hash UIDs, save (1 process)",
+            "ratio": g["files/s"] / nv["files/s"],
+            "note": f"{g['MB/s']:,.0f} MB/s; peak RSS {g['peak RSS MB']:,.0f} MB (all processes)",
+        },
+    ]
+    return out
+
+
+# -- the page -----------------------------------------------------------------------------------
+
+
+def fmt(v: Any) -> str:
+    if isinstance(v, float):
+        if abs(v) >= 100:
+            return f"{v:,.0f}"
+        return f"{v:,.2f}"
+    if isinstance(v, int):
+        return f"{v:,}"
+    return str(v).replace("|", "\\|")
+
+
+def table(rows: list[Row], cols: list[str]) -> str:
+    out = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
+    for r in rows:
+        out.append("| " + " | ".join(fmt(r.get(c, "")) for c in cols) + " |")
+    return "\n".join(out)
+
+
+def ratio_text(v: Any) -> str:
+    return f"{v:,.1f}×" if isinstance(v, float) else str(v)
+
+
+def render(jobs: dict[str, Job], s: Sizes, root: Path, quick: bool, started: datetime) -> str:
+    head: list[Row] = []
+    scaling: list[Row] = []
+    problems: list[str] = []
+
+    def take(name: str, fn: Callable[[Job], Any]) -> Any:
+        job = jobs.get(name)
+        if job is None:
+            return None
+        if job.error and job.data is None and not job.stdout.strip():
+            problems.append(f"`{name}`: {job.error}")
+            return None
+        try:
+            return fn(job)
+        except Exception as exc:  # a changed output format: say so, keep going
+            why = job.error or f"could not parse its output ({type(exc).__name__}: {exc})"
+            problems.append(f"`{name}`: {why}")
+            return None
+
+    got = take("ingest", lambda j: extract_ingest(j, s.corpus))
+    if got:
+        head += got[0]
+        scaling += got[1]
+    audit_rows: list[Row] = []
+    for rows in s.index_rows:
+        a = take(f"audit-{rows}", extract_audit)
+        if a:
+            audit_rows = a[0]
+            scaling.append(a[1])
+    head += [r for r in audit_rows if r["stage"] == "audit"]
+    head += take("export", extract_export) or [
+        {"stage": "export", "measure": "files/s", "gantry": "—", "note": "see problems"}
+    ]
+    head += take("redaction", extract_redaction) or []
+    head += take("identity", extract_identity) or []
+    head += [r for r in audit_rows if r["stage"] == "findings persistence"]
+    if "report" in jobs:
+        head += take("report", extract_report) or []
+    else:
+        head.append({"stage": "report", "measure": "—", "gantry": "not run",
+                     "note": "benchmarks/bench_report.py is not in the repo yet"})  # fmt: skip
+    head += take("model", extract_model) or []
+    for r in head:
+        r["ratio"] = ratio_text(r.get("ratio", ""))
+
+    lines = [
+        "# Gantry benchmark results",
+        "",
+        f"Generated by `python -m benchmarks{' --quick' if quick else ''}` on "
+        f"{started:%Y-%m-%d %H:%M} UTC: {os.cpu_count()} cores (shared with other work), "
+        f"Python {platform.python_version()}, {platform.machine()}. Corpus: "
+        f"{s.corpus:,} CT files from `make_ct_files` (512×512, 16-bit, ~100 elements with "
+        "nested sequences and a private block), shared by the file-based benchmarks. "
+        "Ratios are Gantry ÷ baseline (higher is better for Gantry). Gantry uses every "
+        "core unless a row says otherwise; the baselines and peers are single processes, "
+        "as their authors ship them.",
+        "",
+        "## Gantry beside its baseline",
+        "",
+        table(head, ["stage", "measure", "gantry", "baseline", "ratio", "baseline is", "note"]),
+    ]
+    lines += ["", "## Peers on the same corpus", ""]
+    lines += _peers_section(jobs)
+    lines += ["", "## Dask cluster vs local process pool", ""]
+    lines += _cluster_section(jobs)
+    lines += ["", "## Scaling", ""]
+    for r in scaling:
+        r["ratio"] = ratio_text(r["ratio"])
+    lines.append(table(scaling, ["what", "size", "gantry", "baseline", "ratio", "note"]))
+    if problems:
+        lines += ["", "## Problems", ""] + [f"- {p}" for p in problems]
+    lines += ["", "## Runs", ""]
+    lines.append(
+        table(
+            [
+                {"benchmark": j.name, "command": f"`{j.command.replace(str(root), 'ROOT')}`",
+                 "seconds": j.seconds, "exit": j.code if j.error is None else j.error}
+                for j in jobs.values()
+            ],
+            ["benchmark", "command", "seconds", "exit"],
+        )
+    )  # fmt: skip
+    lines += ["", f"Logs: `ROOT/logs/` (ROOT = `{root}` for this run).", ""]
+    lines += ["## Raw output", ""]
+    for j in jobs.values():
+        body = "\n".join(j.stdout.strip().splitlines()[-60:]) or "(no output)"
+        lines += [f"<details><summary>{j.name}</summary>", "", "```", body, "```", "</details>",
+                  ""]  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
+def _peers_section(jobs: dict[str, Job]) -> list[str]:
+    p = jobs.get("peers")
+    e = jobs.get("export")
+    rows: list[Row] = []
+    g_rate = None
+    if e is not None and e.data:
+        g = e.data["rows"][0]
+        g_rate = g["files/s"]
+        rows.append({"tool": "gantry export", "version": "this repo", "files": g["files"],
+                     "files/s": g_rate, "MB/s": g["MB/s"], "peak RSS MB": g["peak RSS MB"],
+                     "gantry ×": "1.0×", "error": ""})  # fmt: skip
+    if p is None or p.data is None:
+        why = p.error if p is not None else "not run"
+        return [table(rows, ["tool", "files/s"]) if rows else "", "", f"peers: {why}"]
+    for r in p.data["peers"]:
+        row = {"tool": r["peer"], **{k: r.get(k, "") for k in
+               ("version", "files", "files/s", "MB/s", "peak RSS MB", "error")}}  # fmt: skip
+        if g_rate and isinstance(r.get("files/s"), float):
+            row["gantry ×"] = ratio_text(g_rate / r["files/s"])
+        rows.append(row)
+    cols = ["tool", "version", "files", "files/s", "MB/s", "peak RSS MB", "gantry ×", "error"]
+    return [
+        table(rows, cols),
+        "",
+        f"Peers ran on the first {p.data['files']:,} files of the corpus ({p.data['MB']:,.0f} "
+        f"MB) in `ROOT/peers-venv` ({p.data['venv']}); timed from after their imports. "
+        "dicognito: `-o OUT --quiet IN`; deid: `identifiers --action all` (default recipe). "
+        "Gantry's figure is its whole verified export of the corpus (pool start and the "
+        "safety audit included).",
+    ]
+
+
+def _cluster_section(jobs: dict[str, Job]) -> list[str]:
+    c = jobs.get("cluster")
+    if c is None or c.data is None:
+        return [f"not available: {c.error if c else 'not run'}"]
+    d = c.data["compare"]
+    out = [
+        table([d], ["files", "workers", "pool files/s", "dask files/s", "dask / pool",
+                    "pool runs s", "dask runs s", "cluster start-up s"]),
+        "",
+        f"Dask reaches **{100 * d['dask / pool']:.0f} %** of the process pool's ingest "
+        "throughput (target ≥ 85 %); best of the runs listed, cluster start-up not "
+        "included (a cluster outlives one ingest).",
+    ]  # fmt: skip
+    if "sizing" in c.data:
+        z = c.data["sizing"]
+        out += ["", "Per-core costs (one process, `workers=1`, used by docs/cluster.md):", ""]
+        out.append(table([z], list(z)))
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(
+        prog="python -m benchmarks",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    ap.add_argument("--quick", action="store_true", help="smaller sizes (~10 minutes)")
+    ap.add_argument("--root", type=Path, default=None, help="shared work folder")
+    ap.add_argument("--only", default="", help="comma-separated benchmark names")
+    ap.add_argument("--out", type=Path, default=HERE / "results.md")
+    args = ap.parse_args(argv)
+    sizes = QUICK if args.quick else FULL
+    root = (args.root or Path(os.environ.get("TMPDIR", "/tmp")) / "gantry-bench").absolute()
+    logs = root / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    started = datetime.now(UTC)
+    from bench_cluster import corpus
+
+    t0 = time.perf_counter()
+    for n in sorted({sizes.corpus, *sizes.scaling_files}):
+        corpus(root, n)
+    print(f"[suite] corpora ready in {time.perf_counter() - t0:.0f} s under {root}", flush=True)
+    jobs = plan_jobs(sizes, root, args.quick)
+    only = {x for x in args.only.split(",") if x}
+    done: dict[str, Job] = {}
+    for job in jobs:
+        if only and job.name not in only and job.name.split("-")[0] not in only:
+            continue
+        done[job.name] = run(job, logs)
+    args.out.write_text(render(done, sizes, root, args.quick, started))
+    print(f"[suite] wrote {args.out}", flush=True)
+    return 0 if all(j.error is None for j in done.values()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
