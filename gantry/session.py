@@ -347,6 +347,11 @@ class Session:
             cfg = _load_config(None)
         if "plan" not in self._store.table_names():
             self.anonymize(cfg)
+        encrypt_key = None
+        if cfg.encrypted_attributes:  # carry the originals encrypted under the vault key
+            from gantry.vault._vault import require_key
+
+            encrypt_key = require_key(self._store, self._vault_key).material
         from gantry.cluster import open_backend
 
         out = Path(dest).expanduser().absolute()
@@ -368,6 +373,7 @@ class Session:
                 verify=verify,
                 progress=progress,
                 executor=backend.executor,
+                encrypt_key=encrypt_key,
             )
 
     def export_maps(self, dest: str | os.PathLike[str]) -> dict[str, Path]:

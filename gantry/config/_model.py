@@ -368,6 +368,7 @@ class Config:
     age: AgePolicy = field(default_factory=AgePolicy)
     machines: tuple[Machine, ...] = ()
     burned_in: BurnedIn = field(default_factory=BurnedIn)
+    encrypted_attributes: bool = False
     source: str | None = field(default=None, compare=False)
     """The file the config was read from (not part of equality)."""
 
@@ -512,4 +513,5 @@ class Config:
             "age": {"aggregate_over": self.age.aggregate_over},
             "machines": machines,
             "burned_in": {"exclude_without_zone": self.burned_in.exclude_without_zone},
+            "encrypted_attributes": self.encrypted_attributes,
         }

@@ -113,4 +113,10 @@ machines: []
 # exported and are reported instead (fail closed).
 burned_in:
   exclude_without_zone: true
+
+# Reversible anonymization (docs/vault.md): when true, every exported file carries
+# its original attributes encrypted under the session's vault key, in the standard's
+# Encrypted Attributes Sequence (0400,0500). Needs a loaded key
+# (session.enable_reversible_anonymization / session.load_key).
+encrypted_attributes: false
 """

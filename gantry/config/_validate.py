@@ -53,6 +53,7 @@ TOP_KEYS: Final = (
     "age",
     "machines",
     "burned_in",
+    "encrypted_attributes",
 )
 _MAX_SHIFT_DAYS: Final = 36_600
 _MAX_UID_ROOT: Final = 40
@@ -543,5 +544,8 @@ def validate(
         age=v.age(section("age", {})),
         machines=v.machines(section("machines", [])),
         burned_in=v.burned_in(section("burned_in", {})),
+        encrypted_attributes=v.bool_(
+            d.get("encrypted_attributes", defaults.encrypted_attributes), "encrypted_attributes"
+        ),
         source=source,
     )

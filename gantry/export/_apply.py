@@ -6,6 +6,7 @@ original, applies edits and actions, writes atomically, and verifies the bytes.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import io
 import json
@@ -51,6 +52,7 @@ class ExportItem:
     )
     redaction: dict[str, Any] | None = None
     transfer_syntax: str | None = None
+    encrypt_key: bytes | None = None  # vault key: carry the originals encrypted (0400,0500)
 
 
 @dataclass
@@ -113,8 +115,15 @@ def _export_one(
         )
         if copy_pixels and os.fstat(fh.fileno()).st_size != item.file_size:
             raise VerificationError("the source file changed since it was indexed")
+        original = _originals(ds) if item.encrypt_key is not None else None
         _apply_edits(ds, item.edits)
         _apply_actions(ds, item.actions)
+        if original is not None and item.encrypt_key is not None:
+            from gantry.vault import encrypted_attributes_sequence
+
+            ds.EncryptedAttributesSequence = encrypted_attributes_sequence(
+                original, item.encrypt_key
+            )
         if pixels_changed:
             ts = _apply_pixels(ds, item, ts, compression)
         ds.file_meta = _clean_meta(ds, ts)
@@ -150,6 +159,15 @@ def _export_one(
         transfer_syntax=str(ts),
         pixels_copied=copy_pixels,
     )
+
+
+def _originals(ds: Dataset) -> Dataset:
+    """A copy of the header before de-identification (no pixel data), to encrypt."""
+    original = Dataset()
+    for elem in ds:
+        if elem.tag != 0x7FE00010:
+            original.add(copy.deepcopy(elem))
+    return original
 
 
 def _clean_meta(ds: Dataset, ts: str) -> FileMetaDataset:

@@ -217,6 +217,7 @@ def run_export(
     progress: bool | None = None,
     callback: Callable[[int, int], None] | None = None,
     executor: Executor | None = None,
+    encrypt_key: bytes | None = None,
 ) -> ExportResult:
     """Apply the persisted plan to the selected instances; see :meth:`gantry.Session.export`."""
     started = time.perf_counter()
@@ -238,6 +239,8 @@ def run_export(
         )
         result.already_done = selected.height - excluded.height - todo_ids.height
         items = _items(store, todo_ids, compression)
+        for item in items:
+            item.encrypt_key = encrypt_key
         dest_path.mkdir(parents=True, exist_ok=True)
         n_workers = max(1, workers if workers is not None else (os.cpu_count() or 1))
         chunks = _chunks(items, n_workers)
