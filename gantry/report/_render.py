@@ -1,0 +1,108 @@
+"""Render the HTML reports from the package's Jinja2 templates (autoescaped)."""
+
+from __future__ import annotations
+
+import functools
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Final
+
+import jinja2
+import polars as pl
+
+from gantry._version import __version__
+from gantry.report._charts import bar_chart, pass_fail_bar
+
+if TYPE_CHECKING:
+    from gantry.report._compliance import ComplianceReport
+
+__all__ = ["render", "render_compliance"]
+
+MAX_ROWS: Final = 500
+"""Rows shown per HTML table; the JSON and CSV outputs hold everything."""
+
+
+@functools.cache
+def _env() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.PackageLoader("gantry.report", "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+
+
+def render(template: str, **context: Any) -> str:
+    """Render ``templates/<template>`` with ``context`` (plus version and time)."""
+    context.setdefault("gantry_version", __version__)
+    context.setdefault("generated_at", datetime.now(UTC).isoformat(timespec="seconds"))
+    return _env().get_template(template).render(**context)
+
+
+def _rows(frame: pl.DataFrame, limit: int = MAX_ROWS) -> tuple[list[dict[str, Any]], int]:
+    return frame.head(limit).to_dicts(), max(0, frame.height - limit)
+
+
+def render_compliance(report: ComplianceReport) -> str:
+    """``compliance.html`` for ``report``."""
+    s = report.summary
+    failing = report.rules.filter(pl.col("files_failed") > 0)
+    charts = {
+        "files": pass_fail_bar(s["files_passed"], s["files_failed"] + s["files_missing"]),
+        "rules": bar_chart(
+            failing["title"].to_list(),
+            failing["files_failed"].to_list(),
+            title="Files failing",
+            color="#c62828",
+        )
+        if failing.height
+        else "",
+        "codecs": bar_chart(
+            [n or u for u, n in report.codecs.select("transfer_syntax", "name").iter_rows()],
+            report.codecs["files"].to_list(),
+            title="Files per transfer syntax",
+        )
+        if report.codecs.height
+        else "",
+        "excluded": "",
+    }
+    if report.excluded.height:
+        by = (
+            report.excluded.group_by("status", "reason")
+            .len("n")
+            .sort("n", descending=True)
+            .head(20)
+        )
+        charts["excluded"] = bar_chart(
+            [f"{st}: {re}" for st, re in by.select("status", "reason").iter_rows()],
+            by["n"].to_list(),
+            title="Instances not exported",
+            color="#ef6c00",
+        )
+    leak_rules = report.leaks["rule"].unique().to_list()
+    leaks, leaks_more = _rows(report.leaks)
+    others, others_more = _rows(report.problems.filter(~pl.col("rule").is_in(leak_rules)))
+    excluded, excluded_more = _rows(report.excluded)
+    files, files_more = _rows(
+        report.files.sort(
+            pl.col("status").replace_strict({"fail": 0, "missing": 1, "pass": 2}, default=3),
+            "output_path",
+        )
+    )
+    return render(
+        "compliance.html.j2",
+        r=report,
+        s=s,
+        rules=report.rules.to_dicts(),
+        charts=charts,
+        leaks=leaks,
+        leaks_more=leaks_more,
+        others=others,
+        others_more=others_more,
+        excluded=excluded,
+        excluded_more=excluded_more,
+        codecs=report.codecs.to_dicts(),
+        files=files,
+        files_more=files_more,
+        generated_at=report.generated_at,
+    )
