@@ -19,6 +19,7 @@ from gantry.store import Store
 if TYPE_CHECKING:
     from gantry.audit import AuditReport
     from gantry.export import ExportResult
+    from gantry.report import ComplianceReport
     from gantry.vault import VaultKey
 
 __all__ = ["Session", "SessionInfo"]
@@ -384,6 +385,73 @@ class Session:
         from gantry.export import write_maps
 
         return write_maps(self._store, dest)
+
+    # -- analytics and reports ---------------------------------------------------------------
+
+    def to_parquet(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        level: str = "instance",
+        partition_by: str | None = None,
+    ) -> Path:
+        """Write the index flattened at ``level`` to Parquet, plus ``<path>.schema.json``.
+
+        ``level`` is ``"instance"`` (every attribute plus series, study and patient
+        aggregates), ``"series"``, ``"study"`` or ``"patient"``; ``partition_by``
+        (``"PatientID"`` or ``"Modality"``) writes a hive-partitioned folder.
+        See :func:`gantry.report.to_parquet`.
+        """
+        from gantry.report import to_parquet
+
+        return to_parquet(self._store, path, level=level, partition_by=partition_by)
+
+    def to_polars(self, level: str = "instance") -> pl.DataFrame:
+        """The table :meth:`to_parquet` writes, as a Polars DataFrame."""
+        from gantry.report import to_polars
+
+        return to_polars(self._store, level)
+
+    def compliance_report(
+        self,
+        export: str | os.PathLike[str] | ExportResult,
+        *,
+        profile: Any = None,
+        out: str | os.PathLike[str] | None = None,
+    ) -> ComplianceReport:
+        """Verify an export folder by reading every written file back.
+
+        Parameters
+        ----------
+        export : path or ExportResult
+            The export folder (or what :meth:`export` returned).
+        profile : Config, mapping, path, Profile or None
+            What the files must satisfy (default: the config of the last
+            :meth:`anonymize`, else the defaults).
+        out : path, optional
+            Also write ``compliance.html``, ``compliance.json`` and ``compliance.csv``
+            into this folder.
+
+        Returns
+        -------
+        gantry.report.ComplianceReport
+            ``report.compliant``, ``report.problems`` (keyword, tag, file; never a
+            value), per-rule and per-file tables. See ``docs/reports.md``.
+        """
+        from gantry.report import compliance_report
+
+        config = profile if profile is not None else (self._config or _load_config(None))
+        return compliance_report(self._store, export, config=config, out=out)
+
+    def audit_report(self, path: str | os.PathLike[str], *, format: str = "csv") -> Path:
+        """Write what the plan changes in each instance, and why (``csv`` or ``parquet``).
+
+        See :func:`gantry.report.audit_table`. The file names original identifiers:
+        keep it with the session, never in an export folder.
+        """
+        from gantry.report import write_audit_report
+
+        return write_audit_report(self._store, path, format=format)
 
     # -- reversible anonymization (the identity vault) ------------------------------------
 
