@@ -94,6 +94,13 @@ def _export_one(
     item: ExportItem, dest: Path, *, verify: bool, compression: str | None
 ) -> ExportOutcome:
     pixels_changed = item.redaction is not None or item.pixel_edit is not None or bool(compression)
+    if not pixels_changed and not item.edits and item.encrypt_key is None:
+        # byte-level header rewrite; None when it cannot reproduce this path exactly
+        from gantry.export import _rewrite
+
+        fast = _rewrite.export_fast(item, dest, verify=verify)
+        if fast is not None:
+            return fast
     copy_pixels = (
         not pixels_changed
         and item.pixel_offset is not None

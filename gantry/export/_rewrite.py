@@ -1,0 +1,945 @@
+"""The fast path of export: rewrite a DICOM header at the byte level.
+
+:func:`rewrite_header` walks the raw elements of one file's header with
+:mod:`struct` — no pydicom ``Dataset`` is built — and produces the clean
+header: a fresh file meta group behind a zero preamble, unchanged elements
+copied verbatim, removed elements (and whole sequences) dropped, changed ones
+re-encoded with their VR, sequences that hold actions rewritten item by item,
+and added elements merged in tag order.  :func:`verify_header` reads the
+result back with its own walker.  :func:`export_fast` ties both to reading the
+original, copying the pixel element bytes and writing the output atomically.
+
+It must produce what the pydicom path of :mod:`gantry.export._apply` produces
+(the same dataset at every depth once parsed, the same file meta, the same
+pixel bytes) or nothing: whatever it does not reproduce exactly makes it
+return ``None`` and the caller uses the pydicom path.  That covers transfer
+syntaxes other than little endian non-deflated ones; files without a preamble
+and file meta; saved edits, pixel edits, redaction and transcoding; datasets
+whose VR encoding contradicts the transfer syntax (an implicit first element in
+an explicit dataset or item, an explicit-looking one in an implicit dataset);
+unknown VRs; elements out of order or repeated, group lengths or delimiters
+inside sequence items that pydicom would re-serialise; undefined lengths other
+than sequences (and explicit ``UN`` of undefined length); value actions on
+elements whose VR pydicom would decide otherwise (``UN``, ambiguous VRs,
+private elements of implicit VR files), on bulk and ``AT`` elements, with
+non-ASCII values, or with numbers pydicom would reject; actions below an
+element that is not walked as a sequence; actions on the character set;
+malformed paths; and any truncation or malformed length.
+
+Examples
+--------
+>>> from pathlib import Path
+>>> import pydicom
+>>> from gantry.export._apply import ExportItem
+>>> ct = Path(pydicom.__file__).parent / "data" / "test_files" / "CT_small.dcm"
+>>> raw = ct.read_bytes()
+>>> item = ExportItem(1, str(ct), "out.dcm", actions=[
+...     ("00100010", "PN", "P", "ANON_0001"), ("00100020", "LO", "X", None),
+...     ("00120062", "CS", "A", "YES")])
+>>> new = rewrite_header(raw[:6288], item)
+>>> ds = pydicom.dcmread(pydicom.filebase.DicomBytesIO(new.header + raw[6288:]))
+>>> str(ds.PatientName), "PatientID" in ds, ds.PatientIdentityRemoved
+('ANON_0001', False, 'YES')
+>>> new.fields["sop_uid"] == ds.file_meta.MediaStorageSOPInstanceUID
+True
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import struct
+import uuid
+from pathlib import Path
+from typing import Any, Final, NamedTuple
+
+from pydicom.datadict import dictionary_VR
+from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, AllTransferSyntaxes
+
+from gantry.export._apply import ExportItem, ExportOutcome, VerificationError, _find_token
+
+__all__ = ["Rewritten", "export_fast", "rewrite_header", "verify_header"]
+
+_UNDEFINED: Final = 0xFFFFFFFF
+_ITEM: Final = 0xFFFEE000
+_ITEM_END: Final = 0xFFFEE00D
+_SEQ_END: Final = 0xFFFEE0DD
+_PIXEL_DATA: Final = 0x7FE00010
+_PIXEL_TAG_BYTES: Final = b"\xe0\x7f\x10\x00"
+_CHARSET: Final = 0x00080005
+_SOP_CLASS: Final = 0x00080016
+_SOP_INSTANCE: Final = 0x00080018
+_DEFAULT_SOP_CLASS: Final = "1.2.840.10008.5.1.4.1.1.7"
+_IMPLICIT_LE: Final = "1.2.840.10008.1.2"
+
+_U16: Final = struct.Struct("<H")
+_U32: Final = struct.Struct("<L")
+_TAG: Final = struct.Struct("<HH")
+_IMPLICIT_HDR: Final = struct.Struct("<HHL")
+_EXPLICIT_HDR: Final = struct.Struct("<HH2sH")
+_LONG_HDR: Final = struct.Struct("<HH2sHL")
+
+# explicit VR -> header length (8: 2-byte length, 12: reserved + 4-byte length)
+_LONG_VRS: Final = frozenset(
+    {"OB", "OD", "OF", "OL", "OV", "OW", "SQ", "SV", "UC", "UN", "UR", "UT", "UV"}
+)
+_SHORT_VRS: Final = frozenset(
+    {"AE", "AS", "AT", "CS", "DA", "DS", "DT", "FD", "FL", "IS", "LO", "LT", "PN", "SH", "SL"}
+    | {"SS", "ST", "TM", "UI", "UL", "US"}
+)
+_HEADER_LEN: Final[dict[bytes, int]] = {
+    **{vr.encode(): 12 for vr in _LONG_VRS},
+    **{vr.encode(): 8 for vr in _SHORT_VRS},
+}
+_TEXT_VRS: Final = frozenset(
+    {"AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "LT", "PN", "SH", "ST", "TM", "UC"}
+    | {"UI", "UR", "UT"}
+)
+_NUMBER_FORMAT: Final = {
+    "US": "H", "SS": "h", "UL": "L", "SL": "l", "FL": "f", "FD": "d", "SV": "q", "UV": "Q",
+}  # fmt: skip
+_DS: Final = re.compile(r"[ ]*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?[ ]*")
+_IS: Final = re.compile(r"[ ]*[+-]?\d+[ ]*")
+_PATH_PART: Final = re.compile(r"([0-9A-Fa-f]{8})\[(\d+)\]")
+_TAG_TEXT: Final = re.compile(r"[0-9A-Fa-f]{8}")
+_UID_TEXT: Final = re.compile(rb"[0-9.]+")
+
+# top-level elements whose final value the caller needs: outcome field -> (tag, VR)
+_FIELDS: Final = {
+    "patient_id": (0x00100020, "LO"),
+    "study_uid": (0x0020000D, "UI"),
+    "series_uid": (0x0020000E, "UI"),
+    "sop_uid": (_SOP_INSTANCE, "UI"),
+    "modality": (0x00080060, "CS"),
+    "series_description": (0x0008103E, "LO"),
+}
+_WATCH: Final = frozenset({_CHARSET, _SOP_CLASS} | {tag for tag, _ in _FIELDS.values()})
+_CODECS: Final = {"": "latin_1", "ISO_IR 100": "latin_1", "ISO_IR 192": "utf_8"}
+
+_REMOVED: Final = "removed"
+
+
+class _Unsupported(Exception):
+    """Something the fast path does not reproduce exactly: use the pydicom path."""
+
+
+class _Node:
+    """The actions on one element path: its own, and those inside its items."""
+
+    __slots__ = ("ops", "items")
+
+    def __init__(self) -> None:
+        self.ops: list[tuple[str, str, str | None]] = []  # (action, plan VR, new value)
+        self.items: dict[int, dict[int, _Node]] = {}
+
+
+class Rewritten(NamedTuple):
+    """The clean header and what the caller reports about it."""
+
+    #: preamble, file meta and dataset, up to (not including) the pixel element
+    header: bytes
+    transfer_syntax: str
+    implicit: bool
+    #: ExportOutcome field -> text, as ``str(ds.get(keyword, ""))`` gives it
+    fields: dict[str, str]
+
+
+# -- the action tree --------------------------------------------------------------------
+
+
+def _parse_path(path: str) -> tuple[list[tuple[int, int]], int]:
+    parts = path.split(".")
+    steps = []
+    for part in parts[:-1]:
+        m = _PATH_PART.fullmatch(part)
+        if m is None:
+            raise _Unsupported(f"path {path!r}")
+        steps.append((int(m.group(1), 16), int(m.group(2))))
+    if _TAG_TEXT.fullmatch(parts[-1]) is None:
+        raise _Unsupported(f"path {path!r}")
+    return steps, int(parts[-1], 16)
+
+
+def _action_tree(actions: list[tuple[str, str, str, str | None]]) -> dict[int, _Node]:
+    """Nodes by tag at the top level, each path's actions in their given order.
+
+    The pydicom path applies actions deepest first, keeping the given order among
+    equal depths; an element's own actions therefore come after those inside it,
+    which is how :meth:`_Rewriter._element` applies them.
+    """
+    root: dict[int, _Node] = {}
+    for path, vr, action, new_value in actions:
+        if action == "REDACT":
+            continue
+        steps, tag = _parse_path(path)
+        if action == "A" and steps:
+            raise _Unsupported("added element inside a sequence")
+        if tag == _CHARSET:
+            raise _Unsupported("action on the character set")
+        level = root
+        for seq_tag, index in steps:
+            node = level.get(seq_tag)
+            if node is None:
+                node = level[seq_tag] = _Node()
+            level = node.items.setdefault(index, {})
+        node = level.get(tag)
+        if node is None:
+            node = level[tag] = _Node()
+        node.ops.append((action, vr, new_value))
+    return root
+
+
+# -- value encoding ---------------------------------------------------------------------
+
+
+def _encode_text(vr: str, value: str) -> bytes:
+    try:
+        raw = value.encode("ascii")
+    except UnicodeEncodeError:
+        raise _Unsupported("non-ASCII value") from None
+    if vr == "DS" or vr == "IS":
+        pattern = _DS if vr == "DS" else _IS
+        for part in value.split("\\"):
+            if pattern.fullmatch(part) is None or len(part) > (16 if vr == "DS" else 12):
+                raise _Unsupported(f"{vr} value pydicom may reject")
+            if vr == "IS" and not -(2**31) <= int(part) < 2**31:
+                raise _Unsupported("IS value out of range")
+    if len(raw) % 2:
+        raw += b"\x00" if vr == "UI" else b" "
+    return raw
+
+
+def _encode_value(vr: str, value: str) -> bytes:
+    """``value`` (the plan's text) encoded as the pydicom path encodes it for ``vr``."""
+    if vr in _TEXT_VRS:
+        return _encode_text(vr, value)
+    fmt = _NUMBER_FORMAT.get(vr)
+    if fmt is None:
+        raise _Unsupported(f"value action on a {vr} element")
+    items = [v for v in value.split("\\") if v != ""]
+    conv = float if vr in ("FL", "FD") else int
+    try:
+        return struct.pack(f"<{len(items)}{fmt}", *(conv(v) for v in items))
+    except (ValueError, struct.error):
+        raise _Unsupported(f"{vr} value pydicom rejects") from None
+
+
+# -- the rewriter -----------------------------------------------------------------------
+
+
+class _Rewriter:
+    """One header's walk; datasets are rewritten into lists of byte pieces."""
+
+    def __init__(self, buf: bytes, implicit: bool, compressed: bool = False) -> None:
+        self.buf = buf
+        self.implicit = implicit
+        self.compressed = compressed  # encapsulated pixel data expected
+        self.values: dict[int, bytes] = {}  # watched top-level tag -> final value
+
+    # element headers
+
+    def _header(self, pos: int) -> tuple[int, str | None, int, int]:
+        """``(tag, VR or None when implicit, length, value position)`` of one element."""
+        buf = self.buf
+        if self.implicit:
+            g, e, length = _IMPLICIT_HDR.unpack_from(buf, pos)
+            return g << 16 | e, None, length, pos + 8
+        g, e, vrb, length = _EXPLICIT_HDR.unpack_from(buf, pos)
+        if g == 0xFFFE:  # items and delimiters carry no VR
+            return g << 16 | e, None, _U32.unpack_from(buf, pos + 4)[0], pos + 8
+        size = _HEADER_LEN.get(vrb)
+        if size is None:
+            raise _Unsupported("unknown VR")  # pydicom would guess
+        if size == 12:
+            return g << 16 | e, vrb.decode(), _U32.unpack_from(buf, pos + 8)[0], pos + 12
+        return g << 16 | e, vrb.decode(), length, pos + 8
+
+    def _is_sequence(self, tag: int, vr: str | None, length: int, vpos: int) -> bool | None:
+        """True for a sequence, False for a plain value, None when pydicom might decide."""
+        if vr is not None:
+            if vr == "SQ":
+                return True
+            if vr == "UN" or length == _UNDEFINED:
+                return None  # UN may be re-read as a sequence (or re-typed)
+            return False
+        dvr = _dict_vr(tag)
+        if dvr == "SQ":
+            return True
+        if length == _UNDEFINED:
+            if dvr is None and self.buf[vpos : vpos + 4] == b"\xfe\xff\x00\xe0":
+                return True
+            raise _Unsupported("undefined length value")
+        if dvr is None or " or " in dvr:
+            return None  # private or ambiguous: pydicom's VR may differ
+        return False
+
+    def _pixel_end(self, vpos: int, length: int) -> int:
+        """The end of the pixel element, checked as pydicom writes it (whole-file mode)."""
+        buf = self.buf
+        if length != _UNDEFINED:
+            if self.compressed or length % 2 or vpos + length > len(buf):
+                raise _Unsupported("pixel data length pydicom would change")
+            return vpos + length
+        if not self.compressed:
+            raise _Unsupported("encapsulated pixel data in a native transfer syntax")
+        pos = vpos
+        while True:
+            g, e, size = _IMPLICIT_HDR.unpack_from(buf, pos)
+            tag = g << 16 | e
+            if tag == _SEQ_END and size == 0:
+                return pos + 8
+            if tag != _ITEM or size == _UNDEFINED or pos + 8 + size > len(buf):
+                raise _Unsupported("malformed encapsulated pixel data")
+            pos += 8 + size
+
+    def _emit(self, out: list[bytes], tag: int, vr: str, value: bytes) -> None:
+        g, e = tag >> 16, tag & 0xFFFF
+        if self.implicit:
+            out.append(_IMPLICIT_HDR.pack(g, e, len(value)))
+        elif vr in _LONG_VRS:
+            out.append(_LONG_HDR.pack(g, e, vr.encode(), 0, len(value)))
+        else:
+            if len(value) > 0xFFFF:
+                raise _Unsupported("value too long for its VR")
+            out.append(_EXPLICIT_HDR.pack(g, e, vr.encode(), len(value)))
+        out.append(value)
+
+    # datasets and sequences
+
+    def dataset(
+        self,
+        pos: int,
+        end: int | None,
+        tree: dict[int, _Node] | None,
+        out: list[bytes] | None,
+        *,
+        top: bool = False,
+        added: list[int] | None = None,
+    ) -> int:
+        """Walk one dataset from ``pos`` to ``end`` (None: to its item delimiter).
+
+        With ``out``, the rewritten dataset is appended to it; without, the walk only
+        checks what pydicom would re-serialise and finds the end.  Returns the position
+        after the dataset (after the item delimiter for undefined length).
+        """
+        buf = self.buf
+        implicit = self.implicit
+        watch = top
+        copy_from = pos
+        prev = -1
+        limit = len(buf) if end is None else end
+        if end is not None and end > len(buf):
+            raise _Unsupported("truncated")
+        pending = added or []
+        while True:
+            if pos >= limit:
+                if end is None or pos != end:
+                    raise _Unsupported("truncated dataset")
+                stop = after = pos
+                break
+            tag, vr, length, vpos = self._header(pos)
+            if tag >> 16 == 0xFFFE:
+                if tag == _ITEM_END and end is None and length == 0:
+                    stop, after = pos, pos + 8
+                    break
+                raise _Unsupported("delimiter inside a dataset")
+            if tag <= prev:
+                raise _Unsupported("elements out of order or repeated")
+            if top and prev < 0 and implicit:
+                b0, b1 = buf[pos + 4], buf[pos + 5]
+                if 0x40 < b0 < 0x5B and 0x40 < b1 < 0x5B:
+                    raise _Unsupported("implicit VR dataset that looks explicit")
+            prev = tag
+            if tag >> 16 < 8 or tag & 0xFFFF == 0:
+                if not top or tag >> 16 < 8:
+                    raise _Unsupported("group length, command or meta element in the dataset")
+            while pending and pending[0] <= tag:
+                assert out is not None and tree is not None
+                if pending[0] == tag:  # present in the original: folded below
+                    pending.pop(0)
+                    break
+                out.append(buf[copy_from:pos])
+                copy_from = pos
+                self._added(pending.pop(0), tree, out)
+            node = tree.get(tag) if tree else None
+            if tag == _PIXEL_DATA and top:  # whole-file mode: copied, never parsed
+                sq: bool | None = False
+                value_end = self._pixel_end(vpos, length)
+            else:
+                sq = self._is_sequence(tag, vr, length, vpos)
+                if length == _UNDEFINED:
+                    if not sq:
+                        raise _Unsupported("undefined length value")
+                    value_end = -1  # found by walking the sequence below
+                else:
+                    value_end = vpos + length
+                    if value_end > limit:
+                        raise _Unsupported("value beyond the end of its dataset")
+            if tag & 0xFFFF == 0:  # a retired group length: pydicom does not write it
+                if value_end < 0:
+                    raise _Unsupported("group length of undefined length")
+                assert out is not None
+                out.append(buf[copy_from:pos])
+                pos = copy_from = value_end
+                continue
+            if node is None:
+                if value_end < 0:
+                    value_end = self.sequence(vpos, length, None, None, walk=True)
+                if watch and tag in _WATCH:
+                    self.values[tag] = buf[vpos:value_end]
+                pos = value_end
+                continue
+            assert out is not None
+            state = self._fold(node.ops, tag, vr, sq, None)
+            if state is None:  # the element itself is unchanged
+                if node.items:
+                    if sq is None:
+                        raise _Unsupported("actions below an element not walked as a sequence")
+                    if sq:
+                        pieces: list[bytes] = []
+                        value_end = self.sequence(vpos, length, node.items, pieces, walk=True)
+                        out.append(buf[copy_from:pos])
+                        self._emit(out, tag, "SQ", b"".join(pieces))
+                        copy_from = value_end
+                if value_end < 0:
+                    value_end = self.sequence(vpos, length, None, None, walk=True)
+                if watch and tag in _WATCH:
+                    self.values[tag] = buf[vpos:value_end]
+                pos = value_end
+                continue
+            if value_end < 0:
+                value_end = self.sequence(vpos, length, None, None, walk=sq is True)
+            out.append(buf[copy_from:pos])
+            if state is not _REMOVED:
+                new_vr, value = state
+                self._emit(out, tag, new_vr, value)
+                if watch and tag in _WATCH:
+                    self.values[tag] = value
+            elif watch:
+                self.values.pop(tag, None)
+            pos = copy_from = value_end
+        if out is not None:
+            out.append(buf[copy_from:stop])
+            while pending:
+                assert tree is not None
+                self._added(pending.pop(0), tree, out)
+        return after
+
+    def sequence(
+        self,
+        vpos: int,
+        length: int,
+        items: dict[int, dict[int, _Node]] | None,
+        out: list[bytes] | None,
+        *,
+        walk: bool,
+    ) -> int:
+        """Walk a sequence value; rewrite the items that hold actions into ``out``.
+
+        Items are checked as pydicom re-serialises them: those of a rewritten or
+        undefined-length sequence (``walk``).  Returns the position after the value.
+        """
+        buf = self.buf
+        end = None if length == _UNDEFINED else vpos + length
+        if end is not None and end > len(buf):
+            raise _Unsupported("truncated sequence")
+        if end is not None and not walk and not items:
+            return end
+        pos = vpos
+        index = 0
+        while True:
+            if end is not None and pos >= end:
+                if pos != end:
+                    raise _Unsupported("item beyond the end of its sequence")
+                return pos
+            g, e, ilen = _IMPLICIT_HDR.unpack_from(buf, pos)
+            tag = g << 16 | e
+            if tag == _SEQ_END and end is None:
+                if ilen != 0:
+                    raise _Unsupported("sequence delimiter with a length")
+                return pos + 8
+            if tag != _ITEM:
+                raise _Unsupported("not an item inside a sequence")
+            ipos = pos + 8
+            # an explicit item whose first element looks implicit is refused by
+            # _header (no VR pydicom and this walker would both read as explicit)
+            iend = None if ilen == _UNDEFINED else ipos + ilen
+            sub = items.get(index) if items else None
+            if sub:
+                assert out is not None
+                pieces: list[bytes] = []
+                after = self.dataset(ipos, iend, sub, pieces)
+                body = b"".join(pieces)
+                out.append(_IMPLICIT_HDR.pack(0xFFFE, 0xE000, len(body)))
+                out.append(body)
+            else:
+                after = self.dataset(ipos, iend, None, None)
+                if out is not None:
+                    out.append(buf[pos:after])
+            pos = after
+            index += 1
+
+    # actions
+
+    def _fold(
+        self,
+        ops: list[tuple[str, str, str | None]],
+        tag: int,
+        vr: str | None,
+        sq: bool | None,
+        start: str | None,
+    ) -> tuple[str, bytes] | str | None:
+        """The element after its actions: None (unchanged), removed, or (VR, value).
+
+        ``start`` is None for an element of the original, ``_REMOVED`` for one that
+        is not there (only an ``A`` action creates it).
+        """
+        state: tuple[str, bytes] | str | None = start
+        cur_vr = vr
+        for action, plan_vr, new_value in ops:
+            if action == "A":
+                state = (plan_vr, self._added_value(plan_vr, new_value))
+                cur_vr = plan_vr
+                continue
+            if state is _REMOVED:
+                continue
+            if action == "X":
+                state = _REMOVED
+                continue
+            empties = action == "Z" or (new_value in (None, "") and action in ("D", "S"))
+            if state is None:  # the original element: the VR pydicom gives it
+                if sq is None and not empties:
+                    raise _Unsupported("value action on an element of uncertain VR")
+                cur_vr = "SQ" if sq else (vr if vr is not None else _dict_vr(tag))
+            if empties:
+                state = (cur_vr or "UN", b"")
+            elif cur_vr == "SQ":
+                state = ("SQ", b"")
+            elif new_value is not None:
+                if cur_vr is None:
+                    raise _Unsupported("value action on an element of unknown VR")
+                state = (cur_vr, _encode_value(cur_vr, new_value))
+        return state
+
+    def _added_value(self, vr: str, value: str | None) -> bytes:
+        if vr != "SQ":
+            if vr not in _TEXT_VRS:
+                raise _Unsupported(f"added {vr} element")
+            return _encode_text(vr, value or "")
+        items = []
+        for code in json.loads(value or "[]"):
+            item: list[bytes] = []
+            for tag, vr_, key in (
+                (0x00080100, "SH", "value"),
+                (0x00080102, "SH", "scheme"),
+                (0x00080104, "LO", "meaning"),
+            ):
+                text = code[key]
+                if not isinstance(text, str):
+                    raise _Unsupported("code value is not text")
+                self._emit(item, tag, vr_, _encode_text(vr_, text))
+            body = b"".join(item)
+            items.append(_IMPLICIT_HDR.pack(0xFFFE, 0xE000, len(body)) + body)
+        return b"".join(items)
+
+    def _added(self, tag: int, tree: dict[int, _Node], out: list[bytes]) -> None:
+        """An element that only actions create (it is not in the original)."""
+        state = self._fold(tree[tag].ops, tag, None, None, _REMOVED)
+        if not isinstance(state, tuple):
+            return
+        vr, value = state
+        self._emit(out, tag, vr, value)
+        if tag in _WATCH:
+            self.values[tag] = value
+
+
+_DICT_VR: dict[int, str | None] = {}
+
+
+def _dict_vr(tag: int) -> str | None:
+    """The dictionary VR of a public tag; None for private and unknown tags."""
+    try:
+        return _DICT_VR[tag]
+    except KeyError:
+        pass
+    vr: str | None = None
+    if (tag >> 16) % 2 == 0:
+        try:
+            vr = dictionary_VR(tag)
+        except KeyError:
+            vr = None
+    _DICT_VR[tag] = vr
+    return vr
+
+
+# -- file meta --------------------------------------------------------------------------
+
+
+def _read_meta(buf: bytes) -> tuple[int, str]:
+    """``(end of the file meta, transfer syntax)`` of the original; raises when unusual."""
+    if len(buf) < 144 or buf[128:132] != b"DICM":
+        raise _Unsupported("no preamble and file meta")
+    pos = 132
+    ts: str | None = None
+    while pos + 8 <= len(buf):
+        g, e, vrb, length = _EXPLICIT_HDR.unpack_from(buf, pos)
+        if g != 2:
+            break
+        size = _HEADER_LEN.get(vrb)
+        if size is None:
+            raise _Unsupported("file meta not in explicit VR")
+        if size == 12:
+            length = _U32.unpack_from(buf, pos + 8)[0]
+        vpos = pos + size
+        if length == _UNDEFINED or vpos + length > len(buf):
+            raise _Unsupported("malformed file meta")
+        if e == 0x0010:
+            raw = buf[vpos : vpos + length].rstrip(b"\x00 ")
+            if _UID_TEXT.fullmatch(raw) is None:
+                raise _Unsupported("unusual transfer syntax text")
+            ts = raw.decode()
+        pos = vpos + length
+    if ts is None:
+        raise _Unsupported("no transfer syntax in the file meta")
+    return pos, ts
+
+
+# syntaxes pydicom knows whose dataset is little endian and not deflated -> encapsulated
+_SYNTAXES: Final[dict[str, bool]] = {
+    str(uid): bool(uid.is_compressed)
+    for uid in AllTransferSyntaxes
+    if uid.is_little_endian and not uid.is_deflated
+}
+
+
+def _meta_element(g: int, e: int, vr: str, value: bytes) -> bytes:
+    if len(value) % 2:
+        value += b"\x00" if vr == "UI" else b" "
+    if vr in _LONG_VRS:
+        return _LONG_HDR.pack(g, e, vr.encode(), 0, len(value)) + value
+    return _EXPLICIT_HDR.pack(g, e, vr.encode(), len(value)) + value
+
+
+def _clean_meta(sop_class: bytes, sop_instance: bytes, ts: str) -> bytes:
+    """What ``_apply._clean_meta`` + ``dcmwrite(enforce_file_format=True)`` write."""
+    body = b"".join(
+        (
+            _meta_element(2, 0x0001, "OB", b"\x00\x01"),
+            _meta_element(2, 0x0002, "UI", sop_class),
+            _meta_element(2, 0x0003, "UI", sop_instance),
+            _meta_element(2, 0x0010, "UI", ts.encode()),
+            _meta_element(2, 0x0012, "UI", PYDICOM_IMPLEMENTATION_UID.encode()),
+            _meta_element(2, 0x0013, "SH", b"GANTRY"),
+        )
+    )
+    return (
+        b"\x00" * 128 + b"DICM" + _EXPLICIT_HDR.pack(2, 0, b"UL", 4) + _U32.pack(len(body)) + body
+    )
+
+
+def _uid_value(raw: bytes | None) -> bytes:
+    """A UID as pydicom reads it back (trailing NUL and spaces stripped)."""
+    value = (raw or b"").rstrip(b"\x00 ")
+    if not value or b"\\" in value:
+        raise _Unsupported("missing, empty or multi-valued SOP UID")
+    return value
+
+
+def _field_text(raw: bytes | None, vr: str, charset: bytes | None) -> str:
+    """``str(ds.get(keyword, ""))`` for a single-valued LO / UI / CS element."""
+    if raw is None:
+        return ""
+    if b"\\" in raw:
+        raise _Unsupported("multi-valued outcome field")
+    if raw.isascii() and b"\x1b" not in raw:
+        text = raw.decode("ascii")
+    elif vr == "LO":
+        codec = _CODECS.get((charset or b"").strip(b"\x00 ").decode("latin_1"))
+        if codec is None:
+            raise _Unsupported("text in a character set not decoded here")
+        try:
+            text = raw.decode(codec)
+        except UnicodeDecodeError:
+            raise _Unsupported("undecodable text") from None
+    else:
+        text = raw.decode("latin_1")
+    return text.rstrip("\x00 ")
+
+
+# -- entry points -----------------------------------------------------------------------
+
+
+def rewrite_header(buf: bytes, item: ExportItem, *, whole: bool = False) -> Rewritten | None:
+    """The clean header for ``item``, or None when the pydicom path must do it.
+
+    Parameters
+    ----------
+    buf : bytes
+        The original file up to its pixel element (``item.pixel_offset``), or
+        with ``whole`` the whole file (its pixel element, if any, is copied).
+    item : ExportItem
+        The instance's actions; saved edits or an encryption key make this
+        return None.
+    whole : bool
+        ``buf`` is the whole file.
+
+    Returns
+    -------
+    Rewritten or None
+    """
+    if item.edits or item.encrypt_key is not None:
+        return None
+    try:
+        start, ts = _read_meta(buf)
+        if ts not in _SYNTAXES:
+            return None
+        implicit = ts == _IMPLICIT_LE
+        tree = _action_tree(item.actions)
+        added = sorted(tag for tag, node in tree.items() if any(op[0] == "A" for op in node.ops))
+        if added and added[-1] >= _PIXEL_DATA and not whole:
+            return None
+        rw = _Rewriter(buf, implicit, _SYNTAXES[ts])
+        out: list[bytes] = []
+        rw.dataset(start, len(buf), tree, out, top=True, added=added)
+        values = rw.values
+        sop_class = (
+            _uid_value(values[_SOP_CLASS]) if _SOP_CLASS in values else _DEFAULT_SOP_CLASS.encode()
+        )
+        sop_instance = _uid_value(values.get(_SOP_INSTANCE))
+        charset = values.get(_CHARSET)
+        fields = {
+            name: _field_text(values.get(tag), vr, charset) for name, (tag, vr) in _FIELDS.items()
+        }
+    except (_Unsupported, struct.error, IndexError, KeyError, ValueError, TypeError):
+        return None
+    header = _clean_meta(sop_class, sop_instance, ts) + b"".join(out)
+    return Rewritten(header, ts, implicit, fields)
+
+
+def _x_tree(actions: list[tuple[str, str, str, str | None]]) -> dict[int, Any]:
+    """Removed paths as nested dicts: tag -> path (a removed leaf) or {index: subtree}."""
+    root: dict[int, Any] = {}
+    for path, _vr, action, _nv in actions:
+        if action != "X":
+            continue
+        try:
+            steps, tag = _parse_path(path)
+        except _Unsupported:
+            continue  # the rewriter refused it already
+        level = root
+        for seq_tag, index in steps:
+            node = level.setdefault(seq_tag, {})
+            if isinstance(node, str):
+                break  # below a removed sequence
+            level = node.setdefault(index, {})
+        else:
+            level[tag] = path
+    return root
+
+
+def verify_header(header: bytes, item: ExportItem, *, implicit: bool) -> None:
+    """Check a rewritten header with an independent walk; raise VerificationError.
+
+    The file meta is well formed and names the dataset's SOP Instance UID, every
+    dataset element parses in ascending tag order to the end, no removed path is
+    present, and no original identifying token occurs anywhere in the bytes.
+    """
+    try:
+        _check_structure(header, item, implicit)
+    except (struct.error, IndexError) as exc:
+        raise VerificationError("the rewritten header does not parse") from exc
+    if _find_token(header, item.tokens):
+        raise VerificationError("an original identifying value is still present in the output")
+
+
+def _check_structure(header: bytes, item: ExportItem, implicit: bool) -> None:
+    if header[:128] != b"\x00" * 128 or header[128:132] != b"DICM":
+        raise VerificationError("the rewritten header has no preamble")
+    if header[132:140] != b"\x02\x00\x00\x00UL\x04\x00":
+        raise VerificationError("the rewritten file meta has no group length")
+    pos = 144 + _U32.unpack_from(header, 140)[0]
+    meta_sop = b""
+    at = 144
+    while at < pos:
+        g, e, vrb, length = _EXPLICIT_HDR.unpack_from(header, at)
+        size = 12 if vrb.decode() in _LONG_VRS else 8
+        if size == 12:
+            length = _U32.unpack_from(header, at + 8)[0]
+        if g != 2:
+            raise VerificationError("the rewritten file meta is malformed")
+        if e == 3:
+            meta_sop = header[at + size : at + size + length].rstrip(b"\x00")
+        at += size + length
+    if at != pos:
+        raise VerificationError("the rewritten file meta length is wrong")
+    removed = _x_tree(item.actions)
+    _, sop = _verify_dataset(header, pos, len(header), removed, implicit)
+    if sop is None or sop.rstrip(b"\x00 ") != meta_sop:
+        raise VerificationError("the file meta does not name the dataset's SOP Instance UID")
+
+
+def _verify_dataset(
+    buf: bytes, pos: int, end: int | None, removed: dict[int, Any], implicit: bool
+) -> tuple[int, bytes | None]:
+    """Walk one dataset and check removals; return the end and the SOP Instance UID.
+
+    ``end`` None walks an undefined-length item through its delimiter.
+    """
+    prev = -1
+    sop = None
+    while end is None or pos < end:
+        if implicit:
+            g, e, length = _IMPLICIT_HDR.unpack_from(buf, pos)
+            vr = None
+            vpos = pos + 8
+        else:
+            g, e, vrb, length = _EXPLICIT_HDR.unpack_from(buf, pos)
+            vr = None if g == 0xFFFE else vrb.decode()
+            vpos = pos + 8
+            if g == 0xFFFE:
+                length = _U32.unpack_from(buf, pos + 4)[0]
+            elif vr in _LONG_VRS:
+                length = _U32.unpack_from(buf, pos + 8)[0]
+                vpos = pos + 12
+        tag = g << 16 | e
+        if tag == _ITEM_END and end is None:
+            return pos + 8, sop
+        if tag <= prev:
+            raise VerificationError("elements of the rewritten header are out of order")
+        prev = tag
+        target = removed.get(tag)
+        if isinstance(target, str):
+            raise VerificationError(f"element {target} should be removed but is present")
+        is_sq = vr == "SQ" or (vr is None and (length == _UNDEFINED or _dict_vr(tag) == "SQ"))
+        if tag == _PIXEL_DATA and length == _UNDEFINED:
+            pos = _fragments_end(buf, vpos)
+        elif is_sq and (target or length == _UNDEFINED):
+            pos = _verify_sequence(buf, vpos, length, target or {}, implicit)
+        else:  # nothing can be inside an element that is not a sequence
+            if length == _UNDEFINED:
+                raise VerificationError("undefined length value in the rewritten header")
+            pos = vpos + length
+        if tag == _SOP_INSTANCE:
+            sop = buf[vpos:pos]
+    if pos != end:
+        raise VerificationError("the rewritten header ends inside an element")
+    return pos, sop
+
+
+def _fragments_end(buf: bytes, pos: int) -> int:
+    """The position after encapsulated pixel data's sequence delimiter."""
+    while True:
+        g, e, size = _IMPLICIT_HDR.unpack_from(buf, pos)
+        if g << 16 | e == _SEQ_END:
+            return pos + 8
+        if g << 16 | e != _ITEM or size == _UNDEFINED:
+            raise VerificationError("malformed encapsulated pixel data in the output")
+        pos += 8 + size
+
+
+def _verify_sequence(
+    buf: bytes, pos: int, length: int, removed: dict[int, Any], implicit: bool
+) -> int:
+    end = None if length == _UNDEFINED else pos + length
+    index = 0
+    while end is None or pos < end:
+        g, e, ilen = _IMPLICIT_HDR.unpack_from(buf, pos)
+        tag = g << 16 | e
+        if tag == _SEQ_END and end is None:
+            return pos + 8
+        if tag != _ITEM:
+            raise VerificationError("malformed sequence in the rewritten header")
+        ipos = pos + 8
+        sub = removed.get(index, {})
+        if ilen == _UNDEFINED:
+            pos = _verify_dataset(buf, ipos, None, sub, implicit)[0]
+        else:
+            if sub:
+                _verify_dataset(buf, ipos, ipos + ilen, sub, implicit)
+            pos = ipos + ilen
+        index += 1
+    if pos != end:
+        raise VerificationError("malformed sequence length in the rewritten header")
+    return pos
+
+
+def _write(target: Path, header: bytes, pixels: memoryview | bytes) -> None:
+    """Write atomically (a temporary name, then a rename); create folders on demand."""
+    tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        fh = open(tmp, "wb")
+    except FileNotFoundError:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fh = open(tmp, "wb")
+    with fh:
+        fh.write(header)
+        fh.write(pixels)
+    os.replace(tmp, target)
+
+
+def export_fast(item: ExportItem, dest: Path, *, verify: bool = True) -> ExportOutcome | None:
+    """Export one instance without pydicom; None when the pydicom path must do it.
+
+    Only for instances whose pixel element is copied as bytes (or that have none),
+    without saved edits, pixel edits, redaction or transcoding (the caller checks
+    compression), and without encrypted attributes to carry.  Raises
+    VerificationError like the pydicom path.
+    """
+    if (
+        item.edits
+        or item.redaction is not None
+        or item.pixel_edit is not None
+        or item.encrypt_key is not None
+    ):
+        return None
+    offset, plen = item.pixel_offset, item.pixel_length
+    copy_pixels = (
+        offset is not None
+        and plen is not None
+        and item.file_size is not None
+        and offset + plen == item.file_size
+    )
+    with open(item.src, "rb") as fh:
+        size = os.fstat(fh.fileno()).st_size
+        if copy_pixels and size != item.file_size:
+            raise VerificationError("the source file changed since it was indexed")
+        raw = fh.read()
+    view = memoryview(raw)
+    if copy_pixels:
+        # only the header is rewritten; the pixel element is copied as bytes
+        assert offset is not None
+        if raw[offset : offset + 4] != _PIXEL_TAG_BYTES:
+            return None
+        new = rewrite_header(raw[:offset], item)
+        pixels = view[offset:]
+    else:
+        # no pixel element, or elements after it: the whole file is walked
+        new = rewrite_header(raw, item, whole=True)
+        pixels = view[:0]
+    if new is None:
+        return None
+    header = new.header
+    if verify:
+        verify_header(header, item, implicit=new.implicit)
+    target = dest / item.out_rel
+    _write(target, header, pixels)
+    digest = hashlib.sha256(header)
+    digest.update(pixels)
+    fields = new.fields
+    return ExportOutcome(
+        file_id=item.file_id,
+        out_rel=item.out_rel,
+        status="ok",
+        size=len(header) + len(pixels),
+        sha256=digest.hexdigest(),
+        patient_id=fields["patient_id"],
+        study_uid=fields["study_uid"],
+        series_uid=fields["series_uid"],
+        sop_uid=fields["sop_uid"],
+        modality=fields["modality"],
+        series_description=fields["series_description"],
+        transfer_syntax=new.transfer_syntax,
+        pixels_copied=copy_pixels,
+    )
