@@ -574,9 +574,22 @@ def is_free_text() -> pl.Expr:
     """Free text: LT/ST/UT/UC, LO/SH descriptions and comments, private text."""
     vr = pl.col("vr")
     descriptor = vr.is_in(DESCRIPTOR_VRS) & (
-        pl.col("keyword").str.contains(_DESCRIPTOR_KEYWORD).fill_null(False) | pl.col("is_private")
+        pl.col("tag_int").is_in(_descriptor_tags()) | pl.col("is_private")
     )
     return vr.is_in(FREE_TEXT_VRS) | descriptor
+
+
+@functools.cache
+def _descriptor_tags() -> list[int]:
+    """Public LO/SH tags whose keyword names a description, comment, note, … (free text)."""
+    from pydicom.datadict import DicomDictionary  # type: ignore[attr-defined]
+
+    pattern = re.compile(_DESCRIPTOR_KEYWORD)
+    return sorted(
+        tag
+        for tag, entry in DicomDictionary.items()
+        if entry[0] in DESCRIPTOR_VRS and pattern.search(entry[4])
+    )
 
 
 @functools.cache
@@ -746,13 +759,13 @@ def _explode_flags(lf: pl.LazyFrame, flags: dict[str, pl.Expr]) -> pl.LazyFrame:
 def element_findings(
     elements: pl.LazyFrame, instances: pl.LazyFrame, ctx: AuditContext
 ) -> list[pl.LazyFrame]:
-    """Findings of every element rule, one row per (element, rule), as four queries.
+    """Findings of every element rule, one row per (element, rule), as three queries.
 
     Each query scans ``elements`` keeping only the columns and rows it needs:
     every element for the structural rules (profile action, names, dates,
     private elements, kept identifiers); the free-text elements for the text
-    patterns; the same for the patient's own tokens (joined per ``file_id``);
-    the UI elements for the UID rule.  Each is joined with the per-instance
+    patterns and the patient's own tokens (joined per ``file_id``); the UI
+    elements for the UID rule.  Each is joined with the per-instance
     frame (modality, device) and has the columns of :data:`FINDINGS_SCHEMA`.
     Run them one after the other to bound memory (their union is one query).
     """
@@ -799,12 +812,13 @@ def element_findings(
         "file_id", pl.col("modality").cast(pl.Categorical), pl.col("device").cast(pl.Categorical)
     )
     columns = ["file_id", "path", "tag", "keyword", "vr", "action", "covered", "rule"]
-    parts = []
-    for lf in (main, patterns, identity):
-        parts.append(
-            lf.select(*columns, pl.lit(False).alias("_uid_pid"), pl.lit(False).alias("_uid_birth"))
-        )
-    parts.append(uid.select(*columns, "_uid_pid", "_uid_birth"))
+    no_uid = [pl.lit(False).alias("_uid_pid"), pl.lit(False).alias("_uid_birth")]
+    parts = [
+        main.select(*columns, *no_uid),
+        # one query over the free-text rows: patterns and the patient's tokens
+        pl.concat([patterns.select(*columns, *no_uid), identity.select(*columns, *no_uid)]),
+        uid.select(*columns, "_uid_pid", "_uid_birth"),
+    ]
     return [_to_findings(p.join(per_file, on="file_id", how="left")) for p in parts]
 
 
