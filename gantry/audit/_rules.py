@@ -1,10 +1,12 @@
 """The audit rules: Polars expressions over the ``elements`` and ``instances`` tables.
 
 Each rule has an id, a default severity and a one-line meaning (:data:`RULES`).
-Element rules are boolean expressions evaluated in one pass over the element
-table (:func:`element_flags`); the rules that need the patient's identity (their
-name, IDs, birth date) join per ``file_id`` with a small per-instance frame; the
-burned-in rule works on ``instances`` alone.  Nothing loops over files.
+Element rules are boolean expressions (:func:`element_flags`) evaluated side by
+side over the element table, in three streaming queries (every element; the
+free-text rows; the UID rows: :func:`element_findings`); the rules that need
+the patient's identity (name, IDs, birth date) join per ``file_id`` with a
+small per-instance frame; the burned-in rule works on ``instances`` alone
+(:func:`burned_in_findings`).  Nothing loops over files.
 
 Whether a finding is *resolved* comes from the effective action of its element
 (:func:`with_actions`), which mirrors the plan stage's order of precedence:
