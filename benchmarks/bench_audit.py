@@ -14,8 +14,9 @@ Usage::
    enclosing sequences, names, dates, private elements, kept identifiers, free-text
    patterns and the patient's own tokens, UIDs, burned-in risk with machine zones)
    to ``pydicom`` datasets of real generated files (``make_corpus``), timed with
-   the files already read and including the read; extrapolated per instance and
-   per element to the index size.
+   the files already read and including the read (best of three runs);
+   extrapolated per instance and per element to the index size.  The same files
+   are also audited by Gantry: the per-rule counts of both are printed.
 
 Targets: 1M instances audited in < 60 s on 2 cores, peak RSS < 4 GB, findings
 persisted at >= 1M rows/s.
@@ -219,16 +220,19 @@ def baseline(files: int, tmp: Path) -> dict[str, float]:
     )
     paths = corpus.paths
     auditor = LoopAuditor()
-    t0 = time.perf_counter()
-    datasets = [pydicom.dcmread(p, stop_before_pixels=True) for p in paths]
-    read_s = time.perf_counter() - t0
+    # best of three runs of each (the machine may be shared: the least disturbed run)
+    read_s = check_s = float("inf")
+    for _ in range(3):
+        t0 = time.perf_counter()
+        datasets = [pydicom.dcmread(p, stop_before_pixels=True) for p in paths]
+        read_s = min(read_s, time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        rows: list[tuple[int, str, str]] = []
+        for i, ds in enumerate(datasets):
+            rows.extend((i, path, rule) for path, rule in auditor.run(ds))
+        frame = pl.DataFrame(rows, schema=["file", "path", "rule"], orient="row")
+        check_s = min(check_s, time.perf_counter() - t0)
     elements = sum(sum(1 for _ in ds.iterall()) for ds in datasets)
-    t0 = time.perf_counter()
-    rows: list[tuple[int, str, str]] = []
-    for i, ds in enumerate(datasets):
-        rows.extend((i, path, rule) for path, rule in auditor.run(ds))
-    frame = pl.DataFrame(rows, schema=["file", "path", "rule"], orient="row")
-    check_s = time.perf_counter() - t0
     # the same files through Gantry, to compare what each finds
     from gantry import Session
 
