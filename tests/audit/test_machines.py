@@ -6,6 +6,8 @@ from typing import Any
 
 import polars as pl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from gantry.audit import match_machines
 from gantry.config import load_config
@@ -106,3 +108,49 @@ def test_no_machines(machines: Any) -> None:
     out = match_machines(INSTANCES, machines).collect()
     assert out.is_empty()
     assert out.schema["zones"] == pl.List(pl.List(pl.Int64))
+
+
+_TEXT = st.sampled_from(
+    ["Sonoria", "SONORIA ", "sonoria s8", "RadiCorp", "CR-Reader 900", "", None]
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    rows=st.lists(
+        st.tuples(_TEXT, _TEXT, _TEXT, st.sampled_from([480, 2500, None])), min_size=1, max_size=8
+    ),
+    match=st.fixed_dictionaries(
+        {},
+        optional={
+            "serial_number": st.sampled_from(["sonoria", "900", "S8"]),
+            "manufacturer": st.sampled_from(["sonoria", "radicorp", "corp"]),
+            "model": st.sampled_from(["sonoria s8", "s8", "cr-reader 900"]),
+            "rows": st.sampled_from([480, 2500]),
+            "mode": st.sampled_from(["equals", "contains"]),
+        },
+    ),
+)
+def test_property_agrees_with_the_config_expression(
+    rows: list[tuple[str | None, str | None, str | None, int | None]], match: dict[str, Any]
+) -> None:
+    """Whatever the instances and the entry, the same instances match as in the config."""
+    if not set(match) - {"mode"}:
+        return  # the config refuses an entry that matches on nothing
+    cfg = load_config({"machines": [{"name": "m", "match": match}]})
+    df = (
+        pl.DataFrame(
+            rows,
+            schema={
+                "Manufacturer": pl.String,
+                "ManufacturerModelName": pl.String,
+                "DeviceSerialNumber": pl.String,
+                "Rows": pl.Int64,
+            },
+            orient="row",
+        )
+        .with_row_index("file_id")
+        .with_columns(pl.col("file_id").cast(pl.Int64), pl.lit(640).alias("Columns"))
+    )
+    expected = set(df.filter(cfg.machines[0].match.expr())["file_id"])
+    assert set(match_machines(df.lazy(), cfg.machines).collect()["file_id"]) == expected
