@@ -47,7 +47,9 @@ UNRESOLVED_SCHEMA: Final = pl.Schema({"file_id": pl.Int64, "rule": pl.String, "r
 _SUMMARY_KEYS: Final = ("rule", "tag", "modality", "device", "severity", "keyword")
 
 
-def findings_queries(store: Store, context: AuditContext) -> list[pl.LazyFrame]:
+def findings_queries(
+    store: Store, context: AuditContext, *, kept_only: bool = False
+) -> list[pl.LazyFrame]:
     """The lazy queries whose union is every finding (nothing is read yet).
 
     Each has the columns of :data:`~gantry.audit.FINDINGS_SCHEMA`.
@@ -58,12 +60,14 @@ def findings_queries(store: Store, context: AuditContext) -> list[pl.LazyFrame]:
         The session store (its ``elements`` and ``instances`` tables).
     context : AuditContext
         The resolved configuration.
+    kept_only : bool
+        Only what can be a high, unresolved finding (see :func:`unresolved`).
     """
     instances = store.scan("instances")
     elements = store.scan("elements")
     matched = match_machines(instances, context.machines)
     return [
-        *element_findings(elements, instances, context),
+        *element_findings(elements, instances, context, kept_only=kept_only),
         burned_in_findings(instances, matched, context),
     ]
 
@@ -319,9 +323,10 @@ def unresolved(store: Store, config: Any = None) -> pl.DataFrame:
     """Instances that must not be exported as clean under ``safe=True``.
 
     The export stage calls this before writing anything: every ``file_id`` in
-    the result is reported, not exported as clean.  Only the high-severity,
-    unresolved findings are kept from each query, so this is lighter than a
-    full :func:`audit`.
+    the result is reported, not exported as clean.  Only the elements the
+    configuration keeps are examined, by the rules that can find something
+    high, so this costs a fraction of a full :func:`audit`; the answer is the
+    same as ``audit(store, config).unresolved()``.
 
     Parameters
     ----------
@@ -354,7 +359,7 @@ def unresolved(store: Store, config: Any = None) -> pl.DataFrame:
     [('burned-in', 'PixelData: burned-in text risk (BurnedInAnnotation is YES);
       no redaction zone for the device: excluded from export')]
     """
-    return _unresolved_of(findings_queries(store, _context(config)))
+    return _unresolved_of(findings_queries(store, _context(config), kept_only=True))
 
 
 def save_findings(store: Store, report: AuditReport) -> int:

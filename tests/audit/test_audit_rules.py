@@ -277,3 +277,34 @@ def test_report_spill_folder_goes_with_the_report(tmp_path: Path) -> None:
     del report
     gc.collect()
     assert not any(p.exists() for p in parts)
+
+
+def test_unresolved_shortcut_equals_the_full_audit(tmp_path: Path) -> None:
+    """``unresolved(store, config)`` only looks at kept elements: same answer."""
+    from gantry.audit import unresolved
+
+    ds = clean_instance("US")
+    ds.OperatorsName = "TECH^ANNA"
+    ds.ImageComments = "call +1 555 123 4567 or jane@example.org"
+    ds.PatientID = "40442211"
+    ds.FrameOfReferenceUID = "1.2.826.0.1.3680043.2.1125.40442211.7"
+    ds.add_new(0x00131010, "LO", "orphan")
+    ds.save_as(tmp_path / "x.dcm", enforce_file_format=True)
+    config = {
+        **CLEAN_CONFIG,
+        "keep": ["0008,1070", "0020,4000"],
+        "remove_private_tags": False,
+    }
+    with Session(tmp_path / "p.db") as s:
+        s.ingest(tmp_path / "x.dcm", workers=1, progress=False)
+        full = audit(s.store, config).unresolved()
+        quick = unresolved(s.store, config)
+    assert set(full["rule"]) == {
+        "burned-in",
+        "person-name",
+        "private-no-creator",
+        "text-email",
+        "text-phone",
+        "uid-identity",
+    }
+    assert quick.equals(full)
