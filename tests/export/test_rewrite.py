@@ -276,3 +276,18 @@ def test_export_falls_back_to_pydicom_per_file(tmp_path: Path) -> None:
         for p in (tmp_path / "out").rglob("*.dcm")
     }
     assert "1.2.840.10008.1.2.1.99" in syntaxes  # deflated: written by the pydicom path
+
+
+def test_find_token_answers_like_the_pattern_it_replaces() -> None:
+    from gantry.export._apply import _find_token
+
+    rnd = random.Random(3)
+    alphabet = b"AB12.^ \\\x00-_()[]*+?"
+    words = ["AB", "A1", "12", "B.", "(A", "*+", "1.2", "AB12", "ÄB", "A" * 9, "", "."]
+    for _ in range(3000):
+        data = bytes(rnd.choice(alphabet) for _ in range(rnd.randint(0, 40)))
+        tokens = [
+            "".join(rnd.choice(words) for _ in range(rnd.randint(1, 3)))
+            for _ in range(rnd.randint(0, 4))
+        ]
+        assert _rewrite.find_token(data, tokens) == _find_token(data, tokens), (data, tokens)
