@@ -46,7 +46,8 @@ def audit_table(store: Store) -> pl.DataFrame:
 
     Columns: the inventory (``file_id``, ``file_path``, hierarchy keys, Modality,
     Manufacturer), then per action ``n_<word>`` (count of plan rows) and
-    ``<word>_keywords`` (sorted distinct keywords, the tag when there is none),
+    ``<word>_keywords`` (distinct keywords, the tag when there is none, in the plan's
+    order: tag order, nested elements after their sequence),
     ``redaction_zones`` (zones painted over), ``rules`` (sorted distinct rule
     names) and ``n_actions``.  Instances the plan leaves alone have zero counts.
 
@@ -62,7 +63,7 @@ def audit_table(store: Store) -> pl.DataFrame:
     ...     _ = s.anonymize()
     ...     row = audit_table(s.store).row(0, named=True)
     >>> row["n_pseudonymised"], row["pseudonymised_keywords"]
-    (2, ['PatientID', 'PatientName'])
+    (2, ['PatientName', 'PatientID'])
     """
     if "plan" not in store.table_names():
         raise ExportError("no plan in this session: run `anonymize` first")
@@ -76,46 +77,59 @@ def audit_table(store: Store) -> pl.DataFrame:
         ]
         + [pl.lit(None, pl.String).alias(c) for c in _INVENTORY if c not in have]
     ).select(_INVENTORY)
+    # one pass over the plan; categorical names keep the group-by cheap, and the lists
+    # keep the plan's order (file_id, path: DICOM tag order), so they need no sort
     plan = store.scan("plan").select(
         "file_id",
-        pl.coalesce(pl.col("keyword"), pl.col("tag")).alias("name"),
+        pl.coalesce(pl.col("keyword"), pl.col("tag")).cast(pl.Categorical).alias("name"),
         "action",
-        "rule",
-        "new_value",
+        pl.col("rule").cast(pl.Categorical),
     )
     per_action = (
-        plan.filter(pl.col("action").is_in(list(ACTION_NAMES)))
-        .group_by("file_id", "action")
-        .agg(pl.len().alias("n"), pl.col("name").unique().sort().alias("names"))
+        plan.group_by("file_id", "action")
+        .agg(
+            pl.len().cast(pl.Int64).alias("n"),
+            pl.col("name").unique(maintain_order=True).alias("names"),
+            pl.col("rule").unique(maintain_order=True).alias("rules"),
+        )
         .collect()
     )
     wide = inventory.collect()
     for action, word in ACTION_NAMES.items():
         part = per_action.filter(pl.col("action") == action).select(
             "file_id",
-            pl.col("n").cast(pl.Int64).alias(f"n_{word}"),
-            pl.col("names").alias(f"{word}_keywords"),
+            pl.col("n").alias(f"n_{word}"),
+            pl.col("names").cast(pl.List(pl.String)).alias(f"{word}_keywords"),
         )
         wide = wide.join(part, on="file_id", how="left").with_columns(
             pl.col(f"n_{word}").fill_null(0),
             pl.col(f"{word}_keywords").fill_null(pl.lit([], pl.List(pl.String))),
         )
-    extra = (
-        plan.group_by("file_id")
-        .agg(
-            pl.col("rule").unique().sort().alias("rules"),
-            pl.len().cast(pl.Int64).alias("n_actions"),
-            pl.col("new_value")
-            .filter(pl.col("action") == "REDACT")
-            .first()
-            .str.json_path_match("$.zones")
-            .alias("redaction_zones"),
+    rules = (
+        per_action.select("file_id", pl.col("rules").cast(pl.List(pl.String)))
+        .explode("rules")
+        .unique(maintain_order=True)
+        .group_by("file_id", maintain_order=True)
+        .agg(pl.col("rules").sort())
+    )
+    totals = per_action.group_by("file_id").agg(pl.col("n").sum().alias("n_actions"))
+    zones = (
+        store.scan("plan")
+        .filter(pl.col("action") == "REDACT")
+        .select(
+            "file_id", pl.col("new_value").str.json_path_match("$.zones").alias("redaction_zones")
         )
+        .unique("file_id", keep="first")
         .collect()
     )
-    wide = wide.join(extra, on="file_id", how="left").with_columns(
-        pl.col("rules").fill_null(pl.lit([], pl.List(pl.String))),
-        pl.col("n_actions").fill_null(0),
+    wide = (
+        wide.join(rules, on="file_id", how="left")
+        .join(totals, on="file_id", how="left")
+        .join(zones, on="file_id", how="left")
+        .with_columns(
+            pl.col("rules").fill_null(pl.lit([], pl.List(pl.String))),
+            pl.col("n_actions").fill_null(0),
+        )
     )
     return wide.sort("PatientID", "StudyInstanceUID", "SeriesInstanceUID", "file_id")
 

@@ -26,6 +26,7 @@ __all__ = [
     "CHECKS",
     "PROBLEM_SCHEMA",
     "Check",
+    "check_burned_in",
     "check_markers",
     "check_private",
     "check_redaction",
@@ -123,6 +124,14 @@ CHECKS: Final[dict[str, Check]] = {
             "Redaction zones blank",
             "In instances meant to be redacted, every zone of every frame holds the fill "
             "value in the decoded pixels of the written file.",
+            leak=True,
+        ),
+        Check(
+            "burned-in",
+            "No unredacted burned-in text",
+            "Images likely to carry text burned into the pixels (BurnedInAnnotation YES, "
+            "ultrasound, secondary or screen capture, judged from the written file) were "
+            "redacted with a declared zone.",
             leak=True,
         ),
     )
@@ -599,6 +608,44 @@ def scan_bytes(
             }
         )
     return hits
+
+
+def check_burned_in(
+    out_inst: pl.DataFrame, files: pl.DataFrame, redacted: set[int], config: Any
+) -> pl.DataFrame:
+    """Written files whose pixels likely carry burned-in text and that were not redacted.
+
+    The risk is the audit's burned-in rule applied to the written file's own header;
+    ``files`` maps the written files' ``file_id`` to ``output_path`` and ``source_id``.
+    """
+    from gantry.audit._rules import AuditContext, burned_in_findings
+
+    if out_inst.height == 0:
+        return pl.DataFrame(schema=PROBLEM_SCHEMA)
+    ctx = AuditContext.from_config(config)
+    none_matched = pl.LazyFrame(schema={"file_id": pl.Int64, "zones": pl.List(pl.List(pl.Int64))})
+    risky = (
+        burned_in_findings(out_inst.lazy(), none_matched, ctx)
+        .select(
+            "file_id",
+            pl.col("message").cast(pl.String).str.extract(r"\(([^)]*)\)", 1).alias("_why"),
+        )
+        .collect()
+    )
+    hits = risky.join(files, on="file_id", how="inner").filter(
+        ~pl.col("source_id").is_in(list(redacted)) | pl.col("source_id").is_null()
+    )
+    return hits.select(
+        "output_path",
+        pl.lit("burned-in").alias("rule"),
+        pl.lit("(7FE0,0010)").alias("tag"),
+        pl.lit("PixelData").alias("keyword"),
+        pl.lit("7FE00010").alias("path"),
+        pl.format(
+            "pixels may carry burned-in text ({}) and no redaction zone was applied",
+            pl.col("_why").fill_null("risk"),
+        ).alias("detail"),
+    ).cast(PROBLEM_SCHEMA)
 
 
 def check_redaction(data: bytes, plan_value: str) -> str | None:

@@ -25,6 +25,7 @@ from gantry.profiles import Profile, load_profile
 from gantry.report._checks import (
     CHECKS,
     PROBLEM_SCHEMA,
+    check_burned_in,
     check_markers,
     check_private,
     check_redaction,
@@ -395,6 +396,14 @@ def compliance_report(
             out_files.select("output_path", "source_id"),
             profile,
             set(redact_plan),
+        )
+    )
+    problems.append(
+        check_burned_in(
+            out_inst,
+            out_files.select("file_id", "output_path", "source_id"),
+            set(redact_plan),
+            cfg,
         )
     )
     identity = identity_of(store, source_ids)

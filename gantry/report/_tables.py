@@ -241,7 +241,8 @@ def to_parquet(
     tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex}.tmp")
     options = "FORMAT parquet, COMPRESSION zstd"
     if partition_by is not None:
-        options += f", PARTITION_BY ({_quote(partition_by)})"
+        # the column stays in the files too: readers then keep its type ("0012" stays text)
+        options += f", PARTITION_BY ({_quote(partition_by)}), WRITE_PARTITION_COLUMNS true"
     target = str(tmp).replace("'", "''")
     try:
         counted = store.sql(f"COPY ({sql}) TO '{target}' ({options})")

@@ -184,7 +184,14 @@ def test_config_that_keeps_phi_is_caught(env: Env, tmp_path: Path) -> None:
     assert not report.compliant
     by_rule = report.leaks.group_by("rule").agg(pl.col("keyword").unique())
     named = {rule: set(kws) for rule, kws in by_rule.iter_rows()}
-    assert named == {"replaced": {"PatientName"}, "identifying-values": {"PatientName"}}
+    assert named == {
+        "replaced": {"PatientName"},
+        "identifying-values": {"PatientName"},
+        # safe=False let the secondary captures out with no redaction zone
+        "burned-in": {"PixelData"},
+    }
+    burned = report.leaks.filter(pl.col("rule") == "burned-in")
+    assert burned.height == 2 and burned["detail"].str.contains("BurnedInAnnotation is YES").all()
     assert report.summary["files_failed"] == report.summary["files_checked"] == 12
     # the verdict is at the top of the page, and no value is ever written
     html = report.outputs["html"].read_text()
