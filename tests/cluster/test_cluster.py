@@ -157,9 +157,7 @@ def test_export_on_cluster_writes_identical_bytes(
     for rel in files:
         assert (tmp_path / "local" / rel).read_bytes() == (tmp_path / "dask" / rel).read_bytes()
     for name in ("manifest.csv", "manifest.json"):
-        a = (tmp_path / "local" / name).read_text().replace(str(tmp_path / "local"), "")
-        b = (tmp_path / "dask" / name).read_text().replace(str(tmp_path / "dask"), "")
-        assert a.count("\n") == b.count("\n")
+        assert (tmp_path / "local" / name).read_bytes() == (tmp_path / "dask" / name).read_bytes()
 
 
 def test_cli_scheduler_option(client: Any, corpus: Path, tmp_path: Path) -> None:
@@ -285,8 +283,12 @@ def test_worker_killed_mid_export_loses_and_duplicates_nothing(client: Any, tmp_
     assert len(attempts) > len(set(attempts)), "no task was retried: the kill came too late"
     assert r.ok and r.exported == local.exported == 40
     assert rows.height == rows["file_id"].n_unique() == 40
-    names = sorted(p.name for p in (tmp_path / "dask").rglob("*") if p.is_file())
-    assert names == sorted(p.name for p in (tmp_path / "local").rglob("*") if p.is_file())
+
+    def clean_files(root: Path) -> list[str]:
+        # a worker killed mid-write may leave a hidden temporary file (docs/cluster.md)
+        return sorted(p.name for p in root.rglob("*") if p.is_file() and p.name[0] != ".")
+
+    assert clean_files(tmp_path / "dask") == clean_files(tmp_path / "local")
     client.wait_for_workers(2, timeout=60)
 
 
