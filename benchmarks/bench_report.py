@@ -71,6 +71,11 @@ def _phase(table: list[dict[str, Any]], name: str, fn: Callable[[], Any], **extr
     return value
 
 
+def _columns(path: Path) -> int:
+    doc = json.loads(path.with_name(path.name + ".schema.json").read_text())
+    return len(doc["columns"])
+
+
 def naive_flat_csv(instance_files: list[Path], out: Path) -> int:
     """The baseline: per-row Python, dict aggregates, csv.writer (what a script would do)."""
     import pyarrow.parquet as pq
@@ -149,6 +154,7 @@ def run(n: int, sample_patients: int, root: Path) -> dict[str, Any]:
                 lambda out=out, level=level: s.to_parquet(out, level=level),
                 rows=count,
                 rows_per_s=lambda _v, sec, count=count: count / sec,
+                cells_per_s=lambda v, sec, count=count: count * _columns(v) / sec,
                 output_mb=lambda v, _sec: v.stat().st_size / 1e6,
             )  # fmt: skip
         _phase(

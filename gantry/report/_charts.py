@@ -53,10 +53,10 @@ def bar_chart(
     >>> svg.count("<rect"), "MR &lt;3T&gt;" in svg, 'role="img"' in svg
     (2, True, True)
     """
-    labels = [str(x) for x in labels]
-    label_w = min(220, 12 + 7 * max((len(x) for x in labels), default=1))
+    names = [str(x) for x in labels]
+    label_w = min(220, 12 + 7 * max((len(x) for x in names), default=1))
     row_h, top = 22, 28 if title else 8
-    height = top + row_h * max(1, len(labels)) + 8
+    height = top + row_h * max(1, len(names)) + 8
     vmax = max((float(v) for v in values), default=0.0) or 1.0
     span = width - label_w - 70
     parts = [
@@ -66,7 +66,7 @@ def bar_chart(
     ]
     if title:
         parts.append(f'<text x="4" y="16" font-weight="bold">{escape(title)}</text>')
-    for i, (label, value) in enumerate(zip(labels, values, strict=True)):
+    for i, (label, value) in enumerate(zip(names, values, strict=True)):
         y = top + i * row_h
         w = max(0.0, float(value)) / vmax * span
         fill = colors[i] if colors is not None else color
@@ -181,11 +181,11 @@ def text_bars(labels: Sequence[object], values: Sequence[float], *, width: int =
     CT  ████████ 4
     MR  ████ 2
     """
-    labels = [str(x) for x in labels]
-    pad = max((len(x) for x in labels), default=0)
+    names = [str(x) for x in labels]
+    pad = max((len(x) for x in names), default=0)
     vmax = max((float(v) for v in values), default=0.0) or 1.0
     lines = []
-    for label, value in zip(labels, values, strict=True):
+    for label, value in zip(names, values, strict=True):
         n = round(float(value) / vmax * width)
         lines.append(f"{label:<{pad}}  {'█' * n} {_fmt(float(value))}")
     return "\n".join(lines)

@@ -137,14 +137,16 @@ CHECKS: Final[dict[str, Check]] = {
     )
 }
 
-PROBLEM_SCHEMA: Final = {
-    "output_path": pl.String,
-    "rule": pl.String,
-    "tag": pl.String,
-    "keyword": pl.String,
-    "path": pl.String,
-    "detail": pl.String,
-}
+PROBLEM_SCHEMA: Final = pl.Schema(
+    {
+        "output_path": pl.String(),
+        "rule": pl.String(),
+        "tag": pl.String(),
+        "keyword": pl.String(),
+        "path": pl.String(),
+        "detail": pl.String(),
+    }
+)
 
 
 def _tag_text(tag: str | None) -> str | None:

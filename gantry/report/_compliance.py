@@ -56,12 +56,9 @@ REPORT_FILES: Final = frozenset(
 )
 """Files at the top of an export folder that are reports, not exported data."""
 
-_EXCLUDED_SCHEMA: Final = {
-    "file_id": pl.Int64,
-    "Modality": pl.String,
-    "status": pl.String,
-    "reason": pl.String,
-}
+_EXCLUDED_SCHEMA: Final = pl.Schema(
+    {"file_id": pl.Int64(), "Modality": pl.String(), "status": pl.String(), "reason": pl.String()}
+)
 _MAX_UNMAPPED_TOKENS: Final = 50_000
 
 
