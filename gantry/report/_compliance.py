@@ -60,6 +60,7 @@ _EXCLUDED_SCHEMA: Final = pl.Schema(
     {"file_id": pl.Int64(), "Modality": pl.String(), "status": pl.String(), "reason": pl.String()}
 )
 _MAX_UNMAPPED_TOKENS: Final = 50_000
+_DEFLATED: Final = "1.2.840.10008.1.2.1.99"
 
 
 @dataclass
@@ -525,8 +526,7 @@ def _file_checks(
                 }
             )
         data = (dest / rel).read_bytes()
-        for hit in scan_bytes(data, data, unmapped_tokens, []):
-            rows.append({"output_path": rel, **hit})
+        rows += _scan(rel, data, data, unmapped_tokens, [])
     by_source: dict[int, list[tuple[str, str | None, str | None]]] = {}
     for sid, tok, kw, tag in tokens.select("source_id", "token", "keyword", "tag").iter_rows():
         by_source.setdefault(sid, []).append((tok, kw, tag))
@@ -537,8 +537,14 @@ def _file_checks(
         .iter_rows()
     ):
         texts.setdefault(rel, []).append((p, v))
-    for rel, sid, mapped_by, sha, poff, plen in out_files.select(
-        "output_path", "source_id", "mapped_by", "sha256", "pixel_offset", "pixel_length"
+    for rel, sid, mapped_by, sha, poff, plen, ts in out_files.select(
+        "output_path",
+        "source_id",
+        "mapped_by",
+        "sha256",
+        "pixel_offset",
+        "pixel_length",
+        "transfer_syntax",
     ).iter_rows():
         data = (dest / rel).read_bytes()
         if mapped_by != "path":
@@ -554,10 +560,13 @@ def _file_checks(
                     "detail": "changed since it was exported (SHA-256 differs)",
                 }
             )
-        header = data if poff is None else data[:poff] + data[poff + (plen or 0) :]
         wanted = by_source.get(sid, []) if sid is not None else unmapped_tokens
-        for hit in scan_bytes(data, header, wanted, texts.get(rel, [])):
-            rows.append({"output_path": rel, **hit})
+        if ts == _DEFLATED:
+            plain = _inflated(data)
+            rows += _scan(rel, plain, plain, wanted, texts.get(rel, []))
+        else:
+            header = data if poff is None else data[:poff] + data[poff + (plen or 0) :]
+            rows += _scan(rel, data, header, wanted, texts.get(rel, []))
         if sid is not None and sid in redact_plan:
             bad = check_redaction(data, redact_plan[sid])
             if bad is not None:
@@ -571,6 +580,40 @@ def _file_checks(
                     }
                 )
     return pl.DataFrame(rows, schema=PROBLEM_SCHEMA)
+
+
+def _scan(
+    rel: str,
+    data: bytes,
+    header: bytes,
+    wanted: list[tuple[str, str | None, str | None]],
+    texts: list[tuple[str, str]],
+) -> list[dict[str, Any]]:
+    """Byte-scan one file's content and its relative path (folder and file names)."""
+    rows = [{"output_path": rel, **hit} for hit in scan_bytes(data, header, wanted, texts)]
+    name = rel.encode("utf-8")
+    for hit in scan_bytes(name, name, wanted, []):
+        hit["detail"] = f"an original value of {hit['keyword']} is in the file's path"
+        rows.append({"output_path": rel, **hit})
+    return rows
+
+
+def _inflated(data: bytes) -> bytes:
+    """A Deflated Explicit VR Little Endian file with its data set inflated (to be searched).
+
+    The file meta stays as is; the rest is raw deflate. Undecodable data is returned
+    unchanged (the reader has already judged the file).
+    """
+    import struct
+    import zlib
+
+    try:
+        start = 132 if data[128:132] == b"DICM" else 0
+        (meta_len,) = struct.unpack("<I", data[start + 8 : start + 12])
+        end = start + 12 + meta_len
+        return data[:end] + zlib.decompressobj(-zlib.MAX_WBITS).decompress(data[end:])
+    except (struct.error, zlib.error):
+        return data
 
 
 def _unmapped_tokens(

@@ -15,6 +15,11 @@ import polars as pl
 import pydicom
 import pytest
 from pydicom.tag import Tag
+from pydicom.uid import (
+    DeflatedExplicitVRLittleEndian,
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+)
 
 from gantry import Session
 from gantry.export import ExportResult
@@ -25,6 +30,7 @@ from gantry.report._compliance import _raw_private
 from gantry.testing import Corpus, find_canaries, make_corpus
 
 ZONE = [0, 12, 0, 40]
+_NATIVE = (ExplicitVRLittleEndian, ImplicitVRLittleEndian)
 CONFIG = {
     "machines": [
         {"name": "sonoria", "match": {"manufacturer": "Sonoria"}, "redaction_zones": [ZONE]}
@@ -229,7 +235,9 @@ def test_hand_planted_leaks_are_each_found(env: Env, tmp_path: Path) -> None:
     rel = {f: f.relative_to(dest).as_posix() for f in files}
     us = [f for f in files if by_id[src[rel[f]]]["Modality"] == "US"]
     other = [f for f in files if f not in us]
-    a, b, c, d, e, gone = other[:6]
+    native = [f for f in other if pydicom.dcmread(f).file_meta.TransferSyntaxUID in _NATIVE]
+    h = native[-1]
+    a, b, c, d, e, gone, g = [f for f in other if f != h]
     expected: dict[str, set[str]] = {}
 
     # a: the original PatientID copied into an attribute the profile keeps
@@ -257,6 +265,18 @@ def test_hand_planted_leaks_are_each_found(env: Env, tmp_path: Path) -> None:
     apply_encoded(ds, encode(arr, ds, "none"))
     ds.save_as(f, enforce_file_format=True)
     expected[rel[f]] = {"provenance", "redaction"}
+    # g: a copy filed under the patient's original ID
+    named = dest / by_id[src[rel[g]]]["PatientID"] / "copy.dcm"
+    named.parent.mkdir()
+    shutil.copy(g, named)
+    expected[named.relative_to(dest).as_posix()] = {"provenance", "identifying-values"}
+    # h: an original ID hidden in a deflated data set (invisible to a plain byte search)
+    ds = pydicom.dcmread(h)
+    ds.SoftwareVersions = "v1 " + by_id[src[rel[h]]]["PatientID"]
+    ds.file_meta.TransferSyntaxUID = DeflatedExplicitVRLittleEndian
+    ds.save_as(h, enforce_file_format=True)
+    assert by_id[src[rel[h]]]["PatientID"].encode() not in h.read_bytes()
+    expected[rel[h]] = {"provenance", "identifying-values"}
     # a recorded file deleted, a stray original and a text file added
     gone.unlink()
     expected[rel[gone]] = {"provenance"}
@@ -284,9 +304,14 @@ def test_hand_planted_leaks_are_each_found(env: Env, tmp_path: Path) -> None:
         (pl.col("output_path") == "extra/stray.dcm") & (pl.col("rule") == "provenance")
     )["detail"].item()
     assert "original SOP Instance UID" in stray_note
+    in_path = report.problems.filter(
+        (pl.col("rule") == "identifying-values") & pl.col("detail").str.contains("path")
+    )
+    assert in_path["output_path"].to_list() == [named.relative_to(dest).as_posix()]
+    assert in_path["keyword"].to_list() == ["PatientID"]
     statuses = dict(report.files.select("output_path", "status").iter_rows())
     assert statuses[rel[gone]] == "missing"
-    assert sum(v == "pass" for v in statuses.values()) == 10 - 7
+    assert sum(v == "pass" for v in statuses.values()) == 10 - 8
 
 
 def test_private_tags_pass_when_listed_as_safe(env: Env, tmp_path: Path) -> None:
