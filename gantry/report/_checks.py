@@ -213,10 +213,16 @@ def check_replaced(out: pl.DataFrame, source: pl.DataFrame, actions: pl.DataFram
         & (pl.col("_orig").str.strip_chars() != "")
         & ~pl.col("_orig").is_in(list(_DUMMIES))
     )
+    words = {"Z": "empty it", "D": "replace it with a dummy value", "S": "shift it",
+             "C": "shift it", "P": "pseudonymise it", "H": "hash it", "R": "replace it"}  # fmt: skip
     return _problems(
         same,
         "replaced",
-        pl.format("still holds its original value; the profile says {}", pl.col("action")),
+        pl.format(
+            "still holds its original value; the profile says to {} ({})",
+            pl.col("action").replace_strict(words, default="change it"),
+            pl.col("action"),
+        ),
     )
 
 

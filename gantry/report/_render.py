@@ -80,6 +80,11 @@ def render_compliance(report: ComplianceReport) -> str:
             color="#ef6c00",
         )
     leak_rules = report.leaks["rule"].unique().to_list()
+    leak_summary = (
+        report.leaks.group_by("rule", "keyword", "tag")
+        .agg(pl.col("output_path").n_unique().alias("files"), pl.len().alias("findings"))
+        .sort(["files", "rule", "keyword"], descending=[True, False, False])
+    )
     leaks, leaks_more = _rows(report.leaks)
     others, others_more = _rows(report.problems.filter(~pl.col("rule").is_in(leak_rules)))
     excluded, excluded_more = _rows(report.excluded)
@@ -97,6 +102,7 @@ def render_compliance(report: ComplianceReport) -> str:
         charts=charts,
         leaks=leaks,
         leaks_more=leaks_more,
+        leak_summary=leak_summary.head(MAX_ROWS).to_dicts(),
         others=others,
         others_more=others_more,
         excluded=excluded,

@@ -138,3 +138,32 @@ def test_png_round_trip(shape: tuple[int, ...]) -> None:
     assert (rows[:, 0] == 0).all() and np.array_equal(rows[:, 1:].reshape(img.shape), img)
     small, k = thumbnail(img, 2)
     assert max(small.shape[:2]) <= 2 and k > 1
+
+
+def test_report_public_api() -> None:
+    import gantry.report
+
+    assert gantry.report.__all__ == [
+        "ACTION_NAMES",
+        "CHECKS",
+        "LEVELS",
+        "REPORT_FILES",
+        "Chart",
+        "Check",
+        "ComplianceReport",
+        "audit_table",
+        "bar_chart",
+        "compliance_report",
+        "histogram",
+        "pass_fail_bar",
+        "schema_of_level",
+        "text_bars",
+        "to_parquet",
+        "to_polars",
+        "write_audit_report",
+        "write_manifest_html",
+    ]
+    assert list(gantry.report.CHECKS) == [
+        "readable", "provenance", "removed", "replaced", "uids", "private", "markers",
+        "identifying-values", "redaction", "burned-in",
+    ]  # fmt: skip
