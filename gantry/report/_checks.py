@@ -356,6 +356,21 @@ def _supplement(profile: Profile) -> list[str]:
     return list(SUPPLEMENT)
 
 
+def _added_text() -> str:
+    """Text every de-identified file may hold whatever its source: CID 7050 meanings,
+    the de-identification method, dummies, the flags the export sets (upper-case)."""
+    from gantry.profiles import CID7050, ProfileOption
+
+    words = [*CID7050.values(), *(o.value for o in ProfileOption), *_DUMMIES]
+    words += ["Gantry", "basic", "comprehensive", "research", "YES", "MODIFIED", "UNMODIFIED",
+              "REMOVED", "GANTRY", "ISO_IR 100", "ISO_IR 192"]  # fmt: skip
+    return "\n".join(words).upper()
+
+
+def _in_added_text(token: pl.Expr) -> pl.Expr:
+    return pl.lit(_added_text()).str.contains(token.str.to_uppercase(), literal=True)
+
+
 def effective_actions(
     elements: pl.DataFrame, actions: pl.DataFrame, config: Any, profile: Profile
 ) -> pl.DataFrame:
@@ -479,6 +494,7 @@ def identifying_tokens(
     )
     parts = parts.join(shadowed, on=["source_id", "token"], how="anti")
     frames = [parts.select("source_id", "token", "keyword", "tag"), identity]
+    frames = [f.filter(~_in_added_text(pl.col("token"))) for f in frames]
     return pl.concat(
         [f.cast({"source_id": pl.Int64}) for f in frames], how="vertical_relaxed"
     ).unique(["source_id", "token"], keep="first", maintain_order=True)

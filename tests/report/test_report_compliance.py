@@ -343,3 +343,39 @@ def test_empty_folder_is_not_compliant(env: Env, tmp_path: Path) -> None:
     report = env.session.compliance_report(tmp_path, profile=CONFIG)
     assert not report.compliant and report.summary["files_checked"] == 0
     assert "NOT COMPLIANT" in str(report)
+
+
+def test_token_rules_on_a_hand_made_instance() -> None:
+    """What the byte scan looks for in one instance, rule by rule."""
+    from gantry.profiles import load_profile
+
+    rows = [  # path, tag, keyword, vr, value
+        ("00081030", "00081030", "StudyDescription", "LO", "CHEST PAIN ref A12345678"),
+        ("00180015", "00180015", "BodyPartExamined", "CS", "CHEST"),
+        ("0008103E", "0008103E", "SeriesDescription", "LO", "CHEST"),  # X, but kept elsewhere
+        ("00204000", "00204000", "ImageComments", "LT", "Confidentiality"),  # in added text
+        ("00080096", "00080096", "ReferringPhysicianIdentificationSequence", "SQ", None),
+        ("00080096[0].00080100", "00080100", "CodeValue", "SH", "DRX-99871"),  # inside X seq
+        ("00091010", "00091010", None, "LO", "PRIVATE-NOTE-7"),
+        ("00080070", "00080070", "Manufacturer", "LO", "ACME"),  # kept
+    ]
+    source = pl.DataFrame(
+        [(1, *r) for r in rows],
+        schema=["file_id", "path", "tag", "keyword", "vr", "value"],
+        orient="row",
+    )
+    profile = load_profile("basic")
+    identity = pl.DataFrame(
+        {"source_id": [1], "token": ["DOE"], "keyword": ["PatientName"], "tag": ["00100010"]}
+    )
+    tokens = identifying_tokens(
+        source, tag_actions(profile, source["tag"]), identity, config=None, profile=profile
+    )
+    found = set(tokens["token"])
+    assert "CHEST PAIN ref A12345678" in found and "A12345678" in found  # whole + ID-like word
+    assert "DRX-99871" in found  # removed with its sequence
+    assert "PRIVATE-NOTE-7" in found  # private, not listed as safe
+    assert "DOE" in found  # the identity, always
+    assert "CHEST" not in found  # kept in BodyPartExamined: not evidence of a leak
+    assert "Confidentiality" not in found  # every de-identified file says it
+    assert "ACME" not in found
