@@ -53,7 +53,7 @@ import re
 import struct
 import uuid
 from pathlib import Path
-from typing import Any, Final, NamedTuple
+from typing import Any, BinaryIO, Final, NamedTuple
 
 from pydicom.datadict import dictionary_VR
 from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, AllTransferSyntaxes
@@ -442,7 +442,7 @@ class _Rewriter:
             if value_end < 0:
                 value_end = self.sequence(vpos, length, None, None, walk=sq is True)
             out.append(buf[copy_from:pos])
-            if state is not _REMOVED:
+            if isinstance(state, tuple):
                 new_vr, value = state
                 self._emit(out, tag, new_vr, value)
                 if watch and tag in _WATCH:
@@ -941,18 +941,45 @@ def _verify_sequence(
     return pos
 
 
-def _write(target: Path, header: bytes, pixels: memoryview | bytes) -> None:
-    """Write atomically (a temporary name, then a rename); create folders on demand."""
+_STREAM_ABOVE: Final = 64 << 20  # pixel elements larger than this are copied in chunks
+_CHUNK: Final = 8 << 20
+
+
+def _write(
+    target: Path, header: bytes, pixels: memoryview | BinaryIO, length: int
+) -> hashlib._Hash:
+    """Write header + pixels atomically (a temporary name, then a rename); their sha256.
+
+    ``pixels`` is the bytes, or the source positioned at them (copied in chunks).
+    Folders are created on demand.
+    """
+    digest = hashlib.sha256(header)
     tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
     try:
         fh = open(tmp, "wb")
     except FileNotFoundError:
         target.parent.mkdir(parents=True, exist_ok=True)
         fh = open(tmp, "wb")
-    with fh:
-        fh.write(header)
-        fh.write(pixels)
-    os.replace(tmp, target)
+    try:
+        with fh:
+            fh.write(header)
+            if isinstance(pixels, memoryview):
+                fh.write(pixels)
+                digest.update(pixels)
+            else:
+                left = length
+                while left > 0:
+                    chunk = pixels.read(min(_CHUNK, left))
+                    if not chunk:
+                        raise VerificationError("the source file changed since it was indexed")
+                    fh.write(chunk)
+                    digest.update(chunk)
+                    left -= len(chunk)
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return digest
 
 
 def export_fast(item: ExportItem, dest: Path, *, verify: bool = True) -> ExportOutcome | None:
@@ -961,7 +988,8 @@ def export_fast(item: ExportItem, dest: Path, *, verify: bool = True) -> ExportO
     Only for instances whose pixel element is copied as bytes (or that have none),
     without saved edits, pixel edits, redaction or transcoding (the caller checks
     compression), and without encrypted attributes to carry.  Raises
-    VerificationError like the pydicom path.
+    VerificationError like the pydicom path.  Pixel elements over 64 MB are copied
+    in 8 MB chunks, so memory stays small whatever the file size.
     """
     if (
         item.edits
@@ -981,34 +1009,37 @@ def export_fast(item: ExportItem, dest: Path, *, verify: bool = True) -> ExportO
         size = os.fstat(fh.fileno()).st_size
         if copy_pixels and size != item.file_size:
             raise VerificationError("the source file changed since it was indexed")
-        raw = fh.read()
-    view = memoryview(raw)
-    if copy_pixels:
-        # only the header is rewritten; the pixel element is copied as bytes
-        assert offset is not None
-        if raw[offset : offset + 4] != _PIXEL_TAG_BYTES:
+        stream = copy_pixels and size - (offset or 0) > _STREAM_ABOVE
+        raw = fh.read(offset + 4) if stream and offset is not None else fh.read()
+        view = memoryview(raw)
+        if copy_pixels:
+            # only the header is rewritten; the pixel element is copied as bytes
+            assert offset is not None and plen is not None
+            if raw[offset : offset + 4] != _PIXEL_TAG_BYTES:
+                return None
+            new = rewrite_header(raw[:offset], item)
+            length = plen
+        else:
+            # no pixel element, or elements after it: the whole file is walked
+            new = rewrite_header(raw, item, whole=True)
+            length = 0
+        if new is None:
             return None
-        new = rewrite_header(raw[:offset], item)
-        pixels = view[offset:]
-    else:
-        # no pixel element, or elements after it: the whole file is walked
-        new = rewrite_header(raw, item, whole=True)
-        pixels = view[:0]
-    if new is None:
-        return None
-    header = new.header
-    if verify:
-        verify_header(header, item, implicit=new.implicit)
-    target = dest / item.out_rel
-    _write(target, header, pixels)
-    digest = hashlib.sha256(header)
-    digest.update(pixels)
+        header = new.header
+        if verify:
+            verify_header(header, item, implicit=new.implicit)
+        if stream:
+            fh.seek(offset or 0)
+            pixels: memoryview | BinaryIO = fh
+        else:
+            pixels = view[offset:] if copy_pixels else view[:0]
+        digest = _write(dest / item.out_rel, header, pixels, length)
     fields = new.fields
     return ExportOutcome(
         file_id=item.file_id,
         out_rel=item.out_rel,
         status="ok",
-        size=len(header) + len(pixels),
+        size=len(header) + length,
         sha256=digest.hexdigest(),
         patient_id=fields["patient_id"],
         study_uid=fields["study_uid"],

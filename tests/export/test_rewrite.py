@@ -291,3 +291,18 @@ def test_find_token_answers_like_the_pattern_it_replaces() -> None:
             for _ in range(rnd.randint(0, 4))
         ]
         assert _rewrite.find_token(data, tokens) == _find_token(data, tokens), (data, tokens)
+
+
+def test_large_pixel_elements_are_streamed_with_the_same_bytes(
+    exported: Exported, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    item, raw = _ct_item(exported)
+    whole = _rewrite.export_fast(item, tmp_path / "whole")
+    monkeypatch.setattr(_rewrite, "_STREAM_ABOVE", 1000)
+    monkeypatch.setattr(_rewrite, "_CHUNK", 3000)  # several chunks, the last one short
+    streamed = _rewrite.export_fast(item, tmp_path / "streamed")
+    assert whole is not None and streamed is not None
+    assert (whole.size, whole.sha256) == (streamed.size, streamed.sha256)
+    data = (tmp_path / "streamed" / item.out_rel).read_bytes()
+    assert data == (tmp_path / "whole" / item.out_rel).read_bytes()
+    assert len(data) == streamed.size and data.endswith(raw[item.pixel_offset :])
