@@ -134,6 +134,7 @@ def _export_one(
         if pixels_changed:
             ts = _apply_pixels(ds, item, ts, compression)
         ds.file_meta = _clean_meta(ds, ts)
+        ds.preamble = None  # dcmwrite would copy the original's (it may hold anything)
         buf = io.BytesIO()
         pydicom.dcmwrite(buf, ds, enforce_file_format=True)
         header = buf.getvalue()

@@ -306,3 +306,22 @@ def test_large_pixel_elements_are_streamed_with_the_same_bytes(
     data = (tmp_path / "streamed" / item.out_rel).read_bytes()
     assert data == (tmp_path / "whole" / item.out_rel).read_bytes()
     assert len(data) == streamed.size and data.endswith(raw[item.pixel_offset :])
+
+
+def test_both_paths_write_a_zero_preamble(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    make_corpus(
+        tmp_path / "dicom", patients=1, studies_per_patient=1, series_per_study=1,
+        instances_per_series=2, modalities=("CT",), compressed=False,
+    )  # fmt: skip
+    for p in (tmp_path / "dicom").rglob("*"):
+        if p.is_file():  # a preamble that names a station
+            p.write_bytes(b"STATION 12345".ljust(128, b"\0") + p.read_bytes()[128:])
+    with Session(tmp_path / "s.db") as s:
+        s.ingest(tmp_path / "dicom", workers=1, progress=False)
+        s.anonymize(None)
+        items = _items(s.store, s.sql("SELECT file_id FROM instances"), None)
+    fast = _rewrite.export_fast(items[0], tmp_path / "fast")
+    ref = _pydicom_path(items[1], tmp_path / "ref", monkeypatch)
+    assert fast is not None and ref.status == "ok"
+    for out in (tmp_path / "fast" / fast.out_rel, tmp_path / "ref" / ref.out_rel):
+        assert out.read_bytes()[:132] == b"\0" * 128 + b"DICM"
