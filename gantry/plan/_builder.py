@@ -407,11 +407,11 @@ def identity_tokens(store: Store) -> pl.DataFrame:
         if isinstance(dtype, pl.List):
             expr = col.cast(pl.List(pl.String))
         elif dtype == pl.Date:
-            expr = col.dt.strftime("%Y%m%d").cast(pl.List(pl.String))
+            expr = pl.concat_list(col.dt.strftime("%Y%m%d"))
         elif name == "PatientName":
             expr = col.cast(pl.String).str.replace_all("[=^]", " ").str.split(" ")
         else:
-            expr = col.cast(pl.String).cast(pl.List(pl.String))
+            expr = pl.concat_list(col.cast(pl.String))
         frames.append(lf.select("file_id", expr.alias("token")).explode("token"))
     if not frames:
         return pl.DataFrame(schema={"file_id": pl.Int64, "token": pl.String})
