@@ -62,15 +62,10 @@ def demo(dest: Path, patients: int, seed: int, no_run: bool) -> None:
                 f"{r.skipped} files skipped, {r.seconds:.2f} s"
             )
             click.echo(str(s.info()))
-            try:
-                from gantry.audit import AuditReport  # noqa: F401
-            except ImportError:
-                pass
-            else:
-                report = s.audit(config)
-                s.save_analysis(report)
-                click.echo(f"\n== audit: {len(report)} findings")
-                print_frame(report.summary(by="rule"))
+            report = s.audit(config)
+            s.save_analysis(report)
+            click.echo(f"\n== audit: {len(report)} findings")
+            print_frame(report.summary(by="rule"))
             counts = s.anonymize(config)
             click.echo("\n== plan (actions by rule, top 12)")
             print_frame(counts.head(12))

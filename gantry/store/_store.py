@@ -269,7 +269,9 @@ class Store:
                 folder = self.layout.tables / name
                 part = f"part-{_now():%Y%m%d%H%M%S%f}-{uuid.uuid4().hex[:8]}.parquet"
                 write_parquet_atomic(table, folder / part)
-            self.refresh_views()
+            # only this table's view changes: rebuilding every view per write made
+            # chunked appends (export records) cost more with every chunk
+            self._view_over(name, self.files_of(name), None)
 
     def drop_table(self, name: str) -> None:
         """Remove a derived table."""

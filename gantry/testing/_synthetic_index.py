@@ -27,6 +27,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from pydicom.datadict import dictionary_VM, dictionary_VR, tag_for_keyword
 
+from gantry.ingest._batch import ELEMENTS_SCHEMA, INSTANCES_SCHEMA, SKIPPED_SCHEMA
 from gantry.ingest._ids import file_id
 
 if TYPE_CHECKING:
@@ -108,39 +109,7 @@ _NATIVE = ("1.2.840.10008.1.2.1", "1.2.840.10008.1.2")
 
 # -- output schemas (docs/internals.md) -------------------------------------------------------
 
-_FIXED = [
-    ("file_id", pa.int64()),
-    ("file_path", pa.string()),
-    ("file_size", pa.int64()),
-    ("file_mtime", pa.float64()),
-    ("transfer_syntax", pa.string()),
-    ("pixel_offset", pa.int64()),
-    ("pixel_length", pa.int64()),
-    ("parser", pa.string()),
-]
-ELEMENTS_SCHEMA = pa.schema(
-    [
-        ("file_id", pa.int64()),
-        ("path", pa.string()),
-        ("tag", pa.string()),
-        ("depth", pa.int8()),
-        ("keyword", pa.string()),
-        ("vr", pa.string()),
-        ("private_creator", pa.string()),
-        ("value", pa.string()),
-        ("length", pa.int64()),
-        ("value_hash", pa.string()),
-    ]
-)
-SKIPPED_SCHEMA = pa.schema(
-    [
-        ("file_path", pa.string()),
-        ("file_size", pa.int64()),
-        ("file_mtime", pa.float64()),
-        ("reason", pa.string()),
-        ("detail", pa.string()),
-    ]
-)
+_FIXED = list(zip(INSTANCES_SCHEMA.names, INSTANCES_SCHEMA.types, strict=True))
 _NUMERIC_VRS = {"DS": pa.float64(), "FL": pa.float64(), "FD": pa.float64()}
 _INT_VRS = {"IS", "SS", "US", "SL", "UL", "SV", "UV"}
 
