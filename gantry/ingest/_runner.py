@@ -90,15 +90,22 @@ def ingest_batch(paths: list[str], stage: str) -> BatchOutcome:
     its own staging folder, so a retried task cannot duplicate anything.
     """
     from gantry.ingest._batch import read_batch
+    from gantry.sr import content_table
 
     result = read_batch(paths)
+    tables = {
+        "elements": result.elements,
+        "skipped": result.skipped,
+        "sr_content": content_table(result.elements),  # never raises for a file's content
+        "instances": result.instances,
+    }
     out = Path(stage)
     out.mkdir(parents=True, exist_ok=True)
-    for name in ("elements", "skipped", "instances"):
+    for name, table in tables.items():
         # a private name, then a rename: two attempts of one task (a cluster worker
         # presumed dead but still running) never interleave bytes in one shard
         tmp = out / f".{name}.parquet.{uuid.uuid4().hex}.tmp"
-        pq.write_table(getattr(result, name), tmp, compression="zstd")
+        pq.write_table(table, tmp, compression="zstd")
         os.replace(tmp, out / f"{name}.parquet")
     reasons: dict[str, int] = {}
     for r in result.skipped.column("reason").to_pylist():

@@ -25,7 +25,7 @@ from gantry.errors import QueryError, SchemaVersionError, StoreError, StoreLocke
 from gantry.store._layout import SCHEMA_VERSION, Layout, replace_dir_atomic, write_parquet_atomic
 from gantry.store._views import hierarchy_views
 
-BATCH_TABLES = ("instances", "elements", "skipped")
+BATCH_TABLES = ("instances", "elements", "skipped", "sr_content")
 """Tables made of the committed ingest batches (one Parquet file per batch)."""
 
 _CATALOG_DDL = """
@@ -346,6 +346,18 @@ class Store:
                     )
 
 
+def _empty_sr_content() -> str:
+    from gantry.sr import SR_CONTENT_SCHEMA
+
+    types = {"int64": "BIGINT", "int16": "SMALLINT", "double": "DOUBLE", "date32[day]": "DATE"}
+    columns = ", ".join(
+        f"NULL::{'DOUBLE[]' if str(f.type).startswith('list') else types.get(str(f.type), 'VARCHAR')}"
+        f" AS {f.name}"
+        for f in SR_CONTENT_SCHEMA
+    )
+    return f"SELECT {columns} WHERE false"
+
+
 _EMPTY_DDL = {
     "instances": (
         "SELECT NULL::BIGINT AS file_id, NULL::VARCHAR AS file_path, NULL::BIGINT AS file_size, "
@@ -362,6 +374,7 @@ _EMPTY_DDL = {
         "NULL::VARCHAR AS private_creator, NULL::VARCHAR AS value, NULL::BIGINT AS length, "
         "NULL::VARCHAR AS value_hash WHERE false"
     ),
+    "sr_content": _empty_sr_content(),
     "skipped": (
         "SELECT NULL::VARCHAR AS file_path, NULL::BIGINT AS file_size, "
         "NULL::DOUBLE AS file_mtime, NULL::VARCHAR AS reason, NULL::VARCHAR AS detail WHERE false"

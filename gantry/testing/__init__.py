@@ -5,6 +5,8 @@
   optionally with canary tokens in every identifying element;
 - :func:`make_clutter` — the empty, text, truncated, odd-syntax, DICOMDIR and
   duplicate files a real archive also holds;
+- :func:`make_dose_sr` and :func:`make_text_sr` — Structured Reports (a CT
+  dose report, a deep report whose content names the patient);
 - :func:`make_ct_files` — thousands of 512×512 CT files in seconds, for benchmarks;
 - :func:`decode_pixels` and :func:`find_canaries` — oracles for tests.
 
@@ -24,6 +26,7 @@ from gantry.testing._clutter import make_clutter
 from gantry.testing._corpus import Corpus, make_corpus
 from gantry.testing._pixels import decode_pixels
 from gantry.testing._specs import InstanceSpec, PatientSpec, SeriesSpec, StudySpec
+from gantry.testing._sr import make_dose_sr, make_text_sr
 
 __all__ = [
     "Corpus",
@@ -36,5 +39,7 @@ __all__ = [
     "make_clutter",
     "make_corpus",
     "make_ct_files",
+    "make_dose_sr",
     "make_instance",
+    "make_text_sr",
 ]

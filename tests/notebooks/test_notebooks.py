@@ -13,12 +13,13 @@ pytest.importorskip("ipykernel")
 NOTEBOOKS = sorted((Path(__file__).parents[2] / "notebooks").glob("*.ipynb"))
 
 
-def test_the_four_notebooks_exist() -> None:
+def test_the_notebooks_exist() -> None:
     assert [p.stem for p in NOTEBOOKS] == [
         "01_getting_started",
         "02_redaction",
         "03_cohort_analytics",
         "04_compliance",
+        "05_structured_reports",
     ]
 
 

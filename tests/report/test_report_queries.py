@@ -7,10 +7,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import polars as pl
+import pydicom
 import pytest
 
 from gantry import Session
-from gantry.testing import make_corpus
+from gantry.testing import make_corpus, make_dose_sr
 
 DOC = Path(__file__).parents[2] / "docs" / "queries.md"
 
@@ -35,6 +36,10 @@ def session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Session]:
     root = tmp_path_factory.mktemp("queries")
     make_corpus(root / "dicom", patients=2, studies_per_patient=2, series_per_study=3,
                 instances_per_series=2)  # fmt: skip
+    # a dose report in one of the corpus's studies, for the sr_content examples
+    ct = pydicom.dcmread(next((root / "dicom").rglob("*.dcm")), stop_before_pixels=True)
+    same = ("PatientID", "PatientName", "StudyInstanceUID", "StudyDate", "AccessionNumber")
+    make_dose_sr(root / "dicom" / "sr" / "dose.dcm", **{k: ct.get(k) for k in same})
     with Session(root / "s.db") as s:
         s.ingest(root / "dicom", workers=1, progress=False)
         s.save_analysis(s.audit())
