@@ -19,6 +19,7 @@ from gantry.store import Store
 if TYPE_CHECKING:
     from gantry.audit import AuditReport
     from gantry.export import ExportResult
+    from gantry.nifti import NiftiResult
     from gantry.report import ComplianceReport
     from gantry.vault import VaultKey
 
@@ -376,6 +377,59 @@ class Session:
                 executor=backend.executor,
                 encrypt_key=encrypt_key,
             )
+
+    def export_nifti(
+        self,
+        dest: str | os.PathLike[str],
+        *,
+        query: str | None = None,
+        layout: str = "bids",
+        rules: Any = None,
+        config: Any = None,
+        safe: bool = True,
+        workers: int | None = None,
+        progress: bool | None = None,
+    ) -> NiftiResult:
+        """Write the selected series as NIfTI (``.nii.gz`` + JSON sidecars), BIDS or flat.
+
+        The plan is applied first by the ordinary verified :meth:`export` into a
+        staging folder inside ``dest`` (deleted afterwards); only those
+        de-identified copies are converted. Needs ``pip install 'gantry[nifti]'``.
+
+        Parameters
+        ----------
+        dest : path
+            Output folder.
+        query : str, optional
+            SQL ``WHERE`` over ``instances`` selecting what to convert.
+        layout : {"bids", "flat"}
+            ``"bids"``: ``sub-<pseudonym>/ses-<n>/<datatype>/…`` with
+            ``dataset_description.json`` and ``participants.tsv``; series no rule
+            matches are listed as ``unmatched``. ``"flat"``:
+            ``<pseudonym>/ses-<n>/<SeriesNumber>_<Modality>.nii.gz`` for every series.
+        rules : path, list or None
+            BIDS datatype/suffix rules (YAML/JSON file or list of mappings, see
+            :func:`gantry.nifti.load_bids_rules`); default
+            :data:`gantry.nifti.DEFAULT_BIDS_RULES`.
+        config, safe, workers, progress
+            As for :meth:`export`.
+
+        Returns
+        -------
+        gantry.nifti.NiftiResult
+            ``result.conversions`` (also appended to the ``conversions`` table): one
+            row per series with its output path, or the reason it was not converted.
+        """
+        from gantry.nifti import run_nifti_export
+
+        def stage(folder: Path) -> ExportResult:
+            return self.export(
+                folder, config=config, safe=safe, query=query, workers=workers, progress=progress
+            )
+
+        return run_nifti_export(
+            self._store, dest, stage=stage, layout=layout, rules=rules, progress=progress
+        )
 
     def export_maps(self, dest: str | os.PathLike[str]) -> dict[str, Path]:
         """Write ``uid_map.csv`` and ``patient_map.csv`` (``id_old,id_new``) into ``dest``.

@@ -14,3 +14,16 @@ def test_error_tree() -> None:
         assert issubclass(getattr(errors, name), errors.GantryError)
     assert issubclass(errors.ConfigError, ValueError)
     assert issubclass(errors.MissingDependencyError, ImportError)
+
+
+def test_nifti_public_names() -> None:
+    from gantry import nifti
+
+    assert nifti.__all__ == [
+        "CONVERSIONS_TABLE",
+        "DEFAULT_BIDS_RULES",
+        "BidsRule",
+        "NiftiResult",
+        "load_bids_rules",
+        "run_nifti_export",
+    ]

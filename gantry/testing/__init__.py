@@ -7,6 +7,8 @@
   duplicate files a real archive also holds;
 - :func:`make_dose_sr` and :func:`make_text_sr` — Structured Reports (a CT
   dose report, a deep report whose content names the patient);
+- :func:`make_series` — one whole series with known geometry (CT, MR, enhanced
+  MR, fMRI, diffusion), for NIfTI conversion;
 - :func:`make_ct_files` — thousands of 512×512 CT files in seconds, for benchmarks;
 - :func:`decode_pixels` and :func:`find_canaries` — oracles for tests.
 
@@ -27,11 +29,13 @@ from gantry.testing._corpus import Corpus, make_corpus
 from gantry.testing._pixels import decode_pixels
 from gantry.testing._specs import InstanceSpec, PatientSpec, SeriesSpec, StudySpec
 from gantry.testing._sr import make_dose_sr, make_text_sr
+from gantry.testing._volumes import SeriesFiles, make_series
 
 __all__ = [
     "Corpus",
     "InstanceSpec",
     "PatientSpec",
+    "SeriesFiles",
     "SeriesSpec",
     "StudySpec",
     "decode_pixels",
@@ -41,5 +45,6 @@ __all__ = [
     "make_ct_files",
     "make_dose_sr",
     "make_instance",
+    "make_series",
     "make_text_sr",
 ]
