@@ -1,0 +1,140 @@
+"""NIfTI export throughput: ``Session.export_nifti`` against ``dcm2niix`` on the same series.
+
+Usage::
+
+    python benchmarks/bench_nifti.py [--series 6] [--slices 60] [--size 256]
+                                     [--repeat 2] [--workers N] [--root DIR] [--json out.json]
+
+Writes ``--series`` synthetic series (``gantry.testing.make_series``: CT and MR
+alternating, ``--slices`` images of ``--size``² 16-bit pixels each, one file per
+image), then in one run:
+
+- **gantry**: ingest and ``anonymize`` (times reported, not counted), then
+  ``export_nifti(dest, layout="flat")``: the verified de-identifying export into a
+  staging folder, the conversion of those copies to ``.nii.gz`` + JSON, and the
+  clean-up — ``--repeat`` times into fresh folders, the best run counts;
+- **dcm2niix** (the PyPI ``dcm2niix``; the plain baseline): ``dcm2niix -z y`` on
+  the same source folder, ``--repeat`` times, the best run counts. It converts the
+  originals: no de-identification, no verification.
+
+Throughput is series/s and MB/s of source DICOM. Peak memory is the maximum
+resident set of this process (gantry, workers excluded) and of the dcm2niix
+child processes. Target: gantry at least 0.5x dcm2niix's series/s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import peak_rss_mb, print_table  # noqa: E402
+
+
+def make_source(root: Path, series: int, slices: int, size: int) -> tuple[Path, int]:
+    from gantry.testing import make_series
+
+    src = root / f"nifti-src-{series}x{slices}x{size}"
+    if not src.exists():
+        tmp = src.with_name(src.name + ".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        for n in range(series):
+            make_series(tmp / f"s{n:03d}", kind="ct" if n % 2 == 0 else "mr", slices=slices,
+                        rows=size, columns=size, seed=n + 1, canaries=False)  # fmt: skip
+        tmp.rename(src)
+    return src, sum(p.stat().st_size for p in src.rglob("*.dcm"))
+
+
+def run_gantry(src: Path, work: Path, repeat: int, workers: int | None) -> dict[str, Any]:
+    from gantry import Session
+
+    db = work / "bench.db"
+    with Session(db) as s:
+        t0 = time.perf_counter()
+        s.ingest(src, progress=False)
+        ingest = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        s.anonymize(None)
+        plan = time.perf_counter() - t0
+        best = float("inf")
+        converted = 0
+        for n in range(repeat):
+            dest = work / f"gantry-{n}"
+            t0 = time.perf_counter()
+            r = s.export_nifti(dest, layout="flat", workers=workers, progress=False)
+            best = min(best, time.perf_counter() - t0)
+            converted = r.converted
+            if not r.ok:
+                raise SystemExit(f"gantry did not convert every series: {r.as_dict()}")
+    return {"seconds": best, "series": converted, "ingest_s": ingest, "plan_s": plan,
+            "peak_rss_mb": peak_rss_mb()}  # fmt: skip
+
+
+def run_dcm2niix(src: Path, work: Path, repeat: int) -> dict[str, Any]:
+    exe = shutil.which("dcm2niix")
+    if exe is None:
+        raise SystemExit("dcm2niix is not installed: pip install dcm2niix")
+    best = float("inf")
+    made = 0
+    for n in range(repeat):
+        out = work / f"dcm2niix-{n}"
+        out.mkdir()
+        t0 = time.perf_counter()
+        subprocess.run([exe, "-z", "y", "-o", str(out), str(src)], check=True, capture_output=True)
+        best = min(best, time.perf_counter() - t0)
+        made = len(list(out.glob("*.nii.gz")))
+    return {"seconds": best, "series": made, "peak_rss_mb": peak_rss_mb(children=True)}
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--series", type=int, default=6)
+    ap.add_argument("--slices", type=int, default=60)
+    ap.add_argument("--size", type=int, default=256)
+    ap.add_argument("--repeat", type=int, default=2)
+    ap.add_argument("--workers", type=int, default=None)
+    ap.add_argument("--root", type=Path, default=Path(tempfile.gettempdir()) / "gantry-bench")
+    ap.add_argument("--json", type=Path, default=None)
+    args = ap.parse_args(argv)
+    args.root.mkdir(parents=True, exist_ok=True)
+    src, nbytes = make_source(args.root, args.series, args.slices, args.size)
+    work = Path(tempfile.mkdtemp(prefix="bench-nifti-", dir=args.root))
+    try:
+        base = run_dcm2niix(src, work, args.repeat)
+        mine = run_gantry(src, work, args.repeat, args.workers)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    rows = []
+    for name, r in (("gantry export_nifti", mine), ("dcm2niix (baseline)", base)):
+        rows.append({
+            "contender": name,
+            "series": r["series"],
+            "seconds": r["seconds"],
+            "series/s": r["series"] / r["seconds"],
+            "MB/s": nbytes / 1e6 / r["seconds"],
+            "peak RSS MB": r["peak_rss_mb"],
+        })  # fmt: skip
+    ratio = rows[0]["series/s"] / rows[1]["series/s"]
+    print(f"source: {args.series} series x {args.slices} slices of {args.size}x{args.size} "
+          f"({nbytes / 1e6:.1f} MB); gantry ingest {mine['ingest_s']:.2f} s and plan "
+          f"{mine['plan_s']:.2f} s not counted")  # fmt: skip
+    print_table(rows)
+    print(
+        f"\ngantry / dcm2niix = {ratio:.2f}x (target >= 0.5x): {'met' if ratio >= 0.5 else 'NOT met'}"
+    )
+    out = {"rows": rows, "ratio": ratio, "target": 0.5, "source_mb": nbytes / 1e6}
+    if args.json is not None:
+        args.json.write_text(json.dumps(out, indent=1))
+    return out
+
+
+if __name__ == "__main__":
+    main()
