@@ -11,6 +11,7 @@ The tree::
     ├── ConfigError (ValueError)         a config / profile mistake, names the key path
     ├── StoreError                       the session store
     │   ├── StoreLockedError             another writer holds the session
+    │   ├── StoreNotFoundError (FileNotFoundError)  no session at that path (only ingest creates one)
     │   └── SchemaVersionError           the store was written by an incompatible version
     ├── QueryError (ValueError)          a bad SQL query or WHERE expression
     ├── IngestError                      a file could not be indexed (recorded, never raised mid-batch)
@@ -53,6 +54,7 @@ __all__ = [
     "SchemaVersionError",
     "StoreError",
     "StoreLockedError",
+    "StoreNotFoundError",
     "TamperedVaultError",
     "VaultError",
     "VaultKeyError",
@@ -113,6 +115,31 @@ class StoreLockedError(StoreError):
             f"session `{self.path}` is open for writing by another process or Session; "
             "close it first, or open this one with read_only=True"
         )
+
+
+class StoreNotFoundError(StoreError, FileNotFoundError):
+    """No session store exists at the path, and the verb only reads (only ingest creates one).
+
+    Examples
+    --------
+    >>> err = StoreNotFoundError("/data/nonexistent.db")
+    >>> isinstance(err, (StoreError, FileNotFoundError)), err.path
+    (True, '/data/nonexistent.db')
+    >>> str(err).split(" (")[0]
+    'session `/data/nonexistent.db` must exist, got no such file'
+
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = str(path)
+        GantryError.__init__(
+            self,
+            f"session `{self.path}` must exist, got no such file "
+            "(only `ingest` creates a session; check `--db`)",
+        )
+
+    def __str__(self) -> str:
+        return str(self.args[0])
 
 
 class SchemaVersionError(StoreError):

@@ -11,10 +11,12 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
+from gantry.errors import StoreNotFoundError
 from gantry.ingest._runner import IngestResult, ProgressCallback, run_ingest
 from gantry.ingest._scan import as_paths
 from gantry.model import Collection, Instance, Model, Patient, SaveResult
 from gantry.store import Store
+from gantry.store._layout import Layout
 
 if TYPE_CHECKING:
     from gantry.audit import AuditReport
@@ -64,10 +66,15 @@ class Session:
     Parameters
     ----------
     path : str or Path
-        The session catalog file (created when missing). Data lives in a sibling
-        folder named after it (``project.db`` → ``project.gantry/``).
+        The session catalog file. Data lives in a sibling folder named after it
+        (``project.db`` → ``project.gantry/``). Only :meth:`ingest` creates a
+        session (and the low-level :attr:`store` handle): constructing
+        ``Session("new.db")`` writes nothing, and any other verb on a path where no
+        session exists raises :class:`~gantry.errors.StoreNotFoundError` (a
+        mistyped path never turns into an empty session).
     read_only : bool
         Open without the writer lock; writing verbs then raise ``StoreError``.
+        A read-only session must exist (``StoreNotFoundError`` otherwise).
 
     Examples
     --------
@@ -89,26 +96,54 @@ class Session:
     """
 
     def __init__(self, path: str | os.PathLike[str] = "gantry.db", *, read_only: bool = False):
-        self._store = Store(path, read_only=read_only)
-        self._model = Model(self._store)
-        self._config: Any = None
+        self._layout = Layout.for_catalog(path)
+        self._read_only = read_only
+        self._opened: Store | None = None
+        self._model_of: Model | None = None
         self._vault_key: VaultKey | None = None
+        if read_only or self._layout.catalog.exists():
+            self._open(create=False)
 
     # -- lifecycle -------------------------------------------------------------------------
+
+    def _open(self, *, create: bool) -> Store:
+        """The store, opened on first use; only ``create=True`` (ingest) may make one."""
+        if self._opened is None:
+            if not create and not self._layout.catalog.exists():
+                raise StoreNotFoundError(self._layout.catalog)
+            self._opened = Store(self._layout.catalog, read_only=self._read_only)
+            self._model_of = Model(self._opened)
+        return self._opened
+
+    @property
+    def _store(self) -> Store:
+        return self._open(create=False)
+
+    @property
+    def _model(self) -> Model:
+        self._open(create=False)
+        assert self._model_of is not None
+        return self._model_of
 
     @property
     def path(self) -> Path:
         """The catalog file."""
-        return self._store.layout.catalog
+        return self._layout.catalog
 
     @property
     def store(self) -> Store:
-        """The underlying :class:`~gantry.store.Store` (for stage modules and power users)."""
-        return self._store
+        """The underlying :class:`~gantry.store.Store` (for stage modules and power users).
+
+        Like :meth:`ingest`, this low-level handle creates the session when none
+        exists yet (test builders write an index through it); the verbs that only
+        read never do.
+        """
+        return self._open(create=True)
 
     def close(self) -> None:
         """Release the session (connection and writer lock)."""
-        self._store.close()
+        if self._opened is not None:
+            self._opened.close()
 
     def __enter__(self) -> Session:
         return self
@@ -222,6 +257,10 @@ class Session:
         from gantry.cluster import open_backend
 
         found = as_paths(paths)
+        missing = [p for p in found if not p.exists()]
+        if missing:  # before a session is created for nothing
+            raise FileNotFoundError(str(missing[0]))
+        self._open(create=True)  # the one verb that creates a session
         with open_backend(
             executor, cluster=cluster, writable=[self._store.layout.tmp], readable=found[:1]
         ) as backend:
@@ -253,7 +292,8 @@ class Session:
         """
         from gantry.audit import audit
 
-        return audit(self._store, _load_config(config))
+        cfg = self._config_or_stored(config)  # a config mistake is reported first
+        return audit(self._store, cfg)
 
     def save_analysis(self, report: AuditReport) -> int:
         """Persist an audit report as the ``findings`` table; return the rows written."""
@@ -264,11 +304,13 @@ class Session:
     def preview(self, config: Any = None, *, include_kept: bool = False) -> pl.DataFrame:
         """Dry run: counts of what anonymization would do per rule, tag and action.
 
-        See :func:`gantry.audit.preview`; nothing is written.
+        See :func:`gantry.audit.preview`; nothing is written. ``config`` defaults to
+        the one the stored plan was built with (:meth:`stored_config`).
         """
         from gantry.audit import preview
 
-        return preview(self._store, _load_config(config), include_kept=include_kept)
+        cfg = self._config_or_stored(config)
+        return preview(self._store, cfg, include_kept=include_kept)
 
     def create_config(self, path: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
         """Write the commented default config (YAML v2) to ``path`` and return it."""
@@ -291,16 +333,50 @@ class Session:
         polars.DataFrame
             Counts of planned actions by ``action`` and ``rule``. The full plan is the
             ``plan`` table: ``session.sql("SELECT * FROM plan")``.
+
+        Notes
+        -----
+        The plan records what it covers (table ``plan_coverage``): the config, kept
+        in the store with its hash (a new process exporting without a config uses
+        it), the ingest batch and edit version of every instance, and the
+        plan-time decisions, such as which of several files sharing a SOP Instance
+        UID is exported (config key ``duplicates``).
         """
         from gantry.plan import build_plan
+        from gantry.plan._coverage import record_plan
+        from gantry.plan._duplicates import duplicate_decisions
 
         cfg = _load_config(config)
         with self._store.run("anonymize", {"profile": str(cfg.privacy_profile)}) as counts:
             plan = build_plan(self._store, cfg)
             self._store.write_table("plan", plan)
-            self._config = cfg
-            counts.update({"rows": plan.height, "instances": plan["file_id"].n_unique()})
+            decisions = duplicate_decisions(self._store, cfg.duplicates)
+            counts["config_hash"] = record_plan(self._store, cfg, decisions)
+            counts.update(
+                {
+                    "rows": plan.height,
+                    "instances": plan["file_id"].n_unique(),
+                    "duplicates_excluded": int((decisions["status"] == "excluded").sum()),
+                }
+            )
         return plan.group_by("action", "rule").len("rows").sort("rows", descending=True)
+
+    def stored_config(self) -> Any:
+        """The config the stored plan was built with (kept in the store), or None.
+
+        ``export``, ``preview``, ``audit`` and ``compliance_report`` use it when no
+        config is given, in this process or any later one.
+        """
+        from gantry.plan._coverage import stored_config
+
+        return stored_config(self._store)
+
+    def _config_or_stored(self, config: Any) -> Any:
+        """``config`` loaded; else the stored plan's config; else the defaults."""
+        if config is not None:
+            return _load_config(config)
+        stored = self.stored_config()
+        return stored if stored is not None else _load_config(None)
 
     def export(
         self,
@@ -315,6 +391,7 @@ class Session:
         progress: bool | None = None,
         executor: Executor | Any | None = None,
         cluster: str | Any | None = None,
+        strict: bool = False,
     ) -> ExportResult:
         """Write clean copies of the selected instances into ``dest`` (resumable).
 
@@ -324,15 +401,19 @@ class Session:
             Output folder; layout ``<pseudonym>/<study>/<series>/<instance>.dcm``
             built only from pseudonymised values, plus ``manifest.csv``/``.json``.
         config : Config, mapping, path or None
-            Used to rebuild the plan when none is stored, and for ``safe`` checks
-            (redaction zones); defaults to the config of the last ``anonymize``.
+            The config to export with (default: the one the stored plan was built
+            with, kept in the store; else the defaults).
         safe : bool
             Export only instances with no unresolved finding (e.g. burned-in text
             risk without a redaction zone); the rest are listed with reasons.
         query : str, optional
             SQL ``WHERE`` over ``instances`` selecting what to export.
-        compression : {None, "rle", "j2k", "jpegls", "htj2k"}
-            ``None`` keeps the original encoding (pixel bytes copied unchanged).
+        compression : {None, "rle", "j2k", "jpegls", "htj2k", ...}
+            ``None`` keeps the original encoding (pixel bytes copied unchanged);
+            any :class:`gantry.pixels.Compression` value. Checked before anything
+            runs (``ConfigError`` naming the valid choices; no aliases such as
+            ``"jpeg2000"``, which could mean the lossless or the lossy syntax).
+            Objects without pixel data (SR, RTPLAN, ...) pass through untouched.
         workers : int, optional
             Worker processes (default: every core).
         verify : bool
@@ -341,13 +422,22 @@ class Session:
         executor, cluster
             Where the per-chunk tasks run, as for :meth:`ingest`; workers must see
             ``dest`` at the same path.
+        strict : bool
+            Never plan during an export: a selected instance the stored plan does not
+            cover (indexed or edited after it, or planned with another config) is
+            refused and listed in ``excluded`` with the reason. By default such
+            instances are planned again (``anonymize`` with this config) first.
+            Either way nothing unplanned is ever written.
         """
         from gantry.export import run_export
+        from gantry.export._runner import check_compression, check_dest, selected_ids
+        from gantry.plan._coverage import config_hash, unplanned
 
-        cfg = _load_config(config) if config is not None else self._config
-        if cfg is None:
-            cfg = _load_config(None)
-        if "plan" not in self._store.table_names():
+        compression = check_compression(compression)
+        check_dest(self._store, dest)
+        cfg = self._config_or_stored(config)
+        selected = selected_ids(self._store, query)  # a bad query fails before any write
+        if not strict and unplanned(self._store, selected, config_hash(cfg)).height:
             self.anonymize(cfg)
         encrypt_key = None
         if cfg.encrypted_attributes:  # carry the originals encrypted under the vault key
@@ -494,7 +584,7 @@ class Session:
         """
         from gantry.report import compliance_report
 
-        config = profile if profile is not None else (self._config or _load_config(None))
+        config = profile if profile is not None else self._config_or_stored(None)
         return compliance_report(self._store, export, config=config, out=out)
 
     def audit_report(self, path: str | os.PathLike[str], *, format: str = "csv") -> Path:

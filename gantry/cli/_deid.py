@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from gantry.cli._app import cli, db_option, print_frame, run_guarded
+from gantry.pixels._transfer_syntax import Compression
 
 _config_option = click.option(
     "--config",
@@ -58,14 +59,27 @@ def plan(db: Path, where: str | None, limit: int, fmt: str, out: Path | None) ->
 @cli.command()
 @click.argument("dest", type=click.Path(file_okay=False, path_type=Path))
 @db_option
-@_config_option
+@click.option(
+    "--config",
+    "config",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="YAML config v2 (default: the config of the last `anonymize`, kept in the session).",
+)
 @click.option("--query", default=None, help="SQL WHERE over instances selecting what to export.")
 @click.option("--unsafe", is_flag=True, help="Also export instances with unresolved findings.")
 @click.option(
     "--compression",
-    type=click.Choice(["rle", "j2k", "jpegls", "htj2k"]),
+    type=click.Choice([c.value for c in Compression]),
     default=None,
-    help="Transcode losslessly (default: keep the original encoding).",
+    help="Transcode the pixel data (default: keep the original encoding); objects "
+    "without pixel data are copied as they are. Lossy only for the -lossy/-near choices.",
+)
+@click.option(
+    "--strict",
+    is_flag=True,
+    help="Refuse (with a reason) instances the stored plan does not cover, instead of "
+    "planning them again first.",
 )
 @click.option("--workers", "-j", type=int, default=None)
 @click.option("--no-verify", is_flag=True, help="Skip reading the written files back.")
@@ -87,8 +101,12 @@ def export(
     no_verify: bool,
     quiet: bool,
     scheduler: str | None,
+    strict: bool,
 ) -> None:
-    """Write de-identified copies into DEST; exit 1 if any instance failed."""
+    """Write de-identified copies into DEST; exit 1 if any instance failed.
+
+    Without --config, the config of the last `anonymize` (kept in the session) is used.
+    """
     from gantry.session import Session
 
     def body() -> int:
@@ -103,6 +121,7 @@ def export(
                 verify=not no_verify,
                 progress=False if quiet else None,
                 cluster=scheduler,
+                strict=strict,
             )
             click.echo(
                 f"exported {r.exported} files ({r.bytes_written / 1e6:.1f} MB) to {r.dest} in "

@@ -14,7 +14,8 @@ _config_option = click.option(
     "config",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     default=None,
-    help="YAML config v2 the export used (default: built-in defaults).",
+    help="YAML config v2 the export used (default: the config of the last `anonymize`, "
+    "kept in the session; else built-in defaults).",
 )
 
 

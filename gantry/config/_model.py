@@ -90,6 +90,8 @@ _PLAN_LETTER: Final[dict[TagAction, str]] = {
 
 #: ``patient_name`` choices and their plan letters.
 PATIENT_NAME_PLAN: Final[dict[str, str]] = {"pseudonym": "P", "empty": "Z", "remove": "X"}
+DUPLICATE_POLICIES: Final = ("first", "skip", "suffix")
+"""Values of the config key ``duplicates`` (instances sharing a SOP Instance UID)."""
 
 
 class TagMap(Mapping[str, V]):
@@ -369,6 +371,10 @@ class Config:
     machines: tuple[Machine, ...] = ()
     burned_in: BurnedIn = field(default_factory=BurnedIn)
     encrypted_attributes: bool = False
+    duplicates: Literal["first", "skip", "suffix"] = "first"
+    """Instances sharing a SOP Instance UID: ``first`` exports the first by file path
+    and excludes the others, ``skip`` excludes them all, ``suffix`` exports each
+    under its own file name (``<uid>.dcm``, ``<uid>_2.dcm``, ...). Decided at plan time."""
     source: str | None = field(default=None, compare=False)
     """The file the config was read from (not part of equality)."""
 
@@ -514,4 +520,5 @@ class Config:
             "machines": machines,
             "burned_in": {"exclude_without_zone": self.burned_in.exclude_without_zone},
             "encrypted_attributes": self.encrypted_attributes,
+            "duplicates": self.duplicates,
         }

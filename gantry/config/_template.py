@@ -119,4 +119,10 @@ burned_in:
 # Encrypted Attributes Sequence (0400,0500). Needs a loaded key
 # (session.enable_reversible_anonymization / session.load_key).
 encrypted_attributes: false
+
+# Several files with one SOP Instance UID (copies, or a broken source): decided
+# when the plan is built. first: the first by file path is exported, the others
+# are excluded and reported; skip: all of them are excluded; suffix: all are
+# exported, the later ones as <uid>_2.dcm, <uid>_3.dcm, ...
+duplicates: first
 """

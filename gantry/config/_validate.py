@@ -18,6 +18,7 @@ from typing import Any, Final, NoReturn
 from pydicom.datadict import dictionary_VR, keyword_for_tag, tag_for_keyword
 
 from gantry.config._model import (
+    DUPLICATE_POLICIES,
     PATIENT_NAME_PLAN,
     AgePolicy,
     BurnedIn,
@@ -54,6 +55,7 @@ TOP_KEYS: Final = (
     "machines",
     "burned_in",
     "encrypted_attributes",
+    "duplicates",
 )
 _MAX_SHIFT_DAYS: Final = 36_600
 _MAX_UID_ROOT: Final = 40
@@ -546,6 +548,9 @@ def validate(
         burned_in=v.burned_in(section("burned_in", {})),
         encrypted_attributes=v.bool_(
             d.get("encrypted_attributes", defaults.encrypted_attributes), "encrypted_attributes"
+        ),
+        duplicates=v.choice(  # type: ignore[arg-type]
+            d.get("duplicates", defaults.duplicates), "duplicates", DUPLICATE_POLICIES
         ),
         source=source,
     )

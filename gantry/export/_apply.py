@@ -78,9 +78,23 @@ class ExportOutcome:
 def export_items(
     items: list[ExportItem], dest: str, *, verify: bool = True, compression: str | None = None
 ) -> list[ExportOutcome]:
-    """Export ``items`` into ``dest``; never raises for one bad instance."""
+    """Export ``items`` into ``dest``; never raises for one bad instance.
+
+    An item that does not carry its plan (the rows every planned instance has)
+    is refused here, whatever the caller checked: nothing unplanned is written.
+    """
     out = []
     for item in items:
+        if not is_planned(item):
+            out.append(
+                ExportOutcome(
+                    item.file_id,
+                    item.out_rel,
+                    "failed",
+                    "not planned: the instance has no plan rows",
+                )
+            )
+            continue
         try:
             out.append(_export_one(item, Path(dest), verify=verify, compression=compression))
         except Exception as exc:  # recorded with its reason; the batch goes on
@@ -90,9 +104,23 @@ def export_items(
     return out
 
 
+def is_planned(item: ExportItem) -> bool:
+    """Whether ``item`` carries the plan's de-identification marker rows.
+
+    Every instance the plan covers gets ``PatientIdentityRemoved`` (0012,0062)
+    added; an item without it was never planned.
+    """
+    return any(a[2] == "A" and a[0] == _IDENTITY_REMOVED for a in item.actions)
+
+
+_IDENTITY_REMOVED = "00120062"
+
+
 def _export_one(
     item: ExportItem, dest: Path, *, verify: bool, compression: str | None
 ) -> ExportOutcome:
+    if item.pixel_length is None:
+        compression = None  # no pixel data (SR, RTPLAN, ...): nothing to transcode
     pixels_changed = item.redaction is not None or item.pixel_edit is not None or bool(compression)
     if not pixels_changed and not item.edits and item.encrypt_key is None:
         # byte-level header rewrite; None when it cannot reproduce this path exactly

@@ -18,10 +18,11 @@ from typing import Any
 import polars as pl
 from tqdm.auto import tqdm
 
-from gantry.errors import ExportError
+from gantry.errors import ConfigError, ExportError
 from gantry.export._apply import ExportItem, ExportOutcome, export_items
 from gantry.plan._pseudonyms import safe_path_component
 from gantry.store import Store
+from gantry.store._layout import EXPORT_MARKER
 
 EXPORTS_TABLE = "exports"
 MANIFEST_COLUMNS = [
@@ -84,13 +85,101 @@ class ExportResult:
         }
 
 
-def _selected_ids(store: Store, query: str | None) -> pl.DataFrame:
+def selected_ids(store: Store, query: str | None) -> pl.DataFrame:
+    """``file_id`` of the instances ``query`` (a SQL ``WHERE`` over ``instances``) selects."""
     where = f"WHERE {query}" if query else ""
     return store.sql(f"SELECT file_id FROM instances {where}")
 
 
+def check_compression(compression: str | None) -> str | None:
+    """Normalise ``compression`` or raise ``ConfigError`` naming the valid choices.
+
+    Called before anything runs, so a typo never fails every instance one by one.
+
+    Examples
+    --------
+    >>> check_compression("J2K"), check_compression(None)
+    ('j2k', None)
+    >>> check_compression("jpeg2000")
+    Traceback (most recent call last):
+    ...
+    gantry.errors.ConfigError: `compression` must be None or one of 'none', 'rle', ...
+    """
+    if compression is None:
+        return None
+    from gantry.pixels import Compression
+
+    try:
+        return Compression(str(compression).strip().lower()).value
+    except ValueError:
+        raise ConfigError(
+            "compression",
+            expected="None or one of " + ", ".join(repr(c.value) for c in Compression),
+            got=compression,
+        ) from None
+
+
+def ingested_roots(store: Store) -> list[Path]:
+    """The folders given to ``ingest`` in this session (from the ``runs`` table)."""
+    rows = store.sql("SELECT details FROM runs WHERE kind = 'ingest'")
+    roots: set[Path] = set()
+    for text in rows["details"].to_list() if rows.height else []:
+        for p in json.loads(text or "{}").get("paths", []):
+            if not os.path.isfile(p):  # a folder (or one since removed)
+                roots.add(Path(p))
+    return sorted(roots)
+
+
+def check_dest(store: Store, dest: str | os.PathLike[str]) -> Path:
+    """Refuse a destination inside the session store or overlapping an ingested source.
+
+    An export inside a source folder would be indexed by the next ingest of it
+    (the export marker makes ingest skip it, but the two are kept apart anyway);
+    a source inside the export folder would be read by the compliance report.
+    """
+    out = Path(dest).expanduser().absolute()
+    data = store.layout.data_dir
+    if out == data or data in out.parents:
+        raise ExportError("`dest` must be outside the session store")
+    for root in ingested_roots(store):
+        if out == root or root in out.parents:
+            raise ExportError(
+                f"`dest` must be outside every ingested source folder, got {str(out)!r} "
+                "inside one (the next ingest would read the exported copies)"
+            )
+        if out in root.parents:
+            raise ExportError(
+                f"`dest` must not contain an ingested source folder, got {str(out)!r} "
+                "(choose a folder of its own)"
+            )
+    return out
+
+
+def mark_export_folder(dest: Path) -> Path:
+    """Write the marker that tells ``ingest`` this folder holds exported copies."""
+    marker = dest / EXPORT_MARKER
+    if not marker.exists():
+        tmp = dest / f"{EXPORT_MARKER}.tmp"
+        tmp.write_text(
+            json.dumps({"kind": "gantry-export", "marked_at": datetime.now(UTC).isoformat()})
+        )
+        os.replace(tmp, marker)
+    return marker
+
+
+def _plan_decisions(store: Store) -> pl.DataFrame:
+    """Instances the plan decided not to export (duplicate SOP Instance UIDs), with why."""
+    from gantry.plan._coverage import coverage
+
+    return (
+        coverage(store)
+        .filter(pl.col("status") != "planned")
+        .select("file_id", pl.col("reason").fill_null("excluded by the plan"))
+    )
+
+
 def _exclusions(store: Store, config: Any, safe: bool) -> pl.DataFrame:
-    frames = []
+    frames = [_plan_decisions(store)]
     try:
         from gantry.model import excluded_file_ids
     except ImportError:
@@ -119,23 +208,51 @@ def _exclusions(store: Store, config: Any, safe: bool) -> pl.DataFrame:
     return pl.concat(frames).group_by("file_id").agg(pl.col("reason").str.join("; "))
 
 
-def _done(store: Store, dest: Path) -> set[int]:
+def _plan_states(store: Store) -> dict[int, str]:
+    """``file_id`` → the plan state it is covered by (config hash, batch, edit version)."""
+    from gantry.plan._coverage import coverage
+
+    cov = coverage(store).select(
+        "file_id",
+        pl.concat_str(
+            "config_hash", "batch", pl.col("edits_version").cast(pl.String), separator="/"
+        ).alias("state"),
+    )
+    return dict(cov.iter_rows())
+
+
+def _done(store: Store, dest: Path, states: dict[int, str]) -> set[int]:
+    """Instances already written to ``dest`` under the plan state that covers them now.
+
+    A file written under another config, or before an edit, is written again.
+    """
     if EXPORTS_TABLE not in store.table_names():
         return set()
+    cols = set(store.sql(f"SELECT column_name FROM (DESCRIBE {EXPORTS_TABLE})")["column_name"])
+    if "plan_state" not in cols:
+        return set()
     rows = store.sql(
-        f"SELECT file_id, output_path, size FROM {EXPORTS_TABLE} WHERE dest = ? AND status = 'ok'",
+        f"SELECT file_id, output_path, size, plan_state FROM {EXPORTS_TABLE} "
+        "WHERE dest = ? AND status = 'ok' ORDER BY exported_at",
         [str(dest)],
-    )
+    ).unique("file_id", keep="last")
     done = set()
-    for fid, rel, size in rows.iter_rows():
+    for fid, rel, size, state in rows.iter_rows():
         p = dest / rel
-        if p.is_file() and p.stat().st_size == size:
+        if state == states.get(fid) and p.is_file() and p.stat().st_size == size:
             done.add(fid)
     return done
 
 
-def _out_paths(plan: pl.DataFrame, inst: pl.DataFrame) -> pl.DataFrame:
-    """``file_id, out_rel`` built only from pseudonymised values."""
+def _out_paths(
+    plan: pl.DataFrame, inst: pl.DataFrame, suffixes: dict[int, str] | None = None
+) -> pl.DataFrame:
+    """``file_id, out_rel`` built only from pseudonymised values.
+
+    ``suffixes`` gives the plan-time file-name suffix of an instance that shares
+    its SOP Instance UID with another (config ``duplicates: suffix``).
+    """
+    suffixes = suffixes or {}
 
     def pick(tag: str, name: str) -> pl.DataFrame:
         return (
@@ -166,8 +283,11 @@ def _out_paths(plan: pl.DataFrame, inst: pl.DataFrame) -> pl.DataFrame:
         "/".join(safe_path_component(str(x)) for x in (p, st, se))
         + "/"
         + safe_path_component(str(so))
+        + suffixes.get(fid, "")
         + ".dcm"
-        for p, st, se, so in keys.select("_pid", "_study", "_series", "_sop").iter_rows()
+        for fid, p, st, se, so in keys.select(
+            "file_id", "_pid", "_study", "_series", "_sop"
+        ).iter_rows()
     ]
     return keys.select("file_id").with_columns(pl.Series("out_rel", rels, dtype=pl.String))
 
@@ -219,29 +339,65 @@ def run_export(
     executor: Executor | None = None,
     encrypt_key: bytes | None = None,
 ) -> ExportResult:
-    """Apply the persisted plan to the selected instances; see :meth:`gantry.Session.export`."""
+    """Apply the persisted plan to the selected instances; see :meth:`gantry.Session.export`.
+
+    Only instances the stored plan covers are written (:func:`gantry.plan._coverage.unplanned`
+    lists the others, which are excluded with the reason); planning them again is
+    the caller's choice (:meth:`gantry.Session.export` does unless ``strict``).
+    """
+    from gantry.plan._coverage import config_hash, unplanned
+
     started = time.perf_counter()
-    dest_path = Path(dest).expanduser().absolute()
-    if dest_path == store.layout.data_dir or store.layout.data_dir in dest_path.parents:
-        raise ExportError("`dest` must be outside the session store")
-    if "plan" not in store.table_names():
-        raise ExportError("no plan in this session: run `anonymize` first")
-    selected = _selected_ids(store, query)  # a bad query fails here, before any write
+    compression = check_compression(compression)
+    dest_path = check_dest(store, dest)
+    selected = selected_ids(store, query)  # a bad query fails here, before any write
     result = ExportResult(dest=dest_path, selected=selected.height)
+    digest = config_hash(config)
     with store.run(
-        "export", {"dest": str(dest_path), "query": query, "safe": safe, "compression": compression}
+        "export",
+        {
+            "dest": str(dest_path),
+            "query": query,
+            "safe": safe,
+            "compression": compression,
+            "config_hash": digest,
+        },
     ) as counts:
-        excluded = _exclusions(store, config, safe).join(selected, on="file_id", how="semi")
+        refused = unplanned(store, selected, digest)
+        excluded = (
+            pl.concat([refused, _exclusions(store, config, safe)])
+            .group_by("file_id", maintain_order=True)
+            .agg(pl.col("reason").str.join("; "))
+            .join(selected, on="file_id", how="semi")
+        )
         result.excluded = excluded
-        done = _done(store, dest_path)
+        states = _plan_states(store)
+        done = _done(store, dest_path, states)
         todo_ids = selected.join(excluded, on="file_id", how="anti").filter(
             ~pl.col("file_id").is_in(list(done))
         )
         result.already_done = selected.height - excluded.height - todo_ids.height
         items = _items(store, todo_ids, compression)
+        clashing = _collisions(items, store, dest_path)
+        if clashing:
+            gone = {i.file_id for i in clashing}
+            items = [i for i in items if i.file_id not in gone]
+            result.excluded = pl.concat(
+                [
+                    result.excluded,
+                    pl.DataFrame(
+                        {
+                            "file_id": sorted(gone),
+                            "reason": ["its output path is another instance's"] * len(gone),
+                        },
+                        schema={"file_id": pl.Int64, "reason": pl.String},
+                    ),
+                ]
+            )
         for item in items:
             item.encrypt_key = encrypt_key
         dest_path.mkdir(parents=True, exist_ok=True)
+        mark_export_folder(dest_path)
         n_workers = max(1, workers if workers is not None else (os.cpu_count() or 1))
         chunks = _chunks(items, n_workers)
         show = progress if progress is not None else sys.stderr.isatty()
@@ -255,7 +411,7 @@ def run_export(
                     got = export_items(
                         chunk, str(dest_path), verify=verify, compression=compression
                     )
-                    _record(store, dest_path, got, outcomes, bar, callback, len(items))
+                    _record(store, dest_path, got, outcomes, bar, callback, len(items), states)
             else:
                 own = executor is None
                 ex = executor or ProcessPoolExecutor(
@@ -269,7 +425,16 @@ def run_export(
                         for c in chunks
                     ]
                     for fut in as_completed(futs):
-                        _record(store, dest_path, fut.result(), outcomes, bar, callback, len(items))
+                        _record(
+                            store,
+                            dest_path,
+                            fut.result(),
+                            outcomes,
+                            bar,
+                            callback,
+                            len(items),
+                            states,
+                        )
                 finally:
                     if own:
                         ex.shutdown(wait=True, cancel_futures=True)
@@ -277,6 +442,7 @@ def run_export(
             bar.close()
         ok = [o for o in outcomes if o.status == "ok"]
         failed = [o for o in outcomes if o.status != "ok"]
+        _retire_replaced(store, dest_path, ok)
         result.exported = len(ok)
         result.bytes_written = sum(o.size for o in ok)
         result.pixels_copied = sum(1 for o in ok if o.pixels_copied)
@@ -310,7 +476,7 @@ def _items(store: Store, todo: pl.DataFrame, compression: str | None) -> list[Ex
         )
         .collect()
     )
-    outs = dict(_out_paths(plan, inst).iter_rows())
+    outs = dict(_out_paths(plan, inst, _name_suffixes(store)).iter_rows())
     tokens = _tokens(plan, store)
     actions: dict[int, list[tuple[str, str, str, str | None]]] = defaultdict(list)
     redactions: dict[int, dict[str, Any]] = {}
@@ -340,6 +506,36 @@ def _items(store: Store, todo: pl.DataFrame, compression: str | None) -> list[Ex
             )
         )
     return items
+
+
+def _name_suffixes(store: Store) -> dict[int, str]:
+    from gantry.plan._coverage import coverage
+
+    cov = coverage(store).filter(pl.col("name_suffix") != "")
+    return dict(cov.select("file_id", "name_suffix").iter_rows())
+
+
+def _collisions(items: list[ExportItem], store: Store, dest: Path) -> list[ExportItem]:
+    """Items whose output path another instance already has (in this run or on disk).
+
+    The plan's ``duplicates`` policy makes every output path unique; this guard
+    only keeps a surprise from overwriting one instance with another.
+    """
+    owner: dict[str, int] = {}
+    if EXPORTS_TABLE in store.table_names():
+        rows = store.sql(
+            f"SELECT output_path, file_id FROM {EXPORTS_TABLE} WHERE dest = ? AND status = 'ok' "
+            "ORDER BY exported_at",
+            [str(dest)],
+        )
+        for rel, fid in rows.iter_rows():
+            if (dest / rel).is_file():
+                owner[rel] = fid
+    clashing = []
+    for item in items:
+        if owner.setdefault(item.out_rel, item.file_id) != item.file_id:
+            clashing.append(item)
+    return clashing
 
 
 def _session_edits(
@@ -375,6 +571,7 @@ def _record(
     bar: Any,
     callback: Callable[[int, int], None] | None,
     total: int,
+    states: dict[int, str],
 ) -> None:
     now = datetime.now(UTC).replace(tzinfo=None)
     frame = pl.DataFrame(
@@ -394,8 +591,9 @@ def _record(
             "SeriesDescription": [o.series_description for o in got],
             "TransferSyntaxUID": [o.transfer_syntax for o in got],
             "exported_at": [now] * len(got),
+            "plan_state": [states.get(o.file_id) for o in got],
         },
-        schema_overrides={"file_id": pl.Int64, "size": pl.Int64},
+        schema_overrides={"file_id": pl.Int64, "size": pl.Int64, "plan_state": pl.String},
     )
     store.write_table(EXPORTS_TABLE, frame, mode="append")
     outcomes.extend(got)
@@ -404,14 +602,39 @@ def _record(
         callback(len(outcomes), total)
 
 
+def _retire_replaced(store: Store, dest: Path, ok: list[ExportOutcome]) -> None:
+    """Delete this export's earlier copy of an instance now written under another name.
+
+    A new plan (another config) can give an instance another output path; the
+    copy written under the old plan is removed, so the folder holds one file per
+    instance, each from the current plan.
+    """
+    if not ok or EXPORTS_TABLE not in store.table_names():
+        return
+    now = {o.file_id: o.out_rel for o in ok}
+    rows = store.sql(
+        f"SELECT DISTINCT file_id, output_path FROM {EXPORTS_TABLE} WHERE dest = ? AND status = 'ok'",
+        [str(dest)],
+    )
+    keep = set(now.values())
+    for fid, rel in rows.iter_rows():
+        if fid in now and rel != now[fid] and rel not in keep:
+            (dest / rel).unlink(missing_ok=True)
+
+
 def _write_manifests(store: Store, dest: Path) -> None:
     """``manifest.csv`` and ``manifest.json``: every file now in ``dest``, pseudonymised keys only."""
     if EXPORTS_TABLE not in store.table_names():
         return
     rows = store.sql(
-        f"SELECT * FROM {EXPORTS_TABLE} WHERE dest = ? AND status = 'ok' ORDER BY output_path, exported_at",
+        f"SELECT * FROM {EXPORTS_TABLE} WHERE dest = ? AND status = 'ok' ORDER BY exported_at",
         [str(dest)],
-    ).unique("output_path", keep="last", maintain_order=True)
+    )
+    rows = (  # the latest file of each instance, and of each path
+        rows.unique("file_id", keep="last", maintain_order=True)
+        .unique("output_path", keep="last", maintain_order=True)
+        .sort("output_path")
+    )
     manifest = rows.select(MANIFEST_COLUMNS)
     tmp = dest / ".manifest.csv.tmp"
     manifest.write_csv(tmp)

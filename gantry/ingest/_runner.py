@@ -147,9 +147,11 @@ def run_ingest(
     started = time.perf_counter()
     result = IngestResult()
     with store.run("ingest", {"paths": [os.path.abspath(os.fspath(p)) for p in paths]}) as counts:
-        found = list(iter_files(paths))
+        marked: list[str] = []
+        found = list(iter_files(paths, marked=marked))
         result.files_seen = len(found)
         known = _known_paths(store)
+        _record_export_folders(store, [m for m in marked if m not in known], result)
         todo = [p for p in found if p not in known]
         result.already_indexed = len(found) - len(todo)
         n_workers = max(1, workers if workers is not None else (os.cpu_count() or 1))
@@ -186,6 +188,41 @@ def run_ingest(
             counts.update(result.as_dict())
             store.refresh_views()
     return result
+
+
+EXPORT_FOLDER_REASON = "export_folder"
+
+
+def _record_export_folders(store: Store, folders: list[str], result: IngestResult) -> None:
+    """Record each export folder met (not read) as one ``skipped`` row, in a batch of its own."""
+    if not folders:
+        return
+    import pyarrow as pa
+
+    from gantry.ingest._batch import ELEMENTS_SCHEMA, INSTANCES_SCHEMA, SKIPPED_SCHEMA
+
+    stage = store.stage_dir("batch")
+    skipped = pa.table(
+        {
+            "file_path": folders,
+            "file_size": [None] * len(folders),
+            "file_mtime": [os.stat(f).st_mtime for f in folders],
+            "reason": [EXPORT_FOLDER_REASON] * len(folders),
+            "detail": ["a gantry export folder (it holds the export marker): not read"]
+            * len(folders),
+        },
+        schema=SKIPPED_SCHEMA,
+    )
+    for name, table in (
+        ("elements", ELEMENTS_SCHEMA.empty_table()),
+        ("skipped", skipped),
+        ("instances", INSTANCES_SCHEMA.empty_table()),
+    ):
+        pq.write_table(table, stage / f"{name}.parquet", compression="zstd")
+    store.commit_batch(stage)
+    result.batches += 1
+    result.skipped += len(folders)
+    result.skipped_by_reason[EXPORT_FOLDER_REASON] = len(folders)
 
 
 def _commit(

@@ -25,6 +25,7 @@ import polars as pl
 
 from gantry._version import __version__
 from gantry.plan._dates import shift_dates
+from gantry.plan._edited import with_edits
 from gantry.plan._keys import date_offset, keyed_hex, uid_map
 from gantry.plan._pseudonyms import assign_pseudonyms, render_template
 from gantry.store import Store
@@ -166,13 +167,13 @@ def build_plan(store: Store, config: Any) -> pl.DataFrame:
     )
 
     # -- elements with their candidate actions -------------------------------------------
-    el = (
+    el = with_edits(
+        store,
         store.scan("elements")
         .select("file_id", "path", "tag", "depth", "keyword", "vr", "private_creator", "value")
         .filter(~pl.col("tag").str.starts_with("0002"))
-        .with_columns(pl.col("tag").str.to_integer(base=16).cast(pl.UInt32).alias("_tag"))
-        .collect()
-    )
+        .collect(),
+    ).with_columns(pl.col("tag").str.to_integer(base=16).cast(pl.UInt32).alias("_tag"))
     hits = profile.match(el["tag"]).join(
         profile.table.select("pattern", pl.col("basic_code").alias("_code")).unique("pattern"),
         on="pattern",

@@ -41,6 +41,7 @@ from gantry.report._checks import (
     tag_actions,
 )
 from gantry.store import Store
+from gantry.store._layout import EXPORT_MARKER
 
 __all__ = ["REPORT_FILES", "ComplianceReport", "compliance_report"]
 
@@ -221,8 +222,10 @@ def _records(store: Store, dest: Path) -> tuple[pl.DataFrame, pl.DataFrame]:
         "WHERE dest = ? ORDER BY exported_at",
         [str(dest)],
     )
-    ok = rows.filter(pl.col("status") == "ok").unique(
-        "output_path", keep="last", maintain_order=True
+    ok = (  # the latest file of each instance (an earlier one under another name is gone)
+        rows.filter(pl.col("status") == "ok")
+        .unique("file_id", keep="last", maintain_order=True)
+        .unique("output_path", keep="last", maintain_order=True)
     )
     failed = (
         rows.unique("file_id", keep="last", maintain_order=True)
@@ -294,7 +297,7 @@ def _disk_files(dest: Path) -> list[Path]:
         if not p.is_file():
             continue
         rel = p.relative_to(dest).as_posix()
-        if rel in REPORT_FILES or rel.startswith((".manifest.", ".compliance.")):
+        if rel in REPORT_FILES or rel.startswith((".manifest.", ".compliance.", EXPORT_MARKER)):
             continue
         out.append(p)
     return sorted(out)

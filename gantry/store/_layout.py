@@ -11,6 +11,9 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+EXPORT_MARKER = ".gantry-export"
+"""File at the top of every export folder; ingest skips folders holding it."""
+
 SCHEMA_VERSION = 1
 """Version of the on-disk layout; bump when a reader of the old layout would misread the new."""
 

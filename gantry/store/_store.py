@@ -21,7 +21,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from gantry._version import __version__
-from gantry.errors import QueryError, SchemaVersionError, StoreError, StoreLockedError
+from gantry.errors import (
+    QueryError,
+    SchemaVersionError,
+    StoreError,
+    StoreLockedError,
+    StoreNotFoundError,
+)
 from gantry.store._layout import SCHEMA_VERSION, Layout, replace_dir_atomic, write_parquet_atomic
 from gantry.store._views import hierarchy_views
 
@@ -79,7 +85,7 @@ class Store:
         self._mutex = threading.RLock()
         self._schema_cache: dict[str, pa.Schema] = {}
         if read_only and not self.layout.catalog.exists():
-            raise StoreError(f"session `{self.layout.catalog}` does not exist")
+            raise StoreNotFoundError(self.layout.catalog)
         if not read_only:
             self.layout.make_dirs()
             self._take_lock()

@@ -254,7 +254,9 @@ def test_text_patterns(rule: str, text: str, hit: bool) -> None:
 
 
 def test_empty_session(tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
     with Session(tmp_path / "p.db") as s:
+        s.ingest(tmp_path / "empty", workers=1, progress=False)  # a session, nothing indexed
         report = s.audit()
         assert len(report) == 0
         assert report.summary("tag").is_empty()

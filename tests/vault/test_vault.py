@@ -185,7 +185,9 @@ def test_wrong_or_missing_key(locked: Locked, tmp_path: Path) -> None:
             s.recover_patient_identity("ANON_0001")
         with pytest.raises(VaultKeyError, match=r"`.*missing\.key` does not exist"):
             s.load_key(tmp_path / "missing.key")
+    (tmp_path / "nothing").mkdir()
     with Session(tmp_path / "other.db") as other:
+        other.ingest(tmp_path / "nothing", workers=1, progress=False)  # only ingest creates one
         other.enable_reversible_anonymization(tmp_path / "other.key")
     with Session(locked.db, read_only=True) as s:
         with pytest.raises(VaultKeyError, match="wrong key for this session"):
