@@ -200,6 +200,7 @@ def _record_export_folders(store: Store, folders: list[str], result: IngestResul
     import pyarrow as pa
 
     from gantry.ingest._batch import ELEMENTS_SCHEMA, INSTANCES_SCHEMA, SKIPPED_SCHEMA
+    from gantry.sr import SR_CONTENT_SCHEMA
 
     stage = store.stage_dir("batch")
     skipped = pa.table(
@@ -216,6 +217,7 @@ def _record_export_folders(store: Store, folders: list[str], result: IngestResul
     for name, table in (
         ("elements", ELEMENTS_SCHEMA.empty_table()),
         ("skipped", skipped),
+        ("sr_content", SR_CONTENT_SCHEMA.empty_table()),
         ("instances", INSTANCES_SCHEMA.empty_table()),
     ):
         pq.write_table(table, stage / f"{name}.parquet", compression="zstd")

@@ -120,7 +120,9 @@ def test_non_sr_files_add_no_rows_and_the_empty_view_has_the_schema(tmp_path: Pa
     rows = _ingest(tmp_path, [tmp_path / "ct.dcm"])
     assert rows.height == 0
     assert rows.columns == SR_CONTENT_SCHEMA.names
+    (tmp_path / "nothing").mkdir()
     with Session(tmp_path / "empty.db") as s:
+        s.ingest(tmp_path / "nothing", workers=1, progress=False)  # only ingest creates one
         assert s.sql("SELECT * FROM sr_content").columns == SR_CONTENT_SCHEMA.names
 
 
