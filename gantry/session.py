@@ -437,7 +437,8 @@ class Session:
         check_dest(self._store, dest)
         cfg = self._config_or_stored(config)
         selected = selected_ids(self._store, query)  # a bad query fails before any write
-        if not strict and unplanned(self._store, selected, config_hash(cfg)).height:
+        stale = 0 if strict else unplanned(self._store, selected, config_hash(cfg)).height
+        if stale:
             self.anonymize(cfg)
         encrypt_key = None
         if cfg.encrypted_attributes:  # carry the originals encrypted under the vault key
@@ -454,7 +455,7 @@ class Session:
             writable=[out] if out.exists() else [],
             readable=[] if out.exists() else [seen],
         ) as backend:
-            return run_export(
+            result = run_export(
                 self._store,
                 dest,
                 config=cfg,
@@ -467,6 +468,8 @@ class Session:
                 executor=backend.executor,
                 encrypt_key=encrypt_key,
             )
+        result.planned_again = stale
+        return result
 
     def export_nifti(
         self,

@@ -123,6 +123,11 @@ def export(
                 cluster=scheduler,
                 strict=strict,
             )
+            if r.planned_again:
+                click.echo(
+                    f"planned again first: {r.planned_again} selected instances the stored "
+                    "plan did not cover (indexed or edited after it, or another config)"
+                )
             click.echo(
                 f"exported {r.exported} files ({r.bytes_written / 1e6:.1f} MB) to {r.dest} in "
                 f"{r.seconds:.2f} s ({r.files_per_second:.0f} files/s); already done "

@@ -61,6 +61,8 @@ class ExportResult:
     bytes_written: int = 0
     pixels_copied: int = 0
     seconds: float = 0.0
+    planned_again: int = 0
+    """Selected instances the stored plan did not cover, planned again before writing."""
 
     @property
     def ok(self) -> bool:
@@ -82,6 +84,7 @@ class ExportResult:
             "bytes_written": self.bytes_written,
             "pixels_copied": self.pixels_copied,
             "seconds": round(self.seconds, 3),
+            "planned_again": self.planned_again,
         }
 
 

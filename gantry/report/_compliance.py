@@ -427,6 +427,7 @@ def compliance_report(
             ok["output_path"].to_list(),
         )
     )
+    problems.append(_unplanned(store, out_files))
     # recorded files that are gone
     missing = ok.join(
         pl.DataFrame({"output_path": list(rel_of.values())}, schema={"output_path": pl.String}),
@@ -468,6 +469,27 @@ def compliance_report(
     if out is not None:
         report.write(out)
     return report
+
+
+def _unplanned(store: Store, out_files: pl.DataFrame) -> pl.DataFrame:
+    """Files whose source instance has no rows in the session's plan (written unplanned)."""
+    planned = (
+        store.scan("plan").select("file_id").unique().collect()["file_id"]
+        if "plan" in store.table_names()
+        else pl.Series("file_id", [], dtype=pl.Int64)
+    )
+    return out_files.filter(
+        pl.col("source_id").is_not_null() & ~pl.col("source_id").is_in(planned.implode())
+    ).select(
+        "output_path",
+        pl.lit("provenance").alias("rule"),
+        pl.lit(None, pl.String).alias("tag"),
+        pl.lit(None, pl.String).alias("keyword"),
+        pl.lit(None, pl.String).alias("path"),
+        pl.lit("its instance has no rows in the session's plan (written unplanned)").alias(
+            "detail"
+        ),
+    )
 
 
 def _raw_private(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import polars as pl
 import pydicom
 import pytest
 from click.testing import CliRunner
@@ -68,7 +69,7 @@ def test_ingest_anonymize_ingest_export_query_writes_only_planned(tmp_path: Path
         s.anonymize()
         s.ingest(tmp_path / "B", workers=1, progress=False)
         r = s.export(dest, query=f"file_path LIKE '{tmp_path / 'B'}/%'", progress=False)
-        assert r.ok and r.selected == len(b)
+        assert r.ok and r.selected == len(b) and r.planned_again == len(b)
         assert r.exported + r.excluded.height == len(b)
         assert r.exported == len(_written(dest)) > 0
         planned = s.sql("SELECT DISTINCT file_id FROM plan")["file_id"].to_list()
@@ -91,6 +92,7 @@ def test_cli_ingest_anonymize_ingest_export_query_writes_only_planned(tmp_path: 
     query = f"file_path LIKE '{tmp_path / 'B'}/%'"
     got = runner.invoke(cli, ["export", str(dest), "--db", db, "--query", query, "-q"])
     assert got.exit_code == 0, got.output
+    assert f"planned again first: {len(b)} selected instances" in got.output
     assert f"exported {len(_written(dest))} files" in got.output
     assert len(_written(dest)) > 0
     _assert_clean(dest, a + b)
@@ -133,6 +135,23 @@ def test_an_edit_after_the_plan_is_planned_again_or_refused(tmp_path: Path) -> N
     for f in _written(tmp_path / "out"):
         assert not CANARY_BYTES_RE.search(f.read_bytes())
         assert "PatientComments" not in pydicom.dcmread(f)
+
+
+def test_compliance_flags_a_written_file_whose_instance_has_no_plan_rows(tmp_path: Path) -> None:
+    """Verification on its own: the report reads the plan, not the export's word."""
+    make_instance(tmp_path / "in" / "a.dcm", seed=1)
+    make_instance(tmp_path / "in" / "b.dcm", seed=2)
+    with Session(tmp_path / "s.db") as s:
+        s.ingest(tmp_path / "in", workers=1, progress=False)
+        s.anonymize()
+        s.export(tmp_path / "out", safe=False, progress=False)
+        assert s.compliance_report(tmp_path / "out").compliant
+        victim = s.sql("SELECT min(file_id) AS f FROM plan")["f"][0]
+        s.store.write_table("plan", s.table("plan").filter(pl.col("file_id") != victim).collect())
+        report = s.compliance_report(tmp_path / "out")
+    assert not report.compliant
+    flagged = report.problems.filter(pl.col("detail").str.contains("written unplanned"))
+    assert flagged.height == 1 and flagged["rule"][0] == "provenance"
 
 
 def test_a_worker_refuses_an_item_without_plan_rows(tmp_path: Path) -> None:
