@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 
 from gantry.errors import StoreNotFoundError
+from gantry.ingest._limits import IngestLimits
 from gantry.ingest._runner import IngestResult, ProgressCallback, run_ingest
 from gantry.ingest._scan import as_paths
 from gantry.model import Collection, Instance, Model, Patient, SaveResult
@@ -231,6 +232,7 @@ class Session:
         callback: ProgressCallback | None = None,
         executor: Executor | Any | None = None,
         cluster: str | Any | None = None,
+        limits: IngestLimits | Mapping[str, int] | None = None,
     ) -> IngestResult:
         """Index every file under ``paths`` (recursively); resumable and idempotent.
 
@@ -250,6 +252,10 @@ class Session:
             A Dask scheduler address (``"tcp://host:8786"``) to run the tasks on; the
             ``GANTRY_EXECUTOR`` environment variable sets a default. Workers must see
             the inputs and the store folder at the same paths (docs/cluster.md).
+        limits : IngestLimits or mapping, optional
+            Per-file limits (``max_depth``, ``max_element_bytes``,
+            ``max_inflated_bytes``, ``max_frames``); a file over one is recorded
+            in ``skipped`` with reason ``over_limit`` and the run goes on.
 
         Files already indexed (or recorded as skipped) by an earlier run are not read
         again; an interrupted run resumes where its last committed batch ended.
@@ -271,6 +277,7 @@ class Session:
                 progress=progress,
                 callback=callback,
                 executor=backend.executor,
+                limits=IngestLimits.of(limits),
             )
 
     # -- audit -----------------------------------------------------------------------------

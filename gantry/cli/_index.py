@@ -102,19 +102,40 @@ def demo(dest: Path, patients: int, seed: int, no_run: bool) -> None:
     default=None,
     help="Run on a Dask cluster (tcp://host:8786); default: $GANTRY_EXECUTOR or local.",
 )
+@click.option(
+    "--limit",
+    "limit_items",
+    metavar="NAME=VALUE",
+    multiple=True,
+    help="A per-file limit, e.g. max_depth=32 (max_depth, max_element_bytes, "
+    "max_inflated_bytes, max_frames); files over it are skipped as over_limit.",
+)
 def ingest(
-    paths: tuple[Path, ...], db: Path, workers: int | None, quiet: bool, scheduler: str | None
+    paths: tuple[Path, ...],
+    db: Path,
+    workers: int | None,
+    quiet: bool,
+    scheduler: str | None,
+    limit_items: tuple[str, ...] = (),
 ) -> None:
     """Index every DICOM header under PATHS into the session (resumable)."""
+    from gantry.errors import ConfigError
     from gantry.session import Session
 
     def body() -> None:
+        limits: dict[str, int] = {}
+        for item in limit_items:
+            name, _, value = item.partition("=")
+            if not value.strip().isdigit():
+                raise ConfigError(f"--limit {name}", expected="NAME=<positive integer>", got=item)
+            limits[name.strip()] = int(value)
         with Session(db) as s:
             r = s.ingest(
                 list(paths),
                 workers=workers,
                 progress=None if not quiet else False,
                 cluster=scheduler,
+                limits=limits,
             )
             click.echo(
                 f"indexed {r.indexed} instances ({r.elements} elements), skipped {r.skipped}, "

@@ -10,7 +10,7 @@ from gantry.config._model import Config
 from gantry.config._template import DEFAULT_CONFIG_YAML
 from gantry.config._validate import validate
 from gantry.errors import ConfigError
-from gantry.profiles._yaml import load_yaml_text
+from gantry.profiles._yaml import load_yaml_text, read_text_file
 
 __all__ = ["load_config", "write_default_config"]
 
@@ -32,8 +32,8 @@ def load_config(source: str | Path | Mapping[str, Any] | None = None) -> Config:
     ------
     ConfigError
         For any mistake: unknown key, wrong type, bad tag, unknown action,
-        option or profile, bad range, zone, UID root or template, YAML syntax.
-        The error names the key path and the file.
+        option or profile, bad range, zone, UID root or template, YAML syntax,
+        a binary or non-UTF-8 file.  The error names the key path and the file.
     FileNotFoundError
         If the file does not exist.
 
@@ -54,8 +54,7 @@ def load_config(source: str | Path | Mapping[str, Any] | None = None) -> Config:
     if not isinstance(source, (str, Path)):
         raise ConfigError("source", expected="a path, a mapping or None", got=type(source).__name__)
     path = Path(source).expanduser()
-    text = path.read_text(encoding="utf-8")
-    data = load_yaml_text(text, source=path)
+    data = load_yaml_text(read_text_file(path), source=path)
     return validate(data, source=str(path), base_dir=path.resolve().parent)
 
 

@@ -8,6 +8,15 @@ finished batch atomically. Most users call :meth:`gantry.Session.ingest`.
 
 from gantry.ingest._batch import BatchResult, read_batch
 from gantry.ingest._ids import file_id
+from gantry.ingest._limits import IngestLimits
 from gantry.ingest._runner import IngestResult, ingest_batch, run_ingest
 
-__all__ = ["BatchResult", "IngestResult", "file_id", "ingest_batch", "read_batch", "run_ingest"]
+__all__ = [
+    "BatchResult",
+    "IngestLimits",
+    "IngestResult",
+    "file_id",
+    "ingest_batch",
+    "read_batch",
+    "run_ingest",
+]

@@ -29,11 +29,19 @@ import pyarrow.compute as pc
 from pydicom.datadict import tag_for_keyword
 
 from gantry.ingest._ids import file_id
+from gantry.ingest._limits import OVER_LIMIT, IngestLimits
 from gantry.ingest._reference import read_reference
 from gantry.ingest._values import NeedsPydicom, SkipFile, column_type
 from gantry.ingest._walker import HeaderInfo, Rows, read_fast, tag_keyword
 
-__all__ = ["ELEMENTS_SCHEMA", "INSTANCES_SCHEMA", "SKIPPED_SCHEMA", "BatchResult", "read_batch"]
+__all__ = [
+    "ELEMENTS_SCHEMA",
+    "INSTANCES_SCHEMA",
+    "SKIPPED_SCHEMA",
+    "BatchResult",
+    "internal_detail",
+    "read_batch",
+]
 
 #: The fixed leading columns of ``instances``; typed keyword columns follow.
 INSTANCES_SCHEMA: Final = pa.schema(
@@ -53,7 +61,7 @@ ELEMENTS_SCHEMA: Final = pa.schema(
         ("file_id", pa.int64()),
         ("path", pa.string()),
         ("tag", pa.string()),
-        ("depth", pa.int8()),
+        ("depth", pa.int16()),
         ("keyword", pa.string()),
         ("vr", pa.string()),
         ("private_creator", pa.string()),
@@ -93,14 +101,20 @@ class BatchResult:
     skipped: pa.Table
 
 
-def read_batch(paths: Sequence[str | os.PathLike[str]], *, fast: bool = True) -> BatchResult:
+def read_batch(
+    paths: Sequence[str | os.PathLike[str]],
+    *,
+    fast: bool = True,
+    limits: IngestLimits | None = None,
+) -> BatchResult:
     """Read the headers of `paths` into ``instances``, ``elements`` and ``skipped``.
 
     Each file is read once, headers only: pixel data is sought over, never
     read (deflated files excepted, which must be inflated whole).  A file
     that cannot be indexed becomes a ``skipped`` row with a reason -
-    ``empty``, ``not_dicom``, ``truncated``, ``dicomdir``, ``unreadable`` or
-    ``io_error`` - and a short detail that never holds a patient's value.
+    ``empty``, ``not_dicom``, ``truncated``, ``dicomdir``, ``unreadable``,
+    ``io_error`` or ``over_limit`` - and a short detail that never holds a
+    patient's value (nor the file's path, which has its own column).
 
     Parameters
     ----------
@@ -111,6 +125,9 @@ def read_batch(paths: Sequence[str | os.PathLike[str]], *, fast: bool = True) ->
         Try the struct-based walker first and fall back to pydicom per file
         when it declines (``parser`` records which one read the file).
         ``False`` reads every file with pydicom.
+    limits : IngestLimits, optional
+        Nesting depth, element length, inflated size and frame count a file
+        may reach (:class:`gantry.ingest.IngestLimits`; defaults when omitted).
 
     Returns
     -------
@@ -148,6 +165,7 @@ def read_batch(paths: Sequence[str | os.PathLike[str]], *, fast: bool = True) ->
     >>> batch.elements.num_rows
     270
     """
+    limits = limits or IngestLimits()
     rows = Rows()
     counts: list[int] = []  # element rows per indexed file
     files: list[tuple[int, str, int, float, HeaderInfo, str]] = []
@@ -173,7 +191,8 @@ def read_batch(paths: Sequence[str | os.PathLike[str]], *, fast: bool = True) ->
         fid = file_id(path)
         mark = len(rows)
         try:
-            info, parser = _read_one(path, size, rows, fast)
+            info, parser = _read_one(path, size, rows, fast, limits)
+            _check_frames(info, limits)
         except SkipFile as skip:
             rows.truncate(mark)
             skipped.append((path, size, mtime, skip.reason, skip.detail))
@@ -182,9 +201,13 @@ def read_batch(paths: Sequence[str | os.PathLike[str]], *, fast: bool = True) ->
             rows.truncate(mark)
             skipped.append((path, size, mtime, "io_error", _os_detail(exc)))
             continue
+        except MemoryError:
+            rows.truncate(mark)
+            skipped.append((path, size, mtime, OVER_LIMIT, "ran out of memory reading the header"))
+            continue
         except Exception as exc:  # a reader bug must not sink the batch
             rows.truncate(mark)
-            skipped.append((path, size, mtime, "unreadable", f"{type(exc).__name__} while reading"))
+            skipped.append((path, size, mtime, "unreadable", internal_detail(exc)))
             continue
         files.append((fid, path, size, mtime, info, parser))
         counts.append(len(rows) - mark)
@@ -193,14 +216,34 @@ def read_batch(paths: Sequence[str | os.PathLike[str]], *, fast: bool = True) ->
     )
 
 
-def _read_one(path: str, size: int, rows: Rows, fast: bool) -> tuple[HeaderInfo, str]:
+def _read_one(
+    path: str, size: int, rows: Rows, fast: bool, limits: IngestLimits
+) -> tuple[HeaderInfo, str]:
     if fast:
         mark = len(rows)
         try:
-            return read_fast(path, size, rows), "fast"
+            return read_fast(path, size, rows, limits), "fast"
         except NeedsPydicom:
             rows.truncate(mark)
-    return read_reference(path, size, rows), "pydicom"
+    return read_reference(path, size, rows, limits), "pydicom"
+
+
+def _check_frames(info: HeaderInfo, limits: IngestLimits) -> None:
+    text = info.columns.get("NumberOfFrames", "").strip()
+    try:
+        frames = int(text) if text else 1
+    except ValueError:
+        return  # an invalid IS stays as it is (instances keeps it in NumberOfFrames__raw)
+    if frames > limits.max_frames:
+        raise SkipFile(OVER_LIMIT, limits.detail("max_frames", frames))
+
+
+def internal_detail(exc: BaseException) -> str:
+    """The PHI-free ``skipped.detail`` of an unexpected error: its kind, never its text."""
+    return (
+        f"the header could not be read ({type(exc).__name__} inside the reader); "
+        "the file is probably malformed"
+    )
 
 
 def _os_detail(exc: OSError) -> str:
@@ -224,7 +267,7 @@ def _elements(rows: Rows, fids: list[int], counts: list[int]) -> pa.Table:
         "file_id": pa.array(np.repeat(np.asarray(fids, dtype=np.int64), counts)),
         "path": path,
         "tag": tag,
-        "depth": pc.count_substring(path, "[").cast(pa.int8()),
+        "depth": pc.count_substring(path, "[").cast(pa.int16()),
         "keyword": keywords.take(distinct.indices),
         "vr": pa.array(rows.vr, type=pa.string()),
         "private_creator": pa.array(rows.private_creator, type=pa.string()),

@@ -36,16 +36,19 @@ from __future__ import annotations
 
 import struct
 import warnings
+import zlib
 from typing import Any, BinaryIO, Final
 
 from pydicom.datadict import dictionary_VR
 from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
-from pydicom.filereader import read_dataset, read_partial
+from pydicom.filereader import _read_file_meta_info, read_dataset, read_partial, read_preamble
 from pydicom.tag import BaseTag
+from pydicom.uid import DeflatedExplicitVRLittleEndian
 from pydicom.valuerep import EXPLICIT_VR_LENGTH_32
 
+from gantry.ingest._limits import OVER_LIMIT, IngestLimits
 from gantry.ingest._values import (
     DICOMDIR_UID,
     IMPLICIT_VR_LE,
@@ -56,7 +59,7 @@ from gantry.ingest._values import (
     render_pydicom,
     value_hash,
 )
-from gantry.ingest._walker import HeaderInfo, Rows, sniff
+from gantry.ingest._walker import HeaderInfo, Rows, inflate_bounded, sniff
 
 __all__ = ["read_reference"]
 
@@ -65,10 +68,14 @@ _LONG_VRS: Final = frozenset(vr.value for vr in EXPLICIT_VR_LENGTH_32)
 _SCAN_CHUNK: Final = 1 << 16
 
 
-def read_reference(path: str, size: int, rows: Rows) -> HeaderInfo:
+def read_reference(
+    path: str, size: int, rows: Rows, limits: IngestLimits | None = None
+) -> HeaderInfo:
     """Read one file with pydicom, appending its ``elements`` rows to `rows`.
 
     Parameters and results are those of :func:`gantry.ingest._walker.read_fast`.
+    A deflated dataset is inflated once with a bound first, so pydicom never
+    inflates a decompression bomb.
 
     Raises
     ------
@@ -81,13 +88,17 @@ def read_reference(path: str, size: int, rows: Rows) -> HeaderInfo:
         stream = _Tracked(raw, path)
         if sniff(raw.read(132)) is None:
             raise SkipFile("not_dicom", "no DICM prefix and no group 0002/0008 tag at the start")
+        limits = limits or IngestLimits()
+        _check_inflated(raw, limits)
         raw.seek(0)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             try:
-                return _Reader(stream, size, rows).run()
+                return _Reader(stream, size, rows, limits).run()
             except SkipFile:
                 raise
+            except RecursionError as exc:
+                raise SkipFile(OVER_LIMIT, limits.detail("max_depth")) from exc
             except OSError as exc:
                 if stream.io_failed:
                     raise
@@ -100,6 +111,22 @@ def read_reference(path: str, size: int, rows: Rows) -> HeaderInfo:
             except Exception as exc:
                 reason = "truncated" if stream.short else "unreadable"
                 raise SkipFile(reason, f"pydicom: {type(exc).__name__}") from exc
+
+
+def _check_inflated(raw: BinaryIO, limits: IngestLimits) -> None:
+    """Skip a deflated file whose dataset inflates past ``limits.max_inflated_bytes``."""
+    raw.seek(0)
+    try:
+        read_preamble(raw, True)  # type: ignore[arg-type]
+        meta = _read_file_meta_info(raw)  # type: ignore[arg-type]
+    except Exception:
+        return  # not a readable file meta: pydicom decides what the file is
+    if str(meta.get("TransferSyntaxUID", "")) != DeflatedExplicitVRLittleEndian:
+        return
+    try:
+        inflate_bounded(raw, limits)
+    except zlib.error:
+        return  # pydicom reports the broken stream
 
 
 class _Tracked:
@@ -136,7 +163,8 @@ def _stop_at_pixels(tag: BaseTag, vr: str | None, length: int) -> bool:
 
 
 class _Reader:
-    def __init__(self, stream: _Tracked, size: int, rows: Rows) -> None:
+    def __init__(self, stream: _Tracked, size: int, rows: Rows, limits: IngestLimits) -> None:
+        self.limits = limits
         self.stream = stream
         self.size = size
         self.rows = rows
@@ -201,6 +229,8 @@ class _Reader:
         value length is then read back from the element header).
         """
         rows = self.rows
+        if depth > self.limits.max_depth:
+            raise SkipFile(OVER_LIMIT, self.limits.detail("max_depth"))
         # converting one element can convert others (private creators, Pixel
         # Representation): take the raw lengths first
         for tag, raw in sorted(ds._dict.items()):
@@ -219,6 +249,14 @@ class _Reader:
                     )
             elif source is not None and raw.VR != "SQ" and raw.file_tell is not None:
                 raw_length = _header_length(*source, raw.file_tell)
+            if (
+                raw_length is not None
+                and raw_length != _UNDEFINED
+                and raw_length > self.limits.max_element_bytes
+                and tag not in PIXEL_TAGS
+                and raw.VR != "SQ"
+            ):
+                raise SkipFile(OVER_LIMIT, self.limits.detail("max_element_bytes", raw_length))
             try:
                 elem = ds[tag]
                 vr = str(getattr(elem.VR, "value", elem.VR))

@@ -12,13 +12,18 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
+from gantry.ingest._limits import IngestLimits
 from gantry.ingest._scan import iter_files
 from gantry.store import Store
+
+if TYPE_CHECKING:
+    from gantry.ingest._batch import BatchResult
 
 ProgressCallback = Callable[[int, int], None]
 """Called as ``callback(files_done, files_total)`` after each committed batch."""
@@ -82,17 +87,28 @@ class BatchOutcome:
     skipped_reasons: dict[str, int]
 
 
-def ingest_batch(paths: list[str], stage: str) -> BatchOutcome:
+def ingest_batch(paths: list[str], stage: str, limits: IngestLimits | None = None) -> BatchOutcome:
     """Read one batch of files and write its three shards into the folder ``stage``.
 
     This is the task that runs in a worker process (or on a cluster worker): it
     never touches the catalog, and writing the same batch twice only overwrites
-    its own staging folder, so a retried task cannot duplicate anything.
+    its own staging folder, so a retried task cannot duplicate anything.  If
+    the batch as a whole fails (a reader bug the per-file guards missed), it is
+    read again file by file, and a file that still fails is recorded in
+    ``skipped`` with the kind of error.
     """
     from gantry.ingest._batch import read_batch
+
+    try:
+        result = read_batch(paths, limits=limits)
+    except Exception:
+        result = _file_by_file(paths, limits)
+    return _write_stage(result, stage, len(paths))
+
+
+def _write_stage(result: BatchResult, stage: str, files: int) -> BatchOutcome:
     from gantry.sr import content_table
 
-    result = read_batch(paths)
     tables = {
         "elements": result.elements,
         "skipped": result.skipped,
@@ -113,12 +129,57 @@ def ingest_batch(paths: list[str], stage: str) -> BatchOutcome:
     sizes = result.instances.column("file_size").to_pylist()
     return BatchOutcome(
         stage=stage,
-        files=len(paths),
+        files=files,
         instances=result.instances.num_rows,
         skipped=result.skipped.num_rows,
         elements=result.elements.num_rows,
         bytes_read=int(sum(s for s in sizes if s is not None)),
         skipped_reasons=reasons,
+    )
+
+
+def _file_by_file(paths: list[str], limits: IngestLimits | None) -> BatchResult:
+    """Read `paths` one at a time; a file whose read raises becomes a ``skipped`` row."""
+    from gantry.ingest._batch import internal_detail, read_batch
+
+    parts: list[BatchResult] = []
+    failed: list[tuple[str, str]] = []
+    for path in paths:
+        try:
+            parts.append(read_batch([path], limits=limits))
+        except Exception as exc:
+            failed.append((path, internal_detail(exc)))
+    return _combine(parts, failed)
+
+
+def _combine(parts: list[BatchResult], failed: list[tuple[str, str]]) -> BatchResult:
+    from gantry.ingest._batch import (
+        ELEMENTS_SCHEMA,
+        INSTANCES_SCHEMA,
+        SKIPPED_SCHEMA,
+        BatchResult,
+    )
+
+    rows = []
+    for path, detail in failed:
+        try:
+            st = os.stat(path)
+            size, mtime = st.st_size, st.st_mtime
+        except OSError:
+            size, mtime = None, None
+        rows.append((path, size, mtime, "unreadable", detail))
+    extra = pa.Table.from_pylist(
+        [dict(zip(SKIPPED_SCHEMA.names, r, strict=True)) for r in rows], schema=SKIPPED_SCHEMA
+    )
+
+    def concat(tables: list[pa.Table], empty: pa.Schema) -> pa.Table:
+        tables = [t for t in tables if t.num_rows] or [empty.empty_table()]
+        return pa.concat_tables(tables, promote_options="permissive")
+
+    return BatchResult(
+        concat([p.instances for p in parts], INSTANCES_SCHEMA),
+        concat([p.elements for p in parts], ELEMENTS_SCHEMA),
+        concat([*(p.skipped for p in parts), extra], SKIPPED_SCHEMA),
     )
 
 
@@ -142,8 +203,10 @@ def run_ingest(
     executor: Executor | None = None,
     progress: bool | None = None,
     callback: ProgressCallback | None = None,
+    limits: IngestLimits | None = None,
 ) -> IngestResult:
     """Index every file under ``paths`` into ``store``; see :meth:`gantry.Session.ingest`."""
+    limits = IngestLimits.of(limits)
     started = time.perf_counter()
     result = IngestResult()
     with store.run("ingest", {"paths": [os.path.abspath(os.fspath(p)) for p in paths]}) as counts:
@@ -165,23 +228,38 @@ def run_ingest(
                 for batch in batches:
                     stage = store.stage_dir("batch")
                     _commit(
-                        store, ingest_batch(batch, str(stage)), result, bar, callback, len(todo)
+                        store,
+                        ingest_batch(batch, str(stage), limits),
+                        result,
+                        bar,
+                        callback,
+                        len(todo),
                     )
             else:
                 own = executor is None
                 ex = executor or ProcessPoolExecutor(
                     max_workers=n_workers, mp_context=multiprocessing.get_context("forkserver")
                 )
+                retry: list[list[str]] = []
                 try:
-                    futures: list[Future[BatchOutcome]] = [
-                        ex.submit(ingest_batch, batch, str(store.stage_dir("batch")))
+                    futures: dict[Future[BatchOutcome], list[str]] = {
+                        ex.submit(ingest_batch, batch, str(store.stage_dir("batch")), limits): batch
                         for batch in batches
-                    ]
+                    }
                     for fut in as_completed(futures):
-                        _commit(store, fut.result(), result, bar, callback, len(todo))
+                        try:
+                            outcome = fut.result()
+                        except Exception:  # a worker died or the task failed: retry per file
+                            retry.append(futures[fut])
+                            continue
+                        _commit(store, outcome, result, bar, callback, len(todo))
                 finally:
                     if own:
                         ex.shutdown(wait=True, cancel_futures=True)
+                for batch in retry:
+                    for path in batch:
+                        outcome = _isolated(store, path, limits, None if own else ex)
+                        _commit(store, outcome, result, bar, callback, len(todo))
         finally:
             bar.close()
             result.seconds = time.perf_counter() - started
@@ -225,6 +303,27 @@ def _record_export_folders(store: Store, folders: list[str], result: IngestResul
     result.batches += 1
     result.skipped += len(folders)
     result.skipped_by_reason[EXPORT_FOLDER_REASON] = len(folders)
+
+
+def _isolated(
+    store: Store, path: str, limits: IngestLimits, executor: Executor | None
+) -> BatchOutcome:
+    """Read one file in a task of its own; if that task fails too, record the file as skipped."""
+    stage = str(store.stage_dir("batch"))
+    own = executor is None
+    ex = executor or ProcessPoolExecutor(
+        max_workers=1, mp_context=multiprocessing.get_context("forkserver")
+    )
+    try:
+        return ex.submit(ingest_batch, [path], stage, limits).result()
+    except Exception as exc:
+        result = _combine(
+            [], [(path, f"reading the file stopped its worker ({type(exc).__name__})")]
+        )
+        return _write_stage(result, stage, 1)
+    finally:
+        if own:
+            ex.shutdown(wait=True, cancel_futures=True)
 
 
 def _commit(

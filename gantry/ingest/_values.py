@@ -84,7 +84,15 @@ DICOMDIR_UID: Final = "1.2.840.10008.1.3.10"
 #: The transfer syntax assumed when the file meta has none.
 IMPLICIT_VR_LE: Final = "1.2.840.10008.1.2"
 #: Every value of ``skipped.reason``.
-SKIP_REASONS: Final = ("empty", "not_dicom", "truncated", "dicomdir", "unreadable", "io_error")
+SKIP_REASONS: Final = (
+    "empty",
+    "not_dicom",
+    "truncated",
+    "dicomdir",
+    "unreadable",
+    "io_error",
+    "over_limit",
+)
 
 _LATIN_1: Final = "latin_1"
 _ESC: Final = b"\x1b"

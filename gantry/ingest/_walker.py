@@ -49,6 +49,7 @@ from pydicom.datadict import (
 from pydicom.uid import PrivateTransferSyntaxes
 from pydicom.valuerep import EXPLICIT_VR_LENGTH_32, STANDARD_VR
 
+from gantry.ingest._limits import OVER_LIMIT, IngestLimits
 from gantry.ingest._values import (
     BULK_VRS,
     DECODERS,
@@ -62,7 +63,7 @@ from gantry.ingest._values import (
     value_hash,
 )
 
-__all__ = ["HeaderInfo", "Rows", "read_fast", "sniff", "tag_keyword"]
+__all__ = ["HeaderInfo", "Rows", "inflate_bounded", "read_fast", "sniff", "tag_keyword"]
 
 
 class Rows:
@@ -260,7 +261,44 @@ def sniff(head: bytes | bytearray) -> int | None:
     return None
 
 
-def read_fast(path: str, size: int, rows: Rows) -> HeaderInfo:
+def inflate_bounded(stream: BinaryIO, limits: IngestLimits) -> bytearray:
+    """Inflate the raw deflate stream from the position of `stream` to its end.
+
+    Reads 1 MiB at a time and stops as soon as the output would pass
+    ``limits.max_inflated_bytes``, so a decompression bomb costs at most that
+    much memory.
+
+    Raises
+    ------
+    SkipFile
+        ``over_limit`` when the dataset inflates past the limit.
+    zlib.error
+        The stream is not valid deflate data.
+    """
+    cap = limits.max_inflated_bytes
+    inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+    out = bytearray()
+    while True:
+        chunk = stream.read(1 << 20)
+        if not chunk:
+            break
+        pending = chunk
+        while pending:
+            out += inflater.decompress(pending, cap + 1 - len(out))
+            if len(out) > cap:
+                raise SkipFile(OVER_LIMIT, limits.detail("max_inflated_bytes"))
+            pending = inflater.unconsumed_tail
+        if inflater.eof:
+            break
+    if not inflater.eof:
+        raise zlib.error("incomplete or truncated deflate stream")
+    out += inflater.flush()
+    if len(out) > cap:
+        raise SkipFile(OVER_LIMIT, limits.detail("max_inflated_bytes"))
+    return out
+
+
+def read_fast(path: str, size: int, rows: Rows, limits: IngestLimits | None = None) -> HeaderInfo:
     """Walk the header of one file, appending its ``elements`` rows to `rows`.
 
     Parameters
@@ -272,6 +310,8 @@ def read_fast(path: str, size: int, rows: Rows) -> HeaderInfo:
     rows : Rows
         Receives the rows; on an exception it may hold a partial file's rows,
         which the caller removes (:meth:`Rows.truncate`).
+    limits : IngestLimits, optional
+        Nesting depth, element length and inflated size (defaults when omitted).
 
     Returns
     -------
@@ -280,7 +320,7 @@ def read_fast(path: str, size: int, rows: Rows) -> HeaderInfo:
     Raises
     ------
     SkipFile
-        ``not_dicom`` or ``dicomdir``.
+        ``not_dicom``, ``dicomdir`` or ``over_limit``.
     NeedsPydicom
         The file needs the reference reader.
     OSError
@@ -288,7 +328,7 @@ def read_fast(path: str, size: int, rows: Rows) -> HeaderInfo:
     """
     with open(path, "rb", buffering=0) as f:
         try:
-            return _Walk(f, size, rows).run()
+            return _Walk(f, size, rows, limits or IngestLimits()).run()
         except (SkipFile, NeedsPydicom, OSError):
             raise
         except Exception as exc:  # a malformed file the checks above missed
@@ -298,8 +338,9 @@ def read_fast(path: str, size: int, rows: Rows) -> HeaderInfo:
 class _Walk:
     """One file's walk; datasets are parsed by :meth:`dataset` recursively."""
 
-    def __init__(self, f: BinaryIO, size: int, rows: Rows) -> None:
+    def __init__(self, f: BinaryIO, size: int, rows: Rows, limits: IngestLimits) -> None:
         self.f = f
+        self.limits = limits
         self.size = size
         self.rows = rows
         self.buf = bytearray()
@@ -358,10 +399,10 @@ class _Walk:
         if deflated:
             self.f.seek(pos)
             try:
-                inflated = zlib.decompress(self.f.read(), -zlib.MAX_WBITS)
+                inflated = inflate_bounded(self.f, self.limits)
             except zlib.error:
                 raise NeedsPydicom("deflate stream") from None
-            buf[:] = inflated
+            self.buf = buf = inflated
             self.deflated = True
             self.base = pos = 0
             end = blen = len(buf)
@@ -562,6 +603,8 @@ class _Walk:
             vend = vstart + length
             if vend > end:
                 raise NeedsPydicom("value runs past its dataset or the file")
+            if length > self.limits.max_element_bytes and tag not in pixel_tags and vr != "SQ":
+                raise SkipFile(OVER_LIMIT, self.limits.detail("max_element_bytes", length))
             if tag in pixel_tags:
                 rows.add(path, vr, creator, None, length, None)
                 if top:
@@ -634,6 +677,8 @@ class _Walk:
         self, pos: int, length: int, depth: int, path: str, codec: str, limit: int
     ) -> tuple[int, int]:
         """Parse the items of a sequence value starting at `pos`; return (end, item count)."""
+        if depth >= self.limits.max_depth:
+            raise SkipFile(OVER_LIMIT, self.limits.detail("max_depth"))
         undefined = length == _UNDEFINED
         end = limit if undefined else pos + length
         item_header = _ITEM_LE if self.endian == "<" else _ITEM_BE

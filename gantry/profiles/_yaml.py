@@ -17,7 +17,7 @@ import yaml
 
 from gantry.errors import ConfigError
 
-__all__ = ["load_yaml_text", "read_yaml"]
+__all__ = ["load_yaml_text", "read_text_file", "read_yaml"]
 
 _Base: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -87,10 +87,40 @@ def load_yaml_text(text: str, *, source: str | Path | None = None) -> Any:
         raise ConfigError("document", expected="valid YAML", got=str(exc), source=source) from None
 
 
+def read_text_file(path: str | Path) -> str:
+    """Read a config or profile file as UTF-8 text.
+
+    Raises
+    ------
+    ConfigError
+        The file is binary or not UTF-8 (the key names the byte offset).
+    FileNotFoundError
+        If the file does not exist.
+    """
+    data = Path(path).read_bytes()
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"byte {exc.start}",
+            expected="UTF-8 text (a YAML file)",
+            got="binary or non-UTF-8 data",
+            hint="save the file as UTF-8",
+            source=path,
+        ) from None
+    if "\x00" in text:
+        raise ConfigError(
+            f"byte {data.index(0)}",
+            expected="UTF-8 text (a YAML file)",
+            got="binary data (a NUL byte)",
+            source=path,
+        )
+    return text
+
+
 @functools.lru_cache(maxsize=64)
 def _read_cached(path: str, mtime_ns: int, size: int) -> Any:
-    text = Path(path).read_text(encoding="utf-8")
-    return load_yaml_text(text, source=path)
+    return load_yaml_text(read_text_file(path), source=path)
 
 
 def read_yaml(path: str | Path) -> Any:

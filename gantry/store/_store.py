@@ -376,7 +376,7 @@ _EMPTY_DDL = {
     ),
     "elements": (
         "SELECT NULL::BIGINT AS file_id, NULL::VARCHAR AS path, NULL::VARCHAR AS tag, "
-        "NULL::TINYINT AS depth, NULL::VARCHAR AS keyword, NULL::VARCHAR AS vr, "
+        "NULL::SMALLINT AS depth, NULL::VARCHAR AS keyword, NULL::VARCHAR AS vr, "
         "NULL::VARCHAR AS private_creator, NULL::VARCHAR AS value, NULL::BIGINT AS length, "
         "NULL::VARCHAR AS value_hash WHERE false"
     ),

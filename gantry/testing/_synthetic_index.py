@@ -682,7 +682,7 @@ def _element_tables(
         {
             "path": [t.path for t in templates],
             "tag": [t.tag for t in templates],
-            "depth": pl.Series([t.depth for t in templates], dtype=pl.Int8),
+            "depth": pl.Series([t.depth for t in templates], dtype=pl.Int16),
             "keyword": pl.Series([t.keyword for t in templates], dtype=pl.String),
             "private_creator": pl.Series([t.creator for t in templates], dtype=pl.String),
         }

@@ -313,3 +313,18 @@ def test_unquoted_tag_key_in_yaml(tmp_path: Path) -> None:
     path.write_text("keep: [00100010]\n")  # YAML 1.1 reads this as an octal integer
     with pytest.raises(ConfigError, match="quote it"):
         load_config(path)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [b"\xff\xfe\x00\x01\x02binary", b"privacy_profile: basic\n\x00\x00", "clé: 1".encode("latin-1")],
+)
+def test_binary_or_non_utf8_config_is_a_config_error(tmp_path, data: bytes) -> None:  # type: ignore[no-untyped-def]
+    from gantry.config import load_config
+    from gantry.errors import ConfigError
+
+    path = tmp_path / "gantry.yaml"
+    path.write_bytes(data)
+    with pytest.raises(ConfigError, match="UTF-8 text") as info:
+        load_config(path)
+    assert str(path) in str(info.value)
