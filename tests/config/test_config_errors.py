@@ -317,7 +317,11 @@ def test_unquoted_tag_key_in_yaml(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     "data",
-    [b"\xff\xfe\x00\x01\x02binary", b"privacy_profile: basic\n\x00\x00", "clé: 1".encode("latin-1")],
+    [
+        b"\xff\xfe\x00\x01\x02binary",
+        b"privacy_profile: basic\n\x00\x00",
+        "clé: 1".encode("latin-1"),
+    ],
 )
 def test_binary_or_non_utf8_config_is_a_config_error(tmp_path, data: bytes) -> None:  # type: ignore[no-untyped-def]
     from gantry.config import load_config
