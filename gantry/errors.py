@@ -165,13 +165,13 @@ class QueryError(GantryError, ValueError):
 
 
 class IngestError(GantryError):
-    """A file could not be indexed."""
+    """A file could not be indexed (the file is in :attr:`path`, never in the message)."""
 
     def __init__(self, path: str | Path, reason: str, detail: str = "") -> None:
         self.path = str(path)
         self.reason = reason
         self.detail = detail
-        super().__init__(f"{self.path}: {reason}" + (f" ({detail})" if detail else ""))
+        super().__init__(reason + (f" ({detail})" if detail else ""))
 
 
 class AuditError(GantryError):
@@ -183,14 +183,17 @@ class PlanError(GantryError):
 
 
 class CodecError(GantryError):
-    """Pixel data could not be decoded or encoded."""
+    """Pixel data could not be decoded or encoded.
+
+    The file is in :attr:`path`, never in the message: folder names often
+    carry a patient's name or ID.
+    """
 
     def __init__(self, path: str | Path | None, transfer_syntax: str | None, reason: str) -> None:
         self.path = str(path) if path is not None else None
         self.transfer_syntax = transfer_syntax
         self.reason = reason
-        where = self.path or "<memory>"
-        super().__init__(f"{where}: pixel data ({transfer_syntax}) {reason}")
+        super().__init__(f"pixel data ({transfer_syntax}) {reason}")
 
 
 class RedactionError(GantryError):

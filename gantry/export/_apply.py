@@ -27,6 +27,9 @@ from pydicom.uid import (
     ExplicitVRLittleEndian,
 )
 
+from gantry._messages import capture_warnings, reason_for
+from gantry.errors import ExportError
+
 _INT_VRS = {"IS", "SL", "SS", "UL", "US", "SV", "UV"}
 _FLOAT_VRS = {"DS", "FL", "FD"}
 _BINARY_NUMERIC = {"SL", "SS", "UL", "US", "SV", "UV", "FL", "FD"}
@@ -73,6 +76,7 @@ class ExportOutcome:
     series_description: str = ""
     transfer_syntax: str = ""
     pixels_copied: bool = False
+    notes: str = ""  # e.g. a redaction zone clipped to the image
 
 
 def export_items(
@@ -82,6 +86,9 @@ def export_items(
 
     An item that does not carry its plan (the rows every planned instance has)
     is refused here, whatever the caller checked: nothing unplanned is written.
+    A failure's reason names the error kind and the attribute, never a value
+    or the source path (:func:`gantry._messages.reason_for`); third-party
+    warnings go to the ``gantry`` log with their values masked.
     """
     out = []
     for item in items:
@@ -96,11 +103,10 @@ def export_items(
             )
             continue
         try:
-            out.append(_export_one(item, Path(dest), verify=verify, compression=compression))
+            with capture_warnings():
+                out.append(_export_one(item, Path(dest), verify=verify, compression=compression))
         except Exception as exc:  # recorded with its reason; the batch goes on
-            out.append(
-                ExportOutcome(item.file_id, item.out_rel, "failed", f"{type(exc).__name__}: {exc}")
-            )
+            out.append(ExportOutcome(item.file_id, item.out_rel, "failed", reason_for(exc)))
     return out
 
 
@@ -139,12 +145,18 @@ def _export_one(
     )
     with open(item.src, "rb") as fh:
         # when the pixel element is copied as bytes, only the header is parsed
-        ds = pydicom.dcmread(
-            fh,
-            stop_before_pixels=copy_pixels,
-            defer_size=None if copy_pixels else 4096,
-            force=True,  # ingest accepted files without preamble or file meta
-        )
+        try:
+            ds = pydicom.dcmread(
+                fh,
+                stop_before_pixels=copy_pixels,
+                defer_size=None if copy_pixels else 4096,
+                force=True,  # ingest accepted files without preamble or file meta
+            )
+        except Exception as exc:
+            raise ExportError(
+                f"the source file no longer reads as DICOM ({type(exc).__name__}); "
+                "if it changed since ingest, run `ingest` and `anonymize` again"
+            ) from exc
         ts = str(
             ds.file_meta.get("TransferSyntaxUID") or item.transfer_syntax or ExplicitVRLittleEndian
         )
@@ -159,12 +171,21 @@ def _export_one(
             ds.EncryptedAttributesSequence = encrypted_attributes_sequence(
                 original, item.encrypt_key
             )
+        cleaned, notes = False, []
         if pixels_changed:
-            ts = _apply_pixels(ds, item, ts, compression)
+            ts, cleaned, notes = _apply_pixels(ds, item, ts, compression)
+        _settle_claims(ds, cleaned)
         ds.file_meta = _clean_meta(ds, ts)
         ds.preamble = None  # dcmwrite would copy the original's (it may hold anything)
         buf = io.BytesIO()
-        pydicom.dcmwrite(buf, ds, enforce_file_format=True)
+        try:
+            pydicom.dcmwrite(buf, ds, enforce_file_format=True)
+        except Exception as exc:
+            raise ExportError(
+                f"the de-identified header could not be encoded ({type(exc).__name__}); "
+                "an element's value does not fit its VR: check this instance's `plan` rows "
+                "and `edits`"
+            ) from exc
         header = buf.getvalue()
         pixel_bytes = b""
         if copy_pixels:
@@ -176,10 +197,14 @@ def _export_one(
         _verify(data, header, item, copied=copy_pixels)
     target = dest / item.out_rel
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-    os.replace(tmp, target)
+    tmp = staging_file(dest)
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     return ExportOutcome(
         file_id=item.file_id,
         out_rel=item.out_rel,
@@ -194,6 +219,7 @@ def _export_one(
         series_description=str(ds.get("SeriesDescription", "")),
         transfer_syntax=str(ts),
         pixels_copied=copy_pixels,
+        notes="; ".join(notes),
     )
 
 
@@ -247,23 +273,44 @@ def _apply_actions(ds: Dataset, actions: list[tuple[str, str, str, str | None]])
     for path, vr, action, new_value in sorted(actions, key=lambda a: -a[0].count(".")):
         if action == "REDACT":
             continue
-        if action == "A":
-            _add(ds, path, vr, new_value)
-            continue
-        container, tag = _locate(ds, path)
-        if container is None or tag not in container:
-            continue
-        elem = container[tag]
-        if action == "X":
-            del container[tag]
-        elif action == "Z" or (new_value in (None, "") and action in {"D", "S"}):
-            elem.value = (
-                Sequence() if elem.VR == "SQ" else (None if elem.VR in _BINARY_NUMERIC else "")
-            )
-        elif elem.VR == "SQ":
-            elem.value = Sequence()
-        elif new_value is not None:
-            elem.value = _typed(elem.VR, new_value)
+        try:
+            _apply_action(ds, path, vr, action, new_value)
+        except Exception as exc:
+            raise _action_error(path, vr, action, exc) from exc
+
+
+def _action_error(path: str, vr: str, action: str, exc: Exception) -> ExportError:
+    """An actionable, value-free error for a plan row that could not be applied."""
+    from pydicom.datadict import keyword_for_tag
+
+    tag = path.rsplit(".", 1)[-1]
+    try:
+        keyword = keyword_for_tag(int(tag, 16)) or f"({tag[:4]},{tag[4:]})"
+    except ValueError:
+        keyword = tag
+    return ExportError(
+        f"`{keyword}` at {path} (VR {vr}): action {action} gives a value this VR cannot hold "
+        f"({type(exc).__name__}); set an action for it under `phi_tags` in the config "
+        "(e.g. X to remove it) and run `anonymize` again"
+    )
+
+
+def _apply_action(ds: Dataset, path: str, vr: str, action: str, new_value: str | None) -> None:
+    if action == "A":
+        _add(ds, path, vr, new_value)
+        return
+    container, tag = _locate(ds, path)
+    if container is None or tag not in container:
+        return
+    elem = container[tag]
+    if action == "X":
+        del container[tag]
+    elif action == "Z" or (new_value in (None, "") and action in {"D", "S"}):
+        elem.value = Sequence() if elem.VR == "SQ" else (None if elem.VR in _BINARY_NUMERIC else "")
+    elif elem.VR == "SQ":
+        elem.value = Sequence()
+    elif new_value is not None:
+        elem.value = _typed(elem.VR, new_value)
 
 
 def _add(ds: Dataset, path: str, vr: str, value: str | None) -> None:
@@ -283,23 +330,36 @@ def _add(ds: Dataset, path: str, vr: str, value: str | None) -> None:
 
 def _apply_edits(ds: Dataset, edits: list[tuple[str, str, str | None, str | None]]) -> None:
     """Metadata edits saved in the session (object model), applied before the plan."""
-    from pydicom.datadict import dictionary_VR
+    from pydicom.datadict import dictionary_VR, keyword_for_tag
 
     for tag_text, op, value_json, vr in edits:
         tag = int(tag_text, 16)
-        if op == "delete":
-            if tag in ds:
-                del ds[tag]
-        elif op == "set":
-            value = json.loads(value_json) if value_json is not None else None
-            if tag in ds:
-                ds[tag].value = value
-            else:
-                ds.add_new(tag, vr or dictionary_VR(tag), value)
+        try:
+            if op == "delete":
+                if tag in ds:
+                    del ds[tag]
+            elif op == "set":
+                value = json.loads(value_json) if value_json is not None else None
+                if tag in ds:
+                    ds[tag].value = value
+                else:
+                    ds.add_new(tag, vr or dictionary_VR(tag), value)
+        except Exception as exc:
+            keyword = keyword_for_tag(tag) or f"({tag_text[:4]},{tag_text[4:]})"
+            raise ExportError(
+                f"the saved edit of `{keyword}` gives a value its VR cannot hold "
+                f"({type(exc).__name__}): change the edit (Instance.set) and save again"
+            ) from exc
 
 
-def _apply_pixels(ds: Dataset, item: ExportItem, ts: str, compression: str | None) -> str:
-    """Pixel edits, redaction and transcoding through gantry.pixels; returns the new syntax.
+def _apply_pixels(
+    ds: Dataset, item: ExportItem, ts: str, compression: str | None
+) -> tuple[str, bool, list[str]]:
+    """Pixel edits, redaction and transcoding; returns (new syntax, cleaned, notes).
+
+    ``cleaned`` is True only when redaction zones were applied and verified on
+    the pixel data as written; ``notes`` tell of zones clipped to the image.
+    A zone wholly outside the image fails the instance.
 
     Redaction alone goes frame by frame (:func:`gantry.pixels.redact_dataset`); a
     pixel edit or a requested compression decodes the whole array once.
@@ -312,10 +372,14 @@ def _apply_pixels(ds: Dataset, item: ExportItem, ts: str, compression: str | Non
 
     zones = [pixels.Zone(*z) for z in item.redaction["zones"]] if item.redaction else []
     fill = item.redaction.get("fill", 0) if item.redaction else 0
+    notes: list[str] = []
+    if item.redaction is not None:
+        notes = _check_zones(zones, int(ds.get("Rows", 0) or 0), int(ds.get("Columns", 0) or 0))
     if item.pixel_edit is None and item.redaction is not None and not compression:
         pixels.redact_dataset(ds, zones, fill=fill, path=item.src)
-        ds.BurnedInAnnotation = "NO"
-        return str(ds.file_meta.TransferSyntaxUID)
+        _verify_written_zones(ds, zones, fill, lossy=False)
+        ds.BurnedInAnnotation = "NO"  # claimed only now: the written pixels were checked
+        return str(ds.file_meta.TransferSyntaxUID), True, notes
     if item.pixel_edit is not None:
         sidecar, offset, nbytes, dtype, shape = item.pixel_edit
         with open(sidecar, "rb") as fh:
@@ -329,14 +393,111 @@ def _apply_pixels(ds: Dataset, item: ExportItem, ts: str, compression: str | Non
         before = array
         array = pixels.redact(array, zones, fill=fill, samples_per_pixel=spp, frames=frames).array
         pixels.verify_redaction(before, array, zones, fill, samples_per_pixel=spp, frames=frames)
-        ds.BurnedInAnnotation = "NO"
     encoded = pixels.encode(array, ds, compression or "none")
     pixels.apply_encoded(ds, encoded)
-    return str(encoded.transfer_syntax)
+    cleaned = False
+    if zones:
+        _verify_written_zones(ds, zones, fill, lossy=encoded.lossy)
+        ds.BurnedInAnnotation = "NO"
+        cleaned = True
+    return str(encoded.transfer_syntax), cleaned, notes
+
+
+def _check_zones(zones: list[Any], rows: int, cols: int) -> list[str]:
+    """Validate the zones against this image: one wholly outside fails the instance.
+
+    Returns one note per zone clipped to the image.
+    """
+    from gantry.errors import RedactionError
+    from gantry.pixels._redact import clip_zones
+
+    if not zones:
+        raise RedactionError(
+            "the instance has a redaction entry with no zones; nothing would be redacted: "
+            "give the machine `redaction_zones` or drop its entry, then run `anonymize` again"
+        )
+    for zone in zones:
+        if zone.clip(rows, cols) is None:
+            raise RedactionError(
+                f"redaction zone {list(zone.as_tuple())} lies entirely outside the "
+                f"{rows}x{cols} image, so nothing there would be redacted: fix the machine's "
+                "`redaction_zones` (row_start, row_end, col_start, col_end) and run "
+                "`anonymize` again"
+            )
+    return clip_zones(zones, rows, cols)[1]
+
+
+def _verify_written_zones(ds: Dataset, zones: list[Any], fill: float, *, lossy: bool) -> None:
+    """Decode the pixel data as it will be written and check every zone holds `fill`.
+
+    Lossless output must hold exactly `fill`; lossy output (a requested lossy
+    compression) may differ by at most 1/16 of the stored range.
+    """
+    import numpy as np
+
+    from gantry import pixels
+    from gantry.errors import RedactionError
+    from gantry.pixels._redact import clip_zones
+
+    rows, cols = int(ds.Rows), int(ds.Columns)
+    applied, _ = clip_zones(zones, rows, cols)
+    bits = int(ds.get("BitsStored", 8) or 8)
+    tolerance = max(2.0, float(2**bits) / 16) if lossy else 0.0
+    for frame in pixels.iter_frames(ds):
+        for zone in applied:
+            region = frame[zone.row_start : zone.row_end, zone.col_start : zone.col_end]
+            worst = float(np.max(np.abs(region.astype(np.float64) - float(fill))))
+            if worst > tolerance:
+                raise RedactionError(
+                    f"the written pixel data still differs from the fill inside zone "
+                    f"{list(zone.as_tuple())}; the instance is not exported as clean"
+                )
+
+
+def _settle_claims(ds: Dataset, cleaned: bool) -> None:
+    """Keep Clean Pixel Data (113101) only where a redaction was verified on the written pixels."""
+    if cleaned or "DeidentificationMethodCodeSequence" not in ds:
+        return
+    codes = ds.DeidentificationMethodCodeSequence
+    kept = [item for item in codes if str(item.get("CodeValue", "")) != "113101"]
+    if len(kept) != len(codes):
+        ds.DeidentificationMethodCodeSequence = Sequence(kept)
 
 
 class VerificationError(Exception):
-    """A written file still holds something it must not."""
+    """A written file still holds something it must not (its message is value-free)."""
+
+    safe_message = True
+
+
+#: The folder inside an export destination holding files being written.
+STAGING = ".gantry-staging"
+
+
+def staging_file(dest: Path) -> Path:
+    """A fresh temporary file name in `dest`'s staging folder (same file system as `dest`).
+
+    Output files are written there and renamed into place, so an interrupted
+    export leaves nothing half-written beside the outputs; the next export into
+    `dest` empties the folder (:func:`clean_staging`).
+    """
+    folder = dest / STAGING
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / f"{uuid.uuid4().hex}.tmp"
+
+
+def clean_staging(dest: Path, *, remove: bool = False) -> None:
+    """Empty `dest`'s staging folder (and remove it when `remove`)."""
+    folder = dest / STAGING
+    if not folder.is_dir():
+        return
+    for child in folder.iterdir():
+        child.unlink(missing_ok=True)
+    if remove:
+        try:
+            folder.rmdir()
+        except OSError:
+            pass  # another export into the same folder is writing there
 
 
 def _verify(data: bytes, header: bytes, item: ExportItem, *, copied: bool) -> None:

@@ -51,14 +51,19 @@ import json
 import os
 import re
 import struct
-import uuid
 from pathlib import Path
 from typing import Any, BinaryIO, Final, NamedTuple
 
 from pydicom.datadict import dictionary_VR
 from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, AllTransferSyntaxes
 
-from gantry.export._apply import _SHORT, ExportItem, ExportOutcome, VerificationError
+from gantry.export._apply import (
+    _SHORT,
+    ExportItem,
+    ExportOutcome,
+    VerificationError,
+    staging_file,
+)
 
 __all__ = ["Rewritten", "export_fast", "find_token", "rewrite_header", "verify_header"]
 
@@ -946,20 +951,20 @@ _CHUNK: Final = 8 << 20
 
 
 def _write(
-    target: Path, header: bytes, pixels: memoryview | BinaryIO, length: int
+    dest: Path, rel: str, header: bytes, pixels: memoryview | BinaryIO, length: int
 ) -> hashlib._Hash:
-    """Write header + pixels atomically (a temporary name, then a rename); their sha256.
+    """Write header + pixels atomically (a staging file, then a rename); their sha256.
 
     ``pixels`` is the bytes, or the source positioned at them (copied in chunks).
-    Folders are created on demand.
+    Folders are created on demand; the temporary file lives in the export's
+    staging folder (:func:`gantry.export._apply.staging_file`), never beside
+    the output.
     """
     digest = hashlib.sha256(header)
-    tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        fh = open(tmp, "wb")
-    except FileNotFoundError:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fh = open(tmp, "wb")
+    target = dest / rel
+    tmp = staging_file(dest)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fh = open(tmp, "wb")  # noqa: SIM115 - closed by the with below
     try:
         with fh:
             fh.write(header)
@@ -1033,7 +1038,7 @@ def export_fast(item: ExportItem, dest: Path, *, verify: bool = True) -> ExportO
             pixels: memoryview | BinaryIO = fh
         else:
             pixels = view[offset:] if copy_pixels else view[:0]
-        digest = _write(dest / item.out_rel, header, pixels, length)
+        digest = _write(dest, item.out_rel, header, pixels, length)
     fields = new.fields
     return ExportOutcome(
         file_id=item.file_id,

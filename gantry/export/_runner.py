@@ -19,7 +19,13 @@ import polars as pl
 from tqdm.auto import tqdm
 
 from gantry.errors import ConfigError, ExportError
-from gantry.export._apply import ExportItem, ExportOutcome, export_items
+from gantry.export._apply import (
+    ExportItem,
+    ExportOutcome,
+    clean_staging,
+    export_items,
+    staging_file,
+)
 from gantry.plan._pseudonyms import safe_path_component
 from gantry.store import Store
 from gantry.store._layout import EXPORT_MARKER
@@ -162,7 +168,7 @@ def mark_export_folder(dest: Path) -> Path:
     """Write the marker that tells ``ingest`` this folder holds exported copies."""
     marker = dest / EXPORT_MARKER
     if not marker.exists():
-        tmp = dest / f"{EXPORT_MARKER}.tmp"
+        tmp = staging_file(dest)
         tmp.write_text(
             json.dumps({"kind": "gantry-export", "marked_at": datetime.now(UTC).isoformat()})
         )
@@ -401,6 +407,7 @@ def run_export(
             item.encrypt_key = encrypt_key
         dest_path.mkdir(parents=True, exist_ok=True)
         mark_export_folder(dest_path)
+        clean_staging(dest_path)  # what an interrupted export was writing
         n_workers = max(1, workers if workers is not None else (os.cpu_count() or 1))
         chunks = _chunks(items, n_workers)
         show = progress if progress is not None else sys.stderr.isatty()
@@ -454,6 +461,7 @@ def run_export(
             schema={"file_id": pl.Int64, "reason": pl.String},
         )
         _write_manifests(store, dest_path)
+        clean_staging(dest_path, remove=True)
         result.seconds = time.perf_counter() - started
         counts.update(result.as_dict())
     return result
@@ -584,6 +592,7 @@ def _record(
             "output_path": [o.out_rel for o in got],
             "status": [o.status for o in got],
             "reason": [o.reason for o in got],
+            "notes": [o.notes for o in got],
             "size": [o.size for o in got],
             "sha256": [o.sha256 for o in got],
             "PatientID": [o.patient_id for o in got],
@@ -639,9 +648,9 @@ def _write_manifests(store: Store, dest: Path) -> None:
         .sort("output_path")
     )
     manifest = rows.select(MANIFEST_COLUMNS)
-    tmp = dest / ".manifest.csv.tmp"
+    tmp = staging_file(dest)
     manifest.write_csv(tmp)
     os.replace(tmp, dest / "manifest.csv")
-    tmp = dest / ".manifest.json.tmp"
+    tmp = staging_file(dest)
     tmp.write_text(json.dumps({"files": manifest.to_dicts(), "count": manifest.height}, indent=1))
     os.replace(tmp, dest / "manifest.json")

@@ -19,6 +19,7 @@ from typing import Any, Final
 import numpy as np
 import polars as pl
 
+from gantry._messages import capture_warnings
 from gantry.profiles import Profile
 from gantry.store import Store
 
@@ -515,11 +516,12 @@ def raw_private_tokens(wanted: dict[int, tuple[str, set[str]]]) -> pl.DataFrame:
             ds = pydicom.dcmread(path, stop_before_pixels=True, force=True)
         except Exception:  # an unreadable original adds no token; the index still has the rest
             continue
-        for elem in ds.iterall():
-            tag = f"{elem.tag:08X}"
-            if tag not in tags or not isinstance(elem.value, bytes):
+        with capture_warnings():  # pydicom's value warnings quote the originals
+            elements = [(f"{e.tag:08X}", e.value) for e in ds.iterall()]
+        for tag, value in elements:
+            if tag not in tags or not isinstance(value, bytes):
                 continue
-            for part in elem.value.replace(b"\x00", b"\\").split(b"\\"):
+            for part in value.replace(b"\x00", b"\\").split(b"\\"):
                 text = part.decode("latin-1").strip()
                 if len(text) >= _MIN_TOKEN and text.isprintable():
                     rows.append((sid, text, None, tag))
@@ -686,8 +688,9 @@ def check_redaction(data: bytes, plan_value: str) -> str | None:
     fill = spec.get("fill")
     fill = 0 if fill is None else fill
     try:
-        ds = pydicom.dcmread(io.BytesIO(data), force=True)
-        arr = decode(ds)
+        with capture_warnings():
+            ds = pydicom.dcmread(io.BytesIO(data), force=True)
+            arr = decode(ds)
     except Exception as exc:  # undecodable pixels cannot be verified clean
         return f"pixels cannot be decoded ({type(exc).__name__})"
     frames = int(ds.get("NumberOfFrames", 1) or 1)

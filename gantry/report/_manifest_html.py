@@ -9,6 +9,7 @@ from typing import Any, Final, Literal
 
 import polars as pl
 
+from gantry._messages import capture_warnings
 from gantry.errors import ExportError
 from gantry.report._charts import bar_chart
 from gantry.report._png import data_uri, display_frame, outline, pixelate, png_bytes, thumbnail
@@ -49,8 +50,9 @@ def _thumb(path: str | Path, zones: list[tuple[int, int, int, int]], mode: str) 
 
     from gantry.pixels import decode
 
-    ds = pydicom.dcmread(path, force=True)
-    arr = decode(ds, frame=0) if int(ds.get("NumberOfFrames", 1) or 1) > 1 else decode(ds)
+    with capture_warnings():
+        ds = pydicom.dcmread(path, force=True)
+        arr = decode(ds, frame=0) if int(ds.get("NumberOfFrames", 1) or 1) > 1 else decode(ds)
     samples = int(ds.get("SamplesPerPixel", 1) or 1)
     image = display_frame(
         arr, samples=samples, photometric=str(ds.get("PhotometricInterpretation", ""))
