@@ -9,7 +9,7 @@ import sys
 import time
 from collections import defaultdict
 from collections.abc import Callable
-from concurrent.futures import Executor, ProcessPoolExecutor, as_completed
+from concurrent.futures import Executor, as_completed
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,6 +18,7 @@ from typing import Any
 import polars as pl
 from tqdm.auto import tqdm
 
+from gantry._lifeline import LifelinePool
 from gantry.errors import ConfigError, ExportError
 from gantry.export._apply import (
     ExportItem,
@@ -424,9 +425,7 @@ def run_export(
                     _record(store, dest_path, got, outcomes, bar, callback, len(items), states)
             else:
                 own = executor is None
-                ex = executor or ProcessPoolExecutor(
-                    max_workers=n_workers, mp_context=multiprocessing.get_context("forkserver")
-                )
+                ex = executor or LifelinePool(n_workers, multiprocessing.get_context("forkserver"))
                 try:
                     futs = [
                         ex.submit(

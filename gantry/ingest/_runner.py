@@ -9,7 +9,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Iterable
-from concurrent.futures import Executor, Future, ProcessPoolExecutor, as_completed
+from concurrent.futures import Executor, Future, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -18,6 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
+from gantry._lifeline import LifelinePool
 from gantry.ingest._limits import IngestLimits
 from gantry.ingest._scan import iter_files
 from gantry.store import Store
@@ -237,9 +238,7 @@ def run_ingest(
                     )
             else:
                 own = executor is None
-                ex = executor or ProcessPoolExecutor(
-                    max_workers=n_workers, mp_context=multiprocessing.get_context("forkserver")
-                )
+                ex = executor or LifelinePool(n_workers, multiprocessing.get_context("forkserver"))
                 retry: list[list[str]] = []
                 try:
                     futures: dict[Future[BatchOutcome], list[str]] = {
@@ -311,9 +310,7 @@ def _isolated(
     """Read one file in a task of its own; if that task fails too, record the file as skipped."""
     stage = str(store.stage_dir("batch"))
     own = executor is None
-    ex = executor or ProcessPoolExecutor(
-        max_workers=1, mp_context=multiprocessing.get_context("forkserver")
-    )
+    ex = executor or LifelinePool(1, multiprocessing.get_context("forkserver"))
     try:
         return ex.submit(ingest_batch, [path], stage, limits).result()
     except Exception as exc:

@@ -8,6 +8,7 @@ import os
 import secrets
 import shutil
 import threading
+import time
 import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -33,6 +34,11 @@ from gantry.store._views import hierarchy_views
 
 BATCH_TABLES = ("instances", "elements", "skipped", "sr_content")
 """Tables made of the committed ingest batches (one Parquet file per batch)."""
+
+_SNAPSHOT = "catalog"
+"""The data folder's snapshot of the catalog tables, for readers while a writer works."""
+_LOCK_WAIT = 2.0
+"""Seconds a writer waits for a reader's momentary copy of the catalog."""
 
 _CATALOG_DDL = """
 CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR);
@@ -90,21 +96,136 @@ class Store:
             self.layout.make_dirs()
             self._take_lock()
             self._clean_tmp()
+            if not self.layout.catalog.exists():
+                self._create_catalog()
         try:
-            self.con = duckdb.connect(str(self.layout.catalog), read_only=read_only)
-        except duckdb.IOException as exc:
+            self.con = self._connect_reader() if read_only else self._connect_writer()
+        except BaseException:
             self._release_lock()
-            if "lock" in str(exc).lower():
-                raise StoreLockedError(self.layout.catalog) from exc
-            raise StoreError(f"cannot open session `{self.layout.catalog}`: {exc}") from exc
+            raise
         try:
             if not read_only:
                 self.con.execute(_CATALOG_DDL)
             self._check_schema_version()
             self.refresh_views()
+            if not read_only:
+                self.publish()
         except BaseException:
             self.close()
             raise
+
+    # -- opening ---------------------------------------------------------------------------
+
+    def _create_catalog(self) -> None:
+        """Build a complete catalog under a temporary name, then rename it into place.
+
+        A process killed while creating a session leaves no catalog at all (the
+        next writer creates it again), never one without its schema version.
+        """
+        staged = self.layout.new_tmp_dir("catalog") / self.layout.catalog.name
+        con = duckdb.connect(str(staged))
+        try:
+            con.execute(_CATALOG_DDL)
+            meta = {
+                "schema_version": str(SCHEMA_VERSION),
+                "created_at": _now().isoformat(),
+                "created_by": __version__,
+                "secret": secrets.token_hex(32),
+            }
+            con.executemany("INSERT INTO meta VALUES (?, ?)", list(meta.items()))
+            con.execute("CHECKPOINT")
+        finally:
+            con.close()
+        with open(staged, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(staged, self.layout.catalog)
+        shutil.rmtree(staged.parent, ignore_errors=True)
+
+    def _connect_writer(self) -> duckdb.DuckDBPyConnection:
+        # a reader copies the catalog for an instant (see _connect_reader): wait that out
+        deadline = time.monotonic() + _LOCK_WAIT
+        while True:
+            try:
+                return duckdb.connect(str(self.layout.catalog))
+            except duckdb.IOException as exc:
+                if "lock" not in str(exc).lower():
+                    raise StoreError(f"cannot open session `{self.layout.catalog}`: {exc}") from exc
+                if time.monotonic() > deadline:
+                    raise StoreLockedError(self.layout.catalog) from exc
+                time.sleep(0.05)
+
+    def _connect_reader(self) -> duckdb.DuckDBPyConnection:
+        """An in-memory connection holding a copy of the catalog's tables.
+
+        The catalog file is opened read-only only for the moment of the copy,
+        so an idle reader never blocks a writer.  While a writer holds the
+        file, the copy comes from the snapshot the writer publishes after
+        every run (:meth:`publish`): the last committed state.
+        """
+        con = duckdb.connect(":memory:")
+        try:
+            path = str(self.layout.catalog).replace("'", "''")
+            deadline = time.monotonic() + _LOCK_WAIT
+            while True:
+                try:
+                    con.execute(f"ATTACH '{path}' AS catalog (READ_ONLY)")
+                    break
+                except duckdb.Error:
+                    if self._load_snapshot(con):
+                        return con
+                    if time.monotonic() > deadline:  # a writer with no snapshot yet
+                        raise StoreLockedError(self.layout.catalog) from None
+                    time.sleep(0.05)
+            try:
+                names = con.execute(
+                    "SELECT table_name FROM information_schema.tables "
+                    "WHERE table_catalog = 'catalog' AND table_type = 'BASE TABLE'"
+                ).fetchall()
+                for (name,) in names:
+                    con.execute(f'CREATE TABLE "{name}" AS SELECT * FROM catalog."{name}"')
+            finally:
+                con.execute("DETACH catalog")
+        except BaseException:
+            con.close()
+            raise
+        return con
+
+    def _load_snapshot(self, con: duckdb.DuckDBPyConnection) -> bool:
+        folder = self.layout.data_dir / _SNAPSHOT
+        files = sorted(folder.glob("*.parquet")) if folder.is_dir() else []
+        if not files:
+            return False
+        for file in files:
+            source = str(file).replace("'", "''")
+            con.execute(f"CREATE TABLE \"{file.stem}\" AS SELECT * FROM read_parquet('{source}')")
+        return True
+
+    def publish(self) -> None:
+        """Write the catalog's tables as a Parquet snapshot that readers use while a writer works.
+
+        Called when a session opens for writing and after every run; swapped in
+        with one rename, so a reader sees one committed state or the next.
+        """
+        self._require_writer()
+        with self._mutex:
+            if self.con is None:
+                return
+            try:
+                names = [
+                    r[0]
+                    for r in self.con.execute(
+                        "SELECT table_name FROM information_schema.tables "
+                        "WHERE table_schema = 'main' AND table_type = 'BASE TABLE' "
+                        "AND table_catalog = current_database()"
+                    ).fetchall()
+                ]
+                staged = self.layout.new_tmp_dir("snapshot")
+                for name in names:
+                    target = str(staged / f"{name}.parquet").replace("'", "''")
+                    self.con.execute(f"COPY \"{name}\" TO '{target}' (FORMAT parquet)")
+                replace_dir_atomic(staged, self.layout.data_dir / _SNAPSHOT)
+            except (OSError, duckdb.Error):
+                pass  # readers keep the previous snapshot; the catalog itself is intact
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -350,6 +471,7 @@ class Store:
                             __version__,
                         ],
                     )
+                    self.publish()
 
 
 def _empty_sr_content() -> str:
