@@ -116,12 +116,15 @@ def read_reference(
 def _check_inflated(raw: BinaryIO, limits: IngestLimits) -> None:
     """Skip a deflated file whose dataset inflates past ``limits.max_inflated_bytes``."""
     raw.seek(0)
-    try:
-        read_preamble(raw, True)  # type: ignore[arg-type]
-        meta = _read_file_meta_info(raw)  # type: ignore[arg-type]
-    except Exception:
-        return  # not a readable file meta: pydicom decides what the file is
-    if str(meta.get("TransferSyntaxUID", "")) != DeflatedExplicitVRLittleEndian:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # pydicom's value warnings quote the values
+        try:
+            read_preamble(raw, True)  # type: ignore[arg-type]
+            meta = _read_file_meta_info(raw)  # type: ignore[arg-type]
+            deflated = str(meta.get("TransferSyntaxUID", "")) == DeflatedExplicitVRLittleEndian
+        except Exception:
+            return  # not a readable file meta: pydicom decides what the file is
+    if not deflated:
         return
     try:
         inflate_bounded(raw, limits)
