@@ -146,3 +146,16 @@ def test_pydicom_warnings_never_reach_stderr_during_export(
         s.export(tmp_path / "out", workers=1, progress=False, compression="rle")
     captured = capfd.readouterr()
     assert CANARY_UID not in captured.err and CANARY_UID not in captured.out
+
+
+def test_error_messages_never_carry_the_source_path() -> None:
+    from gantry.errors import IngestError
+
+    path = f"/data/{CANARY_DIR}/{CANARY_UID}.dcm"
+    for exc in (
+        CodecError(path, "1.2.840.10008.1.2.4.90", "could not be decoded"),
+        IngestError(path, "truncated", "the file ends inside an element"),
+    ):
+        assert exc.path == path  # the file is a field ...
+        assert "CANARY" not in str(exc) and CANARY_UID not in str(exc)  # ... never message text
+        assert "CANARY" not in reason_for(exc)
