@@ -20,6 +20,7 @@ The tree::
     ├── CodecError                       pixel data could not be decoded or encoded
     ├── RedactionError                   a redaction zone could not be applied or verified
     ├── ExportError                      an export failed or did not verify
+    ├── NetworkError                     a DICOM / DICOMweb peer refused, timed out or failed
     ├── VaultError                       the identity vault
     │   ├── VaultKeyError                missing or wrong key
     │   └── TamperedVaultError           authenticated decryption failed
@@ -48,6 +49,7 @@ __all__ = [
     "GantryError",
     "IngestError",
     "MissingDependencyError",
+    "NetworkError",
     "PlanError",
     "QueryError",
     "RedactionError",
@@ -202,6 +204,23 @@ class RedactionError(GantryError):
 
 class ExportError(GantryError):
     """An export failed or a written file did not verify."""
+
+
+class NetworkError(GantryError):
+    """A DICOM or DICOMweb peer could not be reached, refused us, or failed a request.
+
+    Parameters
+    ----------
+    peer : str
+        The peer as ``AE@host:port`` or a DICOMweb base URL (never a patient's value).
+    reason : str
+        What happened, e.g. ``"association rejected (called AE title not recognised)"``.
+    """
+
+    def __init__(self, peer: str, reason: str) -> None:
+        self.peer = peer
+        self.reason = reason
+        super().__init__(f"`{peer}`: {reason}")
 
 
 class VaultError(GantryError):

@@ -22,6 +22,7 @@ from gantry.store._layout import Layout
 if TYPE_CHECKING:
     from gantry.audit import AuditReport
     from gantry.export import ExportResult
+    from gantry.net import ListenResult, PullResult
     from gantry.nifti import NiftiResult
     from gantry.report import ComplianceReport
     from gantry.vault import VaultKey
@@ -404,9 +405,13 @@ class Session:
 
         Parameters
         ----------
-        dest : path
+        dest : path or URL
             Output folder; layout ``<pseudonym>/<study>/<series>/<instance>.dcm``
             built only from pseudonymised values, plus ``manifest.csv``/``.json``.
+            Or a network peer, ``"dicom://CALLED_AET@host:port"`` (C-STORE) or a
+            DICOMweb base URL (STOW-RS): the verified files are staged beside the
+            catalog and sent, with a per-file status in ``exports`` and ``transfers``
+            (see :func:`gantry.net.export_to_peer`, docs/network.md).
         config : Config, mapping, path or None
             The config to export with (default: the one the stored plan was built
             with, kept in the store; else the defaults).
@@ -437,6 +442,16 @@ class Session:
             Either way nothing unplanned is ever written.
         """
         from gantry.export import run_export
+        from gantry.net._peer import is_dicom_url, is_web_url
+
+        if is_dicom_url(dest) or is_web_url(dest):  # a network peer: stage, verify, send
+            from gantry.net import export_to_peer
+
+            return export_to_peer(
+                self, str(dest), config=config, safe=safe, query=query, verify=verify,
+                compression=compression, workers=workers, progress=progress,
+                executor=executor, cluster=cluster, strict=strict,
+            )  # fmt: skip
         from gantry.export._runner import check_compression, check_dest, selected_ids
         from gantry.plan._coverage import config_hash, unplanned
 
@@ -530,6 +545,74 @@ class Session:
         return run_nifti_export(
             self._store, dest, stage=stage, layout=layout, rules=rules, progress=progress
         )
+
+    def pull(
+        self,
+        source: str,
+        *,
+        query: dict[str, Any] | None = None,
+        level: str = "STUDY",
+        method: str = "move",
+        ae_title: str = "GANTRY",
+        port: int | None = None,
+        dest: str | os.PathLike[str] | None = None,
+        tls: Any = None,
+        timeout: float | None = None,
+    ) -> PullResult:
+        """Query a DICOM peer, retrieve what matches, and ingest it.
+
+        Parameters
+        ----------
+        source : str
+            ``"dicom://CALLED_AET@host:port"``, or a DICOMweb base URL
+            (``"http://host:8042/dicom-web"``: QIDO-RS then WADO-RS).
+        query : dict, optional
+            Matching keys, e.g. ``{"PatientID": "123", "StudyDate": "20240101-"}``.
+        level : {"PATIENT", "STUDY", "SERIES", "IMAGE"}
+            What each match is, and so what each retrieve asks for.
+        method : {"move", "get"}
+            C-MOVE (the peer sends to ``ae_title`` at ``port``, which it must know) or
+            C-GET (files come back on the same association; no port needed).
+        ae_title, port : str, int
+            Our AE title; the port our storage server listens on during a C-MOVE.
+        dest : path, optional
+            Where the received files are kept (default ``<catalog stem>.received/``
+            beside the catalog); the index points at them.
+        tls : ssl.SSLContext, optional
+            DICOM over TLS (see :func:`gantry.net.tls_context`).
+        timeout : float, optional
+            Seconds to wait for the peer at each step (default 30).
+
+        Returns
+        -------
+        gantry.net.PullResult
+            ``matched``, ``retrieved``, ``failed``, and the ``ingest`` result. Pulling
+            again is safe: a file already received is not duplicated.
+        """
+        from gantry.net import pull
+
+        return pull(
+            self, source, query=query, level=level, method=method,  # type: ignore[arg-type]
+            ae_title=ae_title, port=port, dest=dest, tls=tls, timeout=timeout,
+        )  # fmt: skip
+
+    def listen(
+        self,
+        dest: str | os.PathLike[str],
+        *,
+        port: int,
+        ae_title: str = "GANTRY",
+        **options: Any,
+    ) -> ListenResult:
+        """Run a C-STORE server that writes into ``dest`` and ingests in batches.
+
+        Blocks until ``stop`` (a ``threading.Event`` in ``options``) is set or
+        Ctrl-C; see :func:`gantry.net.listen` for ``host``, ``allow`` (calling AE
+        titles), ``batch_size``, ``batch_seconds`` and ``tls``.
+        """
+        from gantry.net import listen
+
+        return listen(self, dest, port=port, ae_title=ae_title, **options)
 
     def export_maps(self, dest: str | os.PathLike[str]) -> dict[str, Path]:
         """Write ``uid_map.csv`` and ``patient_map.csv`` (``id_old,id_new``) into ``dest``.

@@ -57,7 +57,7 @@ def plan(db: Path, where: str | None, limit: int, fmt: str, out: Path | None) ->
 
 
 @cli.command()
-@click.argument("dest", type=click.Path(file_okay=False, path_type=Path))
+@click.argument("dest")  # a folder, dicom://AE@host:port, or a DICOMweb URL (docs/network.md)
 @db_option
 @click.option(
     "--config",
@@ -91,7 +91,7 @@ def plan(db: Path, where: str | None, limit: int, fmt: str, out: Path | None) ->
     help="Run on a Dask cluster (tcp://host:8786); default: $GANTRY_EXECUTOR or local.",
 )
 def export(
-    dest: Path,
+    dest: str,
     db: Path,
     config: Path | None,
     query: str | None,
@@ -103,7 +103,8 @@ def export(
     scheduler: str | None,
     strict: bool,
 ) -> None:
-    """Write de-identified copies into DEST; exit 1 if any instance failed.
+    """Write de-identified copies into DEST (a folder, or a peer: dicom://AE@host:port);
+    exit 1 if any instance failed.
 
     Without --config, the config of the last `anonymize` (kept in the session) is used.
     """
