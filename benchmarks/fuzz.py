@@ -92,7 +92,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(f"\ningest outcomes: {dict(sorted(report.outcomes.items()))}")
     print(f"export outcomes: {dict(sorted(report.export_outcomes.items()))}")
-    print(f"slowest single-file read: {report.slowest:.2f} s")
+    print(f"slowest single-file read: {report.slowest:.2f} s wall, "
+          f"most expensive: {report.slowest_cpu:.2f} s CPU")  # fmt: skip
     print(f"total {seconds:.1f} s ({report.files / seconds:.0f} files/s), "
           f"peak RSS {peak_rss_mb():.0f} MB")  # fmt: skip
     if report.problems:
