@@ -28,6 +28,7 @@ from gantry.plan._dates import shift_dates
 from gantry.plan._edited import with_edits
 from gantry.plan._keys import date_offset, keyed_hex, uid_map
 from gantry.plan._pseudonyms import assign_pseudonyms, render_template
+from gantry.sr._clean import content_actions, text_rows
 from gantry.store import Store
 
 PLAN_SCHEMA = {
@@ -244,6 +245,13 @@ def build_plan(store: Store, config: Any) -> pl.DataFrame:
         .otherwise(pl.lit("default-keep"))
     )
     el = el.with_columns(action.alias("action"), rule.alias("rule"))
+    # SR content items and overlay planes (gantry.sr): per-item cleaning under the option
+    option_names = {_enum_text(o) for o in profile.options}
+    el = content_actions(
+        el,
+        clean_content="clean-structured-content" in option_names,
+        clean_graphics="clean-graphics" in option_names,
+    )
 
     # well-known UIDs are never remapped; U on a non-UI element (a sequence) keeps it
     el = el.with_columns(
@@ -285,12 +293,13 @@ def build_plan(store: Store, config: Any) -> pl.DataFrame:
     el = el.join(per_file, on="file_id", how="left")
     el = _resolve_clean(el, store)
     el = _drop_covered_by_parent(el)
+    el, sr_text = text_rows(el, store)
     el = el.filter(pl.col("action") != "K")
 
     plan = _new_values(el, secret, uid_root, config)
     redaction = _redaction_rows(store, config)
     added = _added_rows(per_file, profile, config, redaction["file_id"])
-    parts = [plan, _age_rows(store, config), added, redaction]
+    parts = [plan, sr_text, _age_rows(store, config), added, redaction]
     plan = pl.concat([p.select(list(PLAN_SCHEMA)).cast(PLAN_SCHEMA) for p in parts])
     return plan.select(list(PLAN_SCHEMA)).cast(PLAN_SCHEMA).sort("file_id", "path")
 
