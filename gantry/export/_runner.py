@@ -203,6 +203,10 @@ def _exclusions(store: Store, config: Any, safe: bool) -> pl.DataFrame:
                     schema={"file_id": pl.Int64, "reason": pl.String},
                 )
             )
+    from gantry.sr import document_exclusions  # encapsulated documents not checked clean
+
+    if (documents := document_exclusions(store)).height:
+        frames.append(documents)
     if safe:
         from gantry.audit import unresolved
 

@@ -29,6 +29,7 @@ from gantry.plan._edited import with_edits
 from gantry.plan._keys import date_offset, keyed_hex, uid_map
 from gantry.plan._pseudonyms import assign_pseudonyms, render_template
 from gantry.sr._clean import content_actions, text_rows
+from gantry.sr._documents import document_actions
 from gantry.store import Store
 
 PLAN_SCHEMA = {
@@ -252,6 +253,7 @@ def build_plan(store: Store, config: Any) -> pl.DataFrame:
         clean_content="clean-structured-content" in option_names,
         clean_graphics="clean-graphics" in option_names,
     )
+    el = document_actions(el, store, check="clean-structured-content" in option_names)
 
     # well-known UIDs are never remapped; U on a non-UI element (a sequence) keeps it
     el = el.with_columns(

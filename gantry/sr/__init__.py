@@ -3,6 +3,11 @@
 - :func:`content_table` regroups the ``elements`` rows of SR documents into
   one typed row per content item; ingest writes it as the ``sr_content``
   table, so a dose report's CTDIvol or DLP is one SQL query away.
+- With the ``clean-structured-content`` option the plan cleans SR content
+  per item (:func:`clean_text` for Text Values) instead of dropping it, and
+  encapsulated documents are checked (:func:`document_text`) rather than
+  withheld; the outcome is the ``documents`` table, which export reads
+  (:func:`document_exclusions`).
 
 Examples
 --------
@@ -11,6 +16,16 @@ Examples
 ['file_id', 'tree_path', 'parent_path', 'depth']
 """
 
+from gantry.sr._clean import REDACTED, clean_text
 from gantry.sr._content import SR_CONTENT_SCHEMA, content_table
+from gantry.sr._documents import DOCUMENTS_TABLE, document_exclusions, document_text
 
-__all__ = ["SR_CONTENT_SCHEMA", "content_table"]
+__all__ = [
+    "DOCUMENTS_TABLE",
+    "REDACTED",
+    "SR_CONTENT_SCHEMA",
+    "clean_text",
+    "content_table",
+    "document_exclusions",
+    "document_text",
+]

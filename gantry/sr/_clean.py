@@ -37,11 +37,12 @@ and so do Graphic Annotation Sequence and Curve Data under Clean Graphics.
 
 from __future__ import annotations
 
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import polars as pl
 
-from gantry.store import Store
+if TYPE_CHECKING:
+    from gantry.store import Store
 
 __all__ = ["REDACTED", "content_actions", "text_rows"]
 

@@ -7,6 +7,7 @@
   duplicate files a real archive also holds;
 - :func:`make_dose_sr` and :func:`make_text_sr` — Structured Reports (a CT
   dose report, a deep report whose content names the patient);
+  :func:`make_encapsulated_pdf` — an Encapsulated PDF naming the patient;
 - :func:`make_series` — one whole series with known geometry (CT, MR, enhanced
   MR, fMRI, diffusion), for NIfTI conversion;
 - :func:`make_ct_files` — thousands of 512×512 CT files in seconds, for benchmarks;
@@ -28,7 +29,7 @@ from gantry.testing._clutter import make_clutter
 from gantry.testing._corpus import Corpus, make_corpus
 from gantry.testing._pixels import decode_pixels
 from gantry.testing._specs import InstanceSpec, PatientSpec, SeriesSpec, StudySpec
-from gantry.testing._sr import make_dose_sr, make_text_sr
+from gantry.testing._sr import make_dose_sr, make_encapsulated_pdf, make_text_sr
 from gantry.testing._volumes import SeriesFiles, make_series
 
 __all__ = [
@@ -44,6 +45,7 @@ __all__ = [
     "make_corpus",
     "make_ct_files",
     "make_dose_sr",
+    "make_encapsulated_pdf",
     "make_instance",
     "make_series",
     "make_text_sr",

@@ -21,11 +21,12 @@ from pydicom.uid import UID, ExplicitVRLittleEndian
 from gantry.testing._builders import apply_overrides, write_dataset
 from gantry.testing._canaries import CanaryBook
 
-__all__ = ["make_dose_sr", "make_text_sr"]
+__all__ = ["make_dose_sr", "make_encapsulated_pdf", "make_text_sr"]
 
 _COMPREHENSIVE_SR = "1.2.840.10008.5.1.4.1.1.88.33"
 _DOSE_SR = "1.2.840.10008.5.1.4.1.1.88.67"
 _CT_IMAGE = "1.2.840.10008.5.1.4.1.1.2"
+_PDF = "1.2.840.10008.5.1.4.1.1.104.1"
 
 
 def _uid(seed: int, key: str) -> str:
@@ -75,13 +76,13 @@ def _document(
     ds = Dataset()
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = UID(sop_class)
-    meta.MediaStorageSOPInstanceUID = UID(_uid(seed, "sop"))
+    meta.MediaStorageSOPInstanceUID = UID(_uid(seed, f"sop:{sop_class}"))
     meta.TransferSyntaxUID = ExplicitVRLittleEndian
     ds.file_meta = meta
     ds.preamble = b"\0" * 128
     ds.SpecificCharacterSet = "ISO_IR 100"
     ds.SOPClassUID = sop_class
-    ds.SOPInstanceUID = _uid(seed, "sop")
+    ds.SOPInstanceUID = _uid(seed, f"sop:{sop_class}")
     ds.InstanceCreationDate = "20210304"
     ds.StudyDate = "20210304"
     ds.SeriesDate = "20210304"
@@ -104,7 +105,7 @@ def _document(
     ds.PatientBirthDate = "19600214"
     ds.PatientSex = "F"
     ds.StudyInstanceUID = _uid(seed, "study")
-    ds.SeriesInstanceUID = _uid(seed, "series")
+    ds.SeriesInstanceUID = _uid(seed, f"series:{sop_class}")
     ds.StudyID = "1"
     ds.SeriesNumber = 1
     ds.InstanceNumber = 1
@@ -115,6 +116,8 @@ def _document(
     ds.ValueType = "CONTAINER"
     ds.ConceptNameCodeSequence = Sequence([_code(*title)])
     ds.ContinuityOfContent = "SEPARATE"
+    if not template:
+        return ds
     template_item = Dataset()
     template_item.MappingResource = "DCMR"
     template_item.TemplateIdentifier = template
@@ -123,7 +126,7 @@ def _document(
 
 
 def _observer(book: CanaryBook) -> list[Dataset]:
-    name = book.value("observer", "Observer^Olga")
+    name = book.value("observer", "Okafor^Olga")
     return [
         _item("HAS OBS CONTEXT", "CODE", ("121005", "DCM", "Observer Type"),
               ConceptCodeSequence=Sequence([_code("121006", "DCM", "Person")])),
@@ -228,7 +231,7 @@ def make_text_sr(
         book, seed, _COMPREHENSIVE_SR, ("18748-4", "LN", "Diagnostic Imaging Report"), "2000"
     )
     family = str(ds.PatientName).split("^")[0]
-    reader = book.value("observer", "Observer^Olga").split("^")[0]
+    reader = book.value("observer", "Okafor^Olga").split("^")[0]
     image = Dataset()
     image.ReferencedSOPClassUID = _CT_IMAGE
     image.ReferencedSOPInstanceUID = _uid(seed, "image")
@@ -237,7 +240,7 @@ def make_text_sr(
               TextValue=(f"Patient {family} (MRN {ds.PatientID}) seen on 2021-03-04; "
                          f"call 555-123-4567. Nodule stable, no change.")),
         _item("CONTAINS", "PNAME", ("121013", "DCM", "Person Observer Name"),
-              PersonName=book.value("inner-person", "Reader^Rolf")),
+              PersonName=book.value("inner-person", "Reiter^Rolf")),
         _item("CONTAINS", "DATE", ("111060", "DCM", "Study Date"), Date="20210301"),
         _item("CONTAINS", "TIME", ("111061", "DCM", "Study Time"), Time="093000"),
         _item("CONTAINS", "DATETIME", ("111526", "DCM", "DateTime Started"),
@@ -260,4 +263,82 @@ def make_text_sr(
             node,
         ])  # fmt: skip
     ds.ContentSequence = Sequence([*_observer(book), node])
+    return _save(ds, path, overrides)
+
+
+def _pdf(text: str) -> bytes:
+    """A one-page PDF whose (deflated) content stream shows `text`."""
+    import zlib
+
+    escaped = text.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")
+    stream = zlib.compress(f"BT /F1 11 Tf 40 780 Td ({escaped}) Tj ET".encode("latin-1"))
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Contents 4 0 R "
+        b"/Resources << /Font << /F1 5 0 R >> >> >>",
+        b"<< /Length %d /Filter /FlateDecode >>\nstream\n" % len(stream) + stream + b"\nendstream",
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+    ]
+    out = bytearray(b"%PDF-1.4\n")
+    offsets = []
+    for number, body in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    out += b"".join(b"%010d 00000 n \n" % o for o in offsets)
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (
+        len(objects) + 1,
+        xref,
+    )
+    return bytes(out)
+
+
+def make_encapsulated_pdf(
+    path: str | Path | None = None,
+    *,
+    seed: int = 0,
+    canaries: bool = False,
+    text: str | None = None,
+    **overrides: Any,
+) -> Dataset:
+    """Return (and optionally write) an Encapsulated PDF instance.
+
+    The PDF's one page says `text`; by default a report that names the
+    patient (its family name and ID), deflated so that no byte scan of the
+    file can see it.
+
+    Examples
+    --------
+    >>> ds = make_encapsulated_pdf(text="No findings.")
+    >>> ds.MIMETypeOfEncapsulatedDocument, ds.EncapsulatedDocument[:5]
+    ('application/pdf', b'%PDF-')
+    """
+    book = CanaryBook(seed, enabled=canaries)
+    ds = _document(book, seed, _PDF, ("18748-4", "LN", "Diagnostic Imaging Report"), "")
+    for keyword in (
+        "ValueType",
+        "ConceptNameCodeSequence",
+        "ContinuityOfContent",
+        "ContentTemplateSequence",
+        "CompletionFlag",
+        "VerificationFlag",
+        "PerformedProcedureCodeSequence",
+        "ReferencedPerformedProcedureStepSequence",
+    ):
+        ds.pop(keyword, None)  # fmt: skip
+    ds.Modality = "DOC"
+    ds.ConversionType = "WSD"
+    ds.ContentDate, ds.ContentTime, ds.AcquisitionDateTime = "20210304", "102000", "20210304102000"
+    ds.BurnedInAnnotation = "YES"
+    ds.DocumentTitle = "Report"
+    ds.ConceptNameCodeSequence = Sequence([_code("18748-4", "LN", "Diagnostic Imaging Report")])
+    ds.MIMETypeOfEncapsulatedDocument = "application/pdf"
+    if text is None:
+        family = str(ds.PatientName).split("^")[0]
+        text = f"Report for {family}, patient ID {ds.PatientID}: no acute findings."
+    data = _pdf(text)
+    ds.EncapsulatedDocument = data + b"\0" * (len(data) % 2)
+    ds.EncapsulatedDocumentLength = len(data)
     return _save(ds, path, overrides)

@@ -97,7 +97,7 @@ def test_typed_values_of_every_kind_six_levels_deep(tmp_path: Path) -> None:
     assert by_type["TIME"]["time_value"] == "093000"
     assert by_type["DATETIME"]["datetime_value"] == "20210301093000"
     assert by_type["UIDREF"]["uid_value"] == ds.StudyInstanceUID
-    assert by_type["PNAME"]["person_name"] == "Reader^Rolf"
+    assert by_type["PNAME"]["person_name"] == "Reiter^Rolf"
     assert by_type["CODE"]["code_value"] == "27925004"
     assert by_type["CODE"]["code_scheme"] == "SCT"
     assert (by_type["NUM"]["numeric_value"], by_type["NUM"]["unit_code"]) == (7.5, "mm")
@@ -163,3 +163,17 @@ def test_content_table_isolates_a_file_that_cannot_be_converted() -> None:
     assert table.schema == SR_CONTENT_SCHEMA
     assert table.column("tree_path").to_pylist() == ["1", "1.1", "1", "1.1"]
     assert content_table(rows.head(0)).num_rows == 0
+
+
+def test_public_names_are_frozen() -> None:
+    import gantry.sr
+
+    assert gantry.sr.__all__ == [
+        "DOCUMENTS_TABLE",
+        "REDACTED",
+        "SR_CONTENT_SCHEMA",
+        "clean_text",
+        "content_table",
+        "document_exclusions",
+        "document_text",
+    ]
