@@ -375,6 +375,7 @@ class Config:
     """Instances sharing a SOP Instance UID: ``first`` exports the first by file path
     and excludes the others, ``skip`` excludes them all, ``suffix`` exports each
     under its own file name (``<uid>.dcm``, ``<uid>_2.dcm``, ...). Decided at plan time."""
+    sr_text: Literal["clean", "remove"] = "clean"
     source: str | None = field(default=None, compare=False)
     """The file the config was read from (not part of equality)."""
 
@@ -521,4 +522,5 @@ class Config:
             "burned_in": {"exclude_without_zone": self.burned_in.exclude_without_zone},
             "encrypted_attributes": self.encrypted_attributes,
             "duplicates": self.duplicates,
+            "sr_text": self.sr_text,
         }

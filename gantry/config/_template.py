@@ -125,4 +125,9 @@ encrypted_attributes: false
 # are excluded and reported; skip: all of them are excluded; suffix: all are
 # exported, the later ones as <uid>_2.dcm, <uid>_3.dcm, ...
 duplicates: first
+
+# Text Values of SR content items under clean-structured-content (docs/anonymize.md):
+# clean = words naming someone and PHI patterns become [REDACTED]; remove = the whole
+# text becomes [REDACTED] (the item stays, so the report stays valid).
+sr_text: clean
 """

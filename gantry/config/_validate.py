@@ -56,6 +56,7 @@ TOP_KEYS: Final = (
     "burned_in",
     "encrypted_attributes",
     "duplicates",
+    "sr_text",
 )
 _MAX_SHIFT_DAYS: Final = 36_600
 _MAX_UID_ROOT: Final = 40
@@ -551,6 +552,9 @@ def validate(
         ),
         duplicates=v.choice(  # type: ignore[arg-type]
             d.get("duplicates", defaults.duplicates), "duplicates", DUPLICATE_POLICIES
+        ),
+        sr_text=v.choice(  # type: ignore[arg-type]
+            d.get("sr_text", defaults.sr_text), "sr_text", ("clean", "remove")
         ),
         source=source,
     )

@@ -295,7 +295,7 @@ def build_plan(store: Store, config: Any) -> pl.DataFrame:
     el = el.join(per_file, on="file_id", how="left")
     el = _resolve_clean(el, store)
     el = _drop_covered_by_parent(el)
-    el, sr_text = text_rows(el, store)
+    el, sr_text = text_rows(el, store, mode=str(_config_value(config, "sr_text", "clean")))
     el = el.filter(pl.col("action") != "K")
 
     plan = _new_values(el, secret, uid_root, config)

@@ -221,11 +221,14 @@ def clean_text(texts: pl.DataFrame, tokens: pl.DataFrame) -> pl.Series:
     return pl.DataFrame({"value": cleaned}).select(expr)["value"]
 
 
-def text_rows(el: pl.DataFrame, store: Store) -> tuple[pl.DataFrame, pl.DataFrame]:
+def text_rows(
+    el: pl.DataFrame, store: Store, *, mode: str = "clean"
+) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Split the Text Values of content items off ``el``, cleaned: ``(rest, R rows)``.
 
     ``el`` is the plan's element frame after the covered rows are dropped; the
-    returned rows have the plan's columns (``new_value`` the cleaned text).
+    returned rows have the plan's columns (``new_value`` the cleaned text, or
+    :data:`REDACTED` for every non-empty text when ``mode`` is ``"remove"``).
     """
     is_text = _in_content() & (pl.col("tag") == TEXT_VALUE) & (pl.col("action") == "K")
     texts = el.filter(is_text & pl.col("value").is_not_null())
@@ -236,8 +239,11 @@ def text_rows(el: pl.DataFrame, store: Store) -> tuple[pl.DataFrame, pl.DataFram
     )  # fmt: skip
     if texts.height == 0:
         return rest, empty
-    tokens = identity_words(store, texts["file_id"].unique())
-    cleaned = texts.with_columns(clean_text(texts, tokens).alias("new_value"))
+    if mode == "remove":
+        cleaned = texts.with_columns(pl.lit(REDACTED).alias("new_value"))
+    else:
+        tokens = identity_words(store, texts["file_id"].unique())
+        cleaned = texts.with_columns(clean_text(texts, tokens).alias("new_value"))
     changed = cleaned.filter(pl.col("new_value") != pl.col("value"))
     rows = changed.select(
         "file_id", "path", "tag", "keyword", "vr",

@@ -210,3 +210,17 @@ def test_text_cleaning_matches_identity_words_and_patterns() -> None:
         assert secret not in out[0] + out[1]
     assert out[0].startswith("Seen ")
     assert out[2] == texts["value"][2]  # another file's identity is not this file's
+
+
+def test_sr_text_remove_replaces_every_text_and_a_bad_value_names_the_key(tmp_path: Path) -> None:
+    from gantry.errors import ConfigError
+
+    run = _export(tmp_path, {**CONFIG, "sr_text": "remove"})
+    for sop, before in run.inputs.items():
+        after = _items(run.outputs[sop])
+        for tree, item in _items(before).items():
+            if item.get("TextValue"):
+                assert after[tree].TextValue == REDACTED
+    with pytest.raises(ConfigError, match="`sr_text` must be one of 'clean', 'remove'"):
+        with Session(tmp_path / "s.db") as s:
+            s.anonymize({"sr_text": "drop"})
