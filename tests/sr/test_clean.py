@@ -224,3 +224,17 @@ def test_sr_text_remove_replaces_every_text_and_a_bad_value_names_the_key(tmp_pa
     with pytest.raises(ConfigError, match="`sr_text` must be one of 'clean', 'remove'"):
         with Session(tmp_path / "s.db") as s:
             s.anonymize({"sr_text": "drop"})
+
+
+def test_compliance_report_reads_the_cleaned_reports_back_as_compliant(cleaned: Run) -> None:
+    with Session(cleaned.db) as s:
+        report = s.compliance_report(cleaned.dest, profile=CONFIG)
+    ours = [
+        remap_uid(cleaned.secret, str(pydicom.dcmread(cleaned.src / name).SOPInstanceUID))
+        for name in ("deep.dcm", "dose.dcm")
+    ]
+    problems = report.problems.filter(pl.col("output_path").str.contains("|".join(ours)))
+    assert problems.height == 0, problems
+    # the pydicom samples' toy names ("Test^S R", "Last Name^First Name") are words of
+    # their own report vocabulary: the only problems are those names seen in code meanings
+    assert set(report.problems["keyword"]) <= {"PatientName"}
