@@ -170,7 +170,10 @@ def identity_words(store: Store, file_ids: pl.Series) -> pl.DataFrame:
         .collect()
     )
     ids = identity_tokens(store).filter(pl.col("file_id").is_in(file_ids.implode()))
-    return pl.concat([ids, names]).unique()
+    # an identifier with spaces in it is matched word by word, as the text is split
+    words = ids.with_columns(pl.col("token").str.split(" ")).explode("token")
+    words = words.filter(pl.col("token").str.len_chars() >= 3)
+    return pl.concat([ids, words, names]).unique()
 
 
 def clean_text(texts: pl.DataFrame, tokens: pl.DataFrame) -> pl.Series:

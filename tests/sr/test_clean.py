@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 import re
 import shutil
+import string
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -13,6 +14,8 @@ from pathlib import Path
 import polars as pl
 import pydicom
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pydicom.dataset import Dataset
 
 from gantry import Session
@@ -238,3 +241,27 @@ def test_compliance_report_reads_the_cleaned_reports_back_as_compliant(cleaned: 
     # the pydicom samples' toy names ("Test^S R", "Last Name^First Name") are words of
     # their own report vocabulary: the only problems are those names seen in code meanings
     assert set(report.problems["keyword"]) <= {"PatientName"}
+
+
+_WORDS = st.text(alphabet=string.ascii_letters + string.digits + ".,;:-'", min_size=1, max_size=12)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    words=st.lists(_WORDS, min_size=1, max_size=20),
+    secret=st.text(alphabet=string.ascii_uppercase, min_size=3, max_size=10),
+    where=st.integers(min_value=0, max_value=20),
+    case=st.sampled_from(["lower", "upper", "title"]),
+)
+def test_no_identity_token_survives_cleaning(
+    words: list[str], secret: str, where: int, case: str
+) -> None:
+    from gantry.sr._clean import clean_text
+
+    planted = getattr(secret, case)()
+    words.insert(min(where, len(words)), f"x{planted}y")
+    texts = pl.DataFrame({"file_id": [5], "value": [" ".join(words)]})
+    (out,) = clean_text(texts, pl.DataFrame({"file_id": [5], "token": [secret]})).to_list()
+    assert secret not in out.replace(REDACTED, " ").upper()
+    # every word without the token comes through, unless a PHI pattern took it
+    assert out.count(" ") <= " ".join(words).count(" ") + out.count(REDACTED)
