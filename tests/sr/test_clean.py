@@ -101,8 +101,13 @@ def test_tree_shape_and_clinical_content_are_kept(cleaned: Run) -> None:
 
 
 def test_the_dose_report_is_still_one_query_after_export(cleaned: Run, tmp_path: Path) -> None:
+    copies = tmp_path / "copies"  # an export folder itself is not ingested (its marker)
+    for path in cleaned.dest.rglob("*.dcm"):
+        target = copies / path.relative_to(cleaned.dest)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, target)
     with Session(tmp_path / "again.db") as s:
-        s.ingest(cleaned.dest, workers=1, progress=False)
+        s.ingest(copies, workers=1, progress=False)
         dlp = s.sql(
             "SELECT sum(numeric_value) AS dlp FROM sr_content "
             "WHERE template_id = '10011' AND concept_code = '113838'"
