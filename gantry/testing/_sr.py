@@ -214,7 +214,9 @@ def make_text_sr(
     Containers nest `depth` levels below the root; the innermost holds a
     TEXT that names the patient (name, ID, a phone number and a date), a
     PNAME, DATE, TIME, DATETIME, UIDREF, an IMAGE reference, a CODE, a NUM
-    and a SCOORD.  Observer context (PNAME) sits at the top.  ``overrides``
+    and a SCOORD.  Its DATE and DATETIME lie two years before the study, so no
+    date shift (1-365 days back) can turn one original date into another.
+    Observer context (PNAME) sits at the top.  ``overrides``
     set top-level keywords last (the tree's text is written before them).
 
     Examples
@@ -241,10 +243,10 @@ def make_text_sr(
                          f"call 555-123-4567. Nodule stable, no change.")),
         _item("CONTAINS", "PNAME", ("121013", "DCM", "Person Observer Name"),
               PersonName=book.value("inner-person", "Reiter^Rolf")),
-        _item("CONTAINS", "DATE", ("111060", "DCM", "Study Date"), Date="20210301"),
+        _item("CONTAINS", "DATE", ("111060", "DCM", "Study Date"), Date="20190301"),
         _item("CONTAINS", "TIME", ("111061", "DCM", "Study Time"), Time="093000"),
         _item("CONTAINS", "DATETIME", ("111526", "DCM", "DateTime Started"),
-              DateTime="20210301093000"),
+              DateTime="20190301093000"),
         _item("CONTAINS", "UIDREF", ("121018", "DCM", "Procedure Study Instance UID"),
               UID=ds.StudyInstanceUID),
         _item("CONTAINS", "IMAGE", ("121112", "DCM", "Source of Measurement"),
