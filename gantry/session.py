@@ -527,7 +527,7 @@ class Session:
             :func:`gantry.nifti.load_bids_rules`); default
             :data:`gantry.nifti.DEFAULT_BIDS_RULES`.
         config, safe, workers, progress
-            As for :meth:`export`.
+            As for :meth:`export`; ``workers`` processes also convert series in parallel.
 
         Returns
         -------
@@ -543,7 +543,13 @@ class Session:
             )
 
         return run_nifti_export(
-            self._store, dest, stage=stage, layout=layout, rules=rules, progress=progress
+            self._store,
+            dest,
+            stage=stage,
+            layout=layout,
+            rules=rules,
+            workers=workers,
+            progress=progress,
         )
 
     def pull(

@@ -10,13 +10,16 @@ from the de-identified copies or from the config's fixed labels.
 from __future__ import annotations
 
 import json
+import multiprocessing
+import os
 import re
 import shutil
 import sys
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,7 +33,7 @@ from gantry._deps import require
 from gantry.errors import ConfigError, ExportError
 from gantry.nifti._rules import BidsRule, load_bids_rules, pick_rule
 from gantry.nifti._sidecar import sidecar
-from gantry.nifti._volume import Unconvertible, Volume, read_volume
+from gantry.nifti._volume import Unconvertible, read_volume
 from gantry.nifti._write import write_volume
 from gantry.plan._pseudonyms import safe_path_component
 from gantry.store import Store
@@ -134,7 +137,9 @@ class _Series:
     shape: str | None = None
     rule: BidsRule | None = None
     output: str | None = None
-    header: Any = None
+    when: str = ""  # de-identified StudyDate + StudyTime, to number sessions
+    sex: str = ""
+    age: str = ""
 
 
 def run_nifti_export(
@@ -145,6 +150,7 @@ def run_nifti_export(
     layout: str = "bids",
     rules: Any = None,
     dataset_name: str = "Gantry export",
+    workers: int | None = None,
     progress: bool | None = None,
 ) -> NiftiResult:
     """Convert the selected series to NIfTI; see :meth:`gantry.Session.export_nifti`.
@@ -168,9 +174,7 @@ def run_nifti_export(
             result.export = stage(staging)
             series = _collect(store, staging, result.export)
             show = progress if progress is not None else sys.stderr.isatty()
-            scratch = staging / ".nifti"
-            for n, s in enumerate(tqdm(series, desc="converting", unit="series", disable=not show)):
-                _convert(s, scratch / f"{n:06d}", rule_set, layout)
+            _convert_all(series, staging / ".nifti", rule_set, layout, workers, show)
             result.files = _place(series, dest_path, layout)
             if layout == "bids":
                 _dataset_files(series, dest_path, dataset_name)
@@ -240,61 +244,139 @@ def _collect(store: Store, staging: Path, exported: ExportResult) -> list[_Serie
     return list(series.values())
 
 
-def _convert(s: _Series, scratch: Path, rules: Sequence[BidsRule], layout: str) -> None:
-    if s.paths:
-        head = pydicom.dcmread(s.paths[0], stop_before_pixels=True, force=True)
-        s.header = head
-        s.series_uid = str(head.get("SeriesInstanceUID", "")) or None
-        s.patient = str(head.get("PatientID", "")) or None
-        s.study = str(head.get("StudyInstanceUID", "")) or None
-        number = head.get("SeriesNumber")
-        s.number = int(number) if number not in (None, "") else None
-    if s.bad:
-        s.reason = (
-            f"{len(s.bad)} of {len(s.file_ids)} instances were not exported clean: "
-            + "; ".join(sorted(set(s.bad)))
+@dataclass
+class _Job:
+    """What a worker needs to convert one series (plain, picklable data)."""
+
+    index: int
+    paths: list[Path]
+    scratch: Path
+    match: dict[str, str | None]
+    rules: tuple[BidsRule, ...]
+    layout: str
+    bad: list[str]
+    total: int
+
+
+@dataclass
+class _Outcome:
+    index: int
+    status: str = "not converted"
+    reason: str = ""
+    notes: list[str] = field(default_factory=list)
+    kind: str | None = None
+    shape: str | None = None
+    rule: int | None = None
+    staged: list[Path] = field(default_factory=list)
+    head: dict[str, str] = field(default_factory=dict)
+
+
+_SERIES_PER_WORKER = 4
+_HEAD = ("SeriesInstanceUID", "PatientID", "StudyInstanceUID", "SeriesNumber", "StudyDate",
+         "StudyTime", "PatientSex", "PatientAge")  # fmt: skip
+
+
+def _convert_all(
+    series: list[_Series],
+    scratch: Path,
+    rules: tuple[BidsRule, ...],
+    layout: str,
+    workers: int | None,
+    show: bool,
+) -> None:
+    """Convert every series; on a process pool when there are workers and enough series."""
+    jobs = [
+        _Job(n, s.paths, scratch / f"{n:06d}", s.match, rules, layout, s.bad, len(s.file_ids))
+        for n, s in enumerate(series)
+    ]
+    n_workers = max(1, workers if workers is not None else (os.cpu_count() or 1))
+    bar = tqdm(total=len(jobs), desc="converting", unit="series", disable=not show)
+    try:
+        # a pool costs its start-up (a process per worker importing numpy, pydicom,
+        # nibabel): worth it only with several series per worker
+        if n_workers == 1 or len(jobs) < _SERIES_PER_WORKER * n_workers:
+            for job in jobs:
+                _apply(series[job.index], convert_series(job), rules)
+                bar.update()
+        else:
+            ctx = multiprocessing.get_context("forkserver")
+            with ProcessPoolExecutor(max_workers=min(n_workers, len(jobs)), mp_context=ctx) as ex:
+                for got in ex.map(convert_series, jobs):
+                    _apply(series[got.index], got, rules)
+                    bar.update()
+    finally:
+        bar.close()
+
+
+def _apply(s: _Series, got: _Outcome, rules: tuple[BidsRule, ...]) -> None:
+    head = got.head
+    s.series_uid = head.get("SeriesInstanceUID") or None
+    s.patient = head.get("PatientID") or None
+    s.study = head.get("StudyInstanceUID") or None
+    number = head.get("SeriesNumber", "")
+    s.number = int(float(number)) if number else None
+    s.when = head.get("StudyDate", "") + head.get("StudyTime", "")
+    s.sex, s.age = head.get("PatientSex", ""), head.get("PatientAge", "")
+    s.status, s.reason, s.notes = got.status, got.reason, got.notes
+    s.kind, s.shape, s.staged = got.kind, got.shape, got.staged
+    s.rule = rules[got.rule] if got.rule is not None else None
+
+
+def convert_series(job: _Job) -> _Outcome:
+    """Convert one series from its de-identified copies (worker side; never raises)."""
+    out = _Outcome(job.index)
+    try:
+        _convert(job, out)
+    except Exception as exc:  # a codec or reader error: report it, the batch goes on
+        out.status, out.reason = "not converted", f"{type(exc).__name__}: {exc}"
+    return out
+
+
+def _convert(job: _Job, out: _Outcome) -> None:
+    if job.paths:
+        head = pydicom.dcmread(job.paths[0], stop_before_pixels=True, force=True)
+        out.head = {k: str(head.get(k, "") or "") for k in _HEAD}
+    if job.bad:
+        out.reason = (
+            f"{len(job.bad)} of {job.total} instances were not exported clean: "
+            + "; ".join(sorted(set(job.bad)))
         )
         return
     try:
-        volume = read_volume(s.paths)
+        volume = read_volume(job.paths)
     except Unconvertible as exc:
-        s.reason = str(exc)
+        out.reason = str(exc)
         return
-    except Exception as exc:  # a codec or reader error: report, go on with the batch
-        s.reason = f"{type(exc).__name__}: {exc}"
-        return
-    s.kind = volume.kind
-    s.shape = "x".join(str(n) for n in volume.data.shape)
-    s.notes = volume.notes
-    if layout == "bids":
-        pick = pick_rule(rules, {**s.match, "kind": volume.kind})
-        if pick is None:
-            s.status = "unmatched"
-            s.reason = f"no BIDS rule matched (Modality {s.modality}, kind {volume.kind})"
+    out.kind = volume.kind
+    out.shape = "x".join(str(n) for n in volume.data.shape)
+    out.notes = volume.notes
+    rule = None
+    if job.layout == "bids":
+        out.rule = pick_rule(job.rules, {**job.match, "kind": volume.kind})
+        if out.rule is None:
+            out.status = "unmatched"
+            out.reason = (
+                f"no BIDS rule matched (Modality {job.match.get('Modality')}, kind {volume.kind})"
+            )
             return
-        s.rule = rules[pick]
+        rule = job.rules[out.rule]
+    assert volume.first is not None
     meta = sidecar(volume.first, slice_timing=volume.slice_timing, notes=volume.notes)
-    if s.rule is not None and s.rule.datatype == "func":
-        meta["TaskName"] = s.rule.entities["task"]
-    if s.rule is not None and s.rule.datatype == "dwi" and volume.bvals is None:
-        s.reason = "a diffusion rule matched but the series has no b-values"
+    if rule is not None and rule.datatype == "func":
+        meta["TaskName"] = rule.entities["task"]
+    if rule is not None and rule.datatype == "dwi" and volume.bvals is None:
+        out.reason = "a diffusion rule matched but the series has no b-values"
         return
-    s.staged = write_volume(volume, scratch, meta)
-    s.status = "converted"
-    _free(volume)
-
-
-def _free(volume: Volume) -> None:
-    volume.data = volume.data[:0]
+    out.staged = write_volume(volume, job.scratch, meta)
+    out.status = "converted"
 
 
 def _sessions(series: list[_Series]) -> dict[tuple[str, str], int]:
     """``ses-<n>``: a patient's de-identified studies numbered by their (shifted) date."""
     dates: dict[tuple[str, str], str] = {}
     for s in series:
-        if s.patient and s.study and s.header is not None:
-            when = f"{s.header.get('StudyDate', '') or ''}{s.header.get('StudyTime', '') or ''}"
-            dates.setdefault((s.patient, s.study), when)
+        if s.patient and s.study:
+            dates.setdefault((s.patient, s.study), s.when)
     numbers: dict[tuple[str, str], int] = {}
     by_patient: dict[str, list[tuple[str, str]]] = defaultdict(list)
     for (patient, study), when in dates.items():
@@ -384,11 +466,10 @@ def _dataset_files(series: list[_Series], dest: Path, name: str) -> None:
         )
     rows: dict[str, tuple[str, str]] = {}
     for s in series:
-        if s.status != "converted" or s.header is None:
+        if s.status != "converted":
             continue
         pid = f"sub-{bids_label(s.patient or '')}"
-        sex = str(s.header.get("PatientSex", "") or "").upper()
-        age = str(s.header.get("PatientAge", "") or "")
+        sex, age = s.sex.upper(), s.age
         years = (
             str(int(age[:3])) if len(age) == 4 and age[:3].isdigit() and age[3] == "Y" else "n/a"
         )

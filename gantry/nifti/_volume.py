@@ -23,6 +23,18 @@ _SPACING_TOL = 0.02  # relative: steps differing more than 2 % are not uniform
 _TILT_TOL = 0.01  # degrees
 
 
+_NEEDED = [
+    "SOPClassUID", "ImageType", "Rows", "Columns", "SamplesPerPixel", "PhotometricInterpretation",
+    "BitsAllocated", "BitsStored", "HighBit", "PixelRepresentation", "PlanarConfiguration",
+    "NumberOfFrames", "ImagePositionPatient", "ImageOrientationPatient", "PixelSpacing",
+    "SliceThickness", "SpacingBetweenSlices", "RescaleSlope", "RescaleIntercept",
+    "TemporalPositionIdentifier", "AcquisitionNumber", "InstanceNumber", "AcquisitionTime",
+    "DiffusionBValue", "DiffusionGradientOrientation", "SharedFunctionalGroupsSequence",
+    "PerFrameFunctionalGroupsSequence", "PixelData", "FloatPixelData", "DoubleFloatPixelData",
+    "ExtendedOffsetTable", "ExtendedOffsetTableLengths",
+]  # fmt: skip
+
+
 class Unconvertible(Exception):
     """The series cannot be written as a correct NIfTI volume (the message says why)."""
 
@@ -63,9 +75,11 @@ class Volume:
 
 def read_volume(paths: list[Path]) -> Volume:
     """Read every file of one series and assemble the volume (raises :class:`Unconvertible`)."""
-    datasets = [pydicom.dcmread(p, force=True) for p in paths]
-    if not datasets:
+    if not paths:
         raise Unconvertible("no files")
+    # the first header in full (for the sidecar), the others only what geometry needs
+    datasets = [pydicom.dcmread(paths[0], force=True)]
+    datasets += [pydicom.dcmread(p, force=True, specific_tags=_NEEDED) for p in paths[1:]]
     first = datasets[0]
     if "PixelData" not in first and "FloatPixelData" not in first:
         raise Unconvertible("no pixel data")
@@ -306,11 +320,13 @@ def _pixels(
         return arr[f.frame] if f.frame is not None and arr.ndim == 3 else arr
 
     sample = image(frames[0])
-    out = np.empty((cols, rows, len(groups), n_vol), dtype=sample.dtype)
+    # filled as contiguous (t, k, row, column) planes; the transposed view is (i, j, k, t)
+    # and its Fortran-order bytes (what NIfTI stores) are this buffer as is
+    stack = np.empty((n_vol, len(groups), rows, cols), dtype=sample.dtype)
     for k, g in enumerate(groups):
         for t, f in enumerate(g):
-            out[:, :, k, t] = image(f).T
-    return out
+            stack[t, k] = image(f)
+    return stack.transpose(3, 2, 1, 0)
 
 
 def _diffusion(volume: Volume, groups: list[list[_Frame]], affine_lps: NDArray[Any]) -> None:

@@ -48,7 +48,11 @@ def write_volume(volume: Volume, stem: Path, sidecar: dict[str, Any]) -> list[Pa
     hdr["aux_file"] = b""
     hdr["intent_name"] = b""
     hdr["db_name"] = b""
-    written = [_atomic(stem.with_name(stem.name + ".nii.gz"), lambda p: nib.save(img, p))]
+    # nibabel serialises; imagecodecs (a core dependency) gzips about 3x faster than zlib
+    import imagecodecs
+
+    packed = imagecodecs.gzip_encode(img.to_bytes(), level=1)
+    written = [_atomic(stem.with_name(stem.name + ".nii.gz"), lambda p: p.write_bytes(packed))]
     text = json.dumps(sidecar, indent=2, sort_keys=True) + "\n"
     written.append(_atomic(stem.with_name(stem.name + ".json"), lambda p: p.write_text(text)))
     if volume.bvals is not None and volume.bvecs is not None:

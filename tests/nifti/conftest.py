@@ -76,5 +76,5 @@ def converted(tmp_path_factory: pytest.TempPathFactory) -> Converted:
         s.ingest(src, workers=1, progress=False)
         s.anonymize(None)
         s.export_nifti(root / "bids", layout="bids", workers=1, progress=False)
-        s.export_nifti(root / "flat", layout="flat", workers=1, progress=False)
+        s.export_nifti(root / "flat", layout="flat", workers=2, progress=False)  # a pool
     return Converted(root, db, series, root / "bids", root / "flat")
