@@ -321,10 +321,17 @@ class Session:
         return preview(self._store, cfg, include_kept=include_kept)
 
     def create_config(self, path: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
-        """Write the commented default config (YAML v2) to ``path`` and return it."""
+        """Write the commented default config (YAML v2) to ``path`` and return it.
+
+        An existing file is kept as it is (so a script can run again) unless
+        ``overwrite=True``; the path is returned either way.
+        """
         from gantry.config import write_default_config
 
-        return write_default_config(path, overwrite=overwrite)
+        target = Path(path).expanduser()
+        if target.exists() and not overwrite:
+            return target
+        return write_default_config(target, overwrite=overwrite)
 
     # -- anonymize and export ---------------------------------------------------------------
 
@@ -367,6 +374,9 @@ class Session:
                     "duplicates_excluded": int((decisions["status"] == "excluded").sum()),
                 }
             )
+        from gantry.vault._vault import seal_pending
+
+        seal_pending(self._store, self._vault_key)  # locks asked for before this plan
         return plan.group_by("action", "rule").len("rows").sort("rows", descending=True)
 
     def stored_config(self) -> Any:
@@ -739,7 +749,10 @@ class Session:
         Returns
         -------
         int
-            Patients locked. Needs a plan (``anonymize``) and a loaded key.
+            Patients locked. Needs a loaded key. Before any plan exists (locking
+            before ``anonymize``, as the original README does) the selection is
+            recorded and sealed by the next :meth:`anonymize`, once the
+            pseudonyms exist.
         """
         from gantry.vault._vault import lock
 

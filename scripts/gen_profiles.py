@@ -5,9 +5,9 @@ Usage::
 
     python scripts/gen_profiles.py [TABLE_JSON] [--out profiles/] [--edition TEXT]
 
-``TABLE_JSON`` defaults to ``../shared/reference/ps315_table_e1_1.json``
-relative to the repository.  The output is deterministic: running the script
-twice gives identical files, and a test checks the committed files are up to
+``TABLE_JSON`` defaults to ``scripts/data/ps315_table_e1_1.json``, the copy of
+the standard's table shipped in the repository (see ``scripts/data/README.md``).
+The output is deterministic: running the script twice gives identical files, and a test checks the committed files are up to
 date.  The resolution of compound codes is imported from
 ``gantry.profiles._codes`` so the rule lives in one place.
 """
@@ -30,7 +30,7 @@ from pydicom.datadict import RepeatersDictionary, keyword_for_tag  # noqa: E402
 from gantry.profiles._codes import ProfileOption, resolve_code  # noqa: E402
 from gantry.profiles._patterns import parse_pattern  # noqa: E402
 
-DEFAULT_TABLE = REPO.parent / "shared" / "reference" / "ps315_table_e1_1.json"
+DEFAULT_TABLE = REPO / "scripts" / "data" / "ps315_table_e1_1.json"
 DEFAULT_OUT = REPO / "profiles"
 SNAPSHOT = "2025-01-28"
 SOURCE = (

@@ -52,6 +52,8 @@ def keys_init(db: Path, key: Path, passphrase_env: str | None) -> None:
     from gantry.session import Session
 
     def body() -> None:
+        if key.exists():  # `init` creates; the Python verb loads an existing key instead
+            raise VaultKeyError(f"key file `{key}` already exists; refusing to overwrite a key")
         with Session(db) as s:
             path = s.enable_reversible_anonymization(key, passphrase=_passphrase(passphrase_env))
             fingerprint = s.store.get_meta("vault_key_fingerprint")

@@ -10,6 +10,7 @@ from gantry.config._model import Config
 from gantry.config._template import DEFAULT_CONFIG_YAML
 from gantry.config._validate import validate
 from gantry.errors import ConfigError
+from gantry.profiles._spec import available_profiles
 from gantry.profiles._yaml import load_yaml_text, read_text_file
 
 __all__ = ["load_config", "write_default_config"]
@@ -21,8 +22,10 @@ def load_config(source: str | Path | Mapping[str, Any] | None = None) -> Config:
     Parameters
     ----------
     source : str, Path, Mapping or None
-        A YAML file, already-parsed data, or None for the defaults.  A
-        ``privacy_profile`` path in a file is taken relative to that file.
+        A YAML file, already-parsed data, a built-in profile's name (``"basic"``:
+        the defaults with that profile), or None for the defaults.  A
+        ``privacy_profile`` path in a file is taken relative to that file; a
+        file in the working directory named like a built-in profile wins.
 
     Returns
     -------
@@ -42,6 +45,8 @@ def load_config(source: str | Path | Mapping[str, Any] | None = None) -> Config:
     >>> cfg = load_config({"privacy_profile": "research", "keep": ["0008,103E"]})
     >>> cfg.keep, cfg.profile().name
     (('0008103E',), 'research')
+    >>> load_config("research").privacy_profile
+    'research'
     >>> load_config({"privacy_profil": "basic"})
     Traceback (most recent call last):
     ...
@@ -54,6 +59,8 @@ def load_config(source: str | Path | Mapping[str, Any] | None = None) -> Config:
     if not isinstance(source, (str, Path)):
         raise ConfigError("source", expected="a path, a mapping or None", got=type(source).__name__)
     path = Path(source).expanduser()
+    if isinstance(source, str) and not path.exists() and source.strip() in available_profiles():
+        return validate({"privacy_profile": source.strip()})  # a built-in profile's name
     data = load_yaml_text(read_text_file(path), source=path)
     return validate(data, source=str(path), base_dir=path.resolve().parent)
 

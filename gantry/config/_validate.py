@@ -65,6 +65,18 @@ _PRIVATE_ELEMENT_RE: Final = re.compile(
     r"^\(?\s*([0-9A-Fa-f]{4})\s*,?\s*([0-9A-Fa-fxX]{2})([0-9A-Fa-f]{2})\s*\)?$"
 )
 _SHIFTABLE_VRS: Final = frozenset({"DA", "DT"})
+#: Keys of a machine's ``match`` (also accepted directly in the entry, the flat form).
+_MATCH_KEYS: Final = (
+    "serial_number",
+    "manufacturer",
+    "model",
+    "model_name",
+    "rows",
+    "columns",
+    "mode",
+)
+#: Spellings of the original Gantry README → the field they set.
+_MATCH_ALIASES: Final = {"model_name": "model"}
 _LO_MAX: Final = 64
 
 
@@ -409,10 +421,24 @@ class _Validator:
         names: dict[str, int] = {}
         for i, item in enumerate(self.list_(value, "machines")):
             path = f"machines[{i}]"
-            d = self.mapping(item, path, ("name", "match", "redaction_zones", "fill"))
-            if "name" not in d:
-                self.fail(f"{path}.name", "a machine name", None)
-            name = self.str_(d["name"], f"{path}.name").strip()
+            d = self.mapping(item, path, ("name", "match", "redaction_zones", "fill", *_MATCH_KEYS))
+            flat = {k: d[k] for k in _MATCH_KEYS if k in d}
+            if flat and "match" in d:
+                key = next(iter(flat))
+                self.fail(
+                    f"{path}.{key}",
+                    "match fields either under `match` or beside `redaction_zones`, not both",
+                    key,
+                    f"move {key!r} under `match`",
+                )
+            # the original README's flat form: match fields beside redaction_zones
+            match = self.match(flat, path) if flat else self.match(d.get("match"), f"{path}.match")
+            if "name" in d:
+                name = self.str_(d["name"], f"{path}.name").strip()
+            else:
+                name = _default_name(match, i)
+                if name.lower() in names:
+                    name = f"{name} ({path})"
             if name.lower() in names:
                 self.fail(
                     f"{path}.name",
@@ -421,7 +447,6 @@ class _Validator:
                     f"also machines[{names[name.lower()]}]",
                 )
             names[name.lower()] = i
-            match = self.match(d.get("match"), f"{path}.match")
             zones = []
             for j, zone in enumerate(
                 self.list_(d.get("redaction_zones", []), f"{path}.redaction_zones")
@@ -432,19 +457,20 @@ class _Validator:
         return tuple(out)
 
     def match(self, value: Any, path: str) -> MachineMatch:
-        keys = ("serial_number", "manufacturer", "model", "rows", "columns", "mode")
         if value is None:
             self.fail(
                 path, "a mapping with serial_number, or manufacturer/model/rows/columns", None
             )
-        d = self.mapping(value, path, keys)
+        d = self.mapping(value, path, _MATCH_KEYS)
+        if "model" in d and "model_name" in d:
+            self.fail(f"{path}.model_name", "either `model` or `model_name`", "both")
         fields: dict[str, Any] = {}
-        for key in ("serial_number", "manufacturer", "model"):
+        for key in ("serial_number", "manufacturer", "model", "model_name"):
             if d.get(key) is not None:
                 raw = d[key]
                 if isinstance(raw, (int, float)) and not isinstance(raw, bool):
                     raw = str(raw)  # serial numbers are often all digits
-                fields[key] = self.str_(raw, f"{path}.{key}").strip()
+                fields[_MATCH_ALIASES.get(key, key)] = self.str_(raw, f"{path}.{key}").strip()
         for key in ("rows", "columns"):
             if d.get(key) is not None:
                 fields[key] = self.int_(d[key], f"{path}.{key}", lo=1, hi=65535)
@@ -481,6 +507,14 @@ class _Validator:
         return BurnedIn(
             self.bool_(d.get("exclude_without_zone", True), "burned_in.exclude_without_zone")
         )
+
+
+def _default_name(match: MachineMatch, index: int) -> str:
+    """A machine's name when the config gives none (the original README's flat form)."""
+    for value in (match.serial_number, match.model, match.manufacturer):
+        if value:
+            return value
+    return f"machine-{index + 1}"
 
 
 def _kind(value: Any) -> Any:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import multiprocessing
 import os
 import sys
 import time
@@ -19,6 +18,7 @@ import polars as pl
 from tqdm.auto import tqdm
 
 from gantry._lifeline import LifelinePool
+from gantry._pool import pool_context
 from gantry.errors import ConfigError, ExportError
 from gantry.export._apply import (
     ExportItem,
@@ -429,7 +429,7 @@ def run_export(
                     _record(store, dest_path, got, outcomes, bar, callback, len(items), states)
             else:
                 own = executor is None
-                ex = executor or LifelinePool(n_workers, multiprocessing.get_context("forkserver"))
+                ex = executor or LifelinePool(n_workers, pool_context())
                 try:
                     futs = [
                         ex.submit(

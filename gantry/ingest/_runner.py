@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import multiprocessing
 import os
 import sys
 import time
@@ -19,6 +18,7 @@ import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
 from gantry._lifeline import LifelinePool
+from gantry._pool import pool_context
 from gantry.ingest._limits import IngestLimits
 from gantry.ingest._scan import iter_files
 from gantry.store import Store
@@ -238,7 +238,7 @@ def run_ingest(
                     )
             else:
                 own = executor is None
-                ex = executor or LifelinePool(n_workers, multiprocessing.get_context("forkserver"))
+                ex = executor or LifelinePool(n_workers, pool_context())
                 retry: list[list[str]] = []
                 try:
                     futures: dict[Future[BatchOutcome], list[str]] = {
@@ -310,7 +310,7 @@ def _isolated(
     """Read one file in a task of its own; if that task fails too, record the file as skipped."""
     stage = str(store.stage_dir("batch"))
     own = executor is None
-    ex = executor or LifelinePool(1, multiprocessing.get_context("forkserver"))
+    ex = executor or LifelinePool(1, pool_context())
     try:
         return ex.submit(ingest_batch, [path], stage, limits).result()
     except Exception as exc:

@@ -83,7 +83,7 @@ def _as_text(name: str, dtype: pl.DataType, names: set[str]) -> pl.Expr:
     return expr.alias(name)
 
 
-def _patient_selection(store: Store, patients: list[str] | None, query: str | None) -> pl.Expr:
+def patient_selection(store: Store, patients: list[str] | None, query: str | None) -> pl.Expr:
     """An expression over ``PatientID`` selecting the patients to lock."""
     if patients is not None and query is not None:
         raise VaultError("pass `patients` or `query`, not both")
@@ -121,7 +121,7 @@ def identity_documents(
     inst = (
         lf.select("file_id", *cols)
         .with_columns(pl.col("PatientID").fill_null(""))
-        .filter(_patient_selection(store, patients, query))
+        .filter(patient_selection(store, patients, query))
         .collect()
     )
     if patients is not None:
@@ -141,7 +141,7 @@ def identity_documents(
         .filter(pl.col("path").is_in(paths))  # one predicate: Parquet pre-filtering on it is fast
         .select("file_id", "path", "action", "new_value")
         .collect()
-        .filter(pl.col("action").is_in(["P", "U"]))
+        .filter(pl.col("action").is_in(["P", "R", "U"]))
         .drop("action")
     )
     # one column of new values per planned path, joined on the integer file_id
@@ -165,7 +165,7 @@ def identity_documents(
     if unplanned:
         raise VaultError(
             f"{unplanned} selected patients have no pseudonym in the plan: PatientID must "
-            "be pseudonymised (action P), and the plan must be newer than the index "
+            "be pseudonymised or replaced (action P or R), and the plan must be newer than the index "
             "(run `anonymize` again)"
         )
     late = inst.filter((pl.col("PatientID") != "") & pl.col(f"_new_{PATIENT_ID_PATH}").is_null())

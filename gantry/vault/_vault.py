@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from gantry.errors import StoreError, TamperedVaultError, VaultError, VaultKeyError
 from gantry.store import Store
-from gantry.vault._documents import identity_documents
+from gantry.vault._documents import identity_documents, patient_selection
 from gantry.vault._keys import VaultKey, create_key_file, read_key_file
 from gantry.vault._seal import (
     IDENTITY_SCHEMA,
@@ -35,6 +35,7 @@ from gantry.vault._tags import uid_tag
 IDENTITIES_TABLE = "identities"
 META_FINGERPRINT = "vault_key_fingerprint"
 META_NEXT_FINGERPRINT = "vault_key_fingerprint_next"
+META_PENDING_LOCKS = "vault_pending_locks"
 
 PathLike = str | os.PathLike[str]
 
@@ -48,20 +49,35 @@ def _vault_rows(store: Store) -> pl.DataFrame:
 def enable(
     store: Store, key_path: PathLike, *, passphrase: str | bytes | None = None
 ) -> tuple[Path, VaultKey]:
-    """Create a new vault key file and record its fingerprint in the session.
+    """Create the vault key file, or load the one already at ``key_path``.
 
-    Refuses when the session already has a vault holding rows (use :func:`rotate`).
+    Re-running a script is safe: an existing key file is read (never
+    overwritten) and becomes this session's key, unless the session's vault
+    already holds identities under another key (``VaultKeyError``). A new key
+    is refused when the vault holds identities (use :func:`rotate`).
     """
     if store.read_only:
         raise StoreError(f"session `{store.layout.catalog}` is open read-only")
     current = store.get_meta(META_FINGERPRINT)
+    target = Path(key_path).expanduser()
+    if target.exists():
+        key = read_key_file(target, passphrase)
+        if current is not None and key.fingerprint != current and _vault_rows(store).height:
+            raise VaultKeyError(
+                f"key file `{target}` holds another key than this session's vault "
+                f"(key fingerprint {key.fingerprint}, the session expects {current}); "
+                "pass the path of the session's key, or a new path to `rotate_key`"
+            )
+        if key.fingerprint != current:
+            store.set_meta(META_FINGERPRINT, key.fingerprint)
+        return target, key
     if current is not None and _vault_rows(store).height:
         raise VaultError(
             "reversible anonymization is already enabled and the vault holds identities "
             f"(key fingerprint {current}); load its key with `load_key` or use `rotate_key`"
         )
     key = VaultKey.generate()
-    path = create_key_file(key_path, key, passphrase=passphrase)
+    path = create_key_file(target, key, passphrase=passphrase)
     store.set_meta(META_FINGERPRINT, key.fingerprint)
     return path, key
 
@@ -123,6 +139,8 @@ def lock(
     if isinstance(patients, str):  # one ID, not an iterable of its characters
         patients = [patients]
     chosen = None if patients is None else [str(p) for p in patients]
+    if "plan" not in store.table_names():
+        return _defer(store, chosen, query)
     selection = "query" if query is not None else ("patients" if chosen is not None else "all")
     with store.run("lock", {"selection": selection, "key_fingerprint": key.fingerprint}) as counts:
         docs = identity_documents(store, patients=chosen, query=query)
@@ -143,6 +161,50 @@ def lock(
             }
         )
     return docs.frame.height
+
+
+def _defer(store: Store, patients: list[str] | None, query: str | None) -> int:
+    """Record a lock asked for before any plan exists; the next ``anonymize`` seals it.
+
+    Pseudonyms come from the plan, so the identities cannot be sealed yet. The
+    selection (patient IDs or a query, never values read from files) is kept in
+    the catalog; :func:`seal_pending` seals it once the plan is written.
+    """
+    if store.read_only:
+        raise StoreError(f"session `{store.layout.catalog}` is open read-only")
+    select = patient_selection(store, patients, query)
+    found = (
+        store.scan("instances")
+        .select(pl.col("PatientID").cast(pl.String).fill_null(""))
+        .filter(select)
+        .unique()
+        .collect()
+        .height
+    )
+    if patients is not None:
+        missing = len(set(patients)) - found
+        if missing:
+            raise VaultError(f"{missing} of the given `patients` are not in the index")
+    pending = json.loads(store.get_meta(META_PENDING_LOCKS) or "[]")
+    pending.append({"patients": patients, "query": query})
+    store.set_meta(META_PENDING_LOCKS, json.dumps(pending))
+    return found
+
+
+def seal_pending(store: Store, key: VaultKey | None) -> int:
+    """Seal the locks asked for before the plan existed (see :func:`lock`).
+
+    Returns the patients locked; with no key loaded nothing is sealed and the
+    requests stay recorded (a later ``anonymize`` with the key loaded seals them).
+    """
+    raw = store.get_meta(META_PENDING_LOCKS)
+    if not raw or key is None or "plan" not in store.table_names():
+        return 0
+    done = 0
+    for request in json.loads(raw):
+        done += lock(store, key, request["patients"], query=request["query"])
+    store.con.execute("DELETE FROM meta WHERE key = ?", [META_PENDING_LOCKS]).fetchall()
+    return done
 
 
 def recover_identity(rows: pl.DataFrame, key: VaultKey, pseudonym: str) -> dict[str, Any]:

@@ -332,3 +332,29 @@ def test_binary_or_non_utf8_config_is_a_config_error(tmp_path, data: bytes) -> N
     with pytest.raises(ConfigError, match="UTF-8 text") as info:
         load_config(path)
     assert str(path) in str(info.value)
+
+
+def test_flat_machine_form_and_its_mistakes() -> None:
+    cfg = load_config(
+        {
+            "machines": [
+                {"serial_number": 12345, "redaction_zones": [[0, 8, 0, 8]]},
+                {"model_name": "Sono", "manufacturer": "Acme", "mode": "contains"},
+                {"serial_number": "12345"},
+            ]
+        }
+    )
+    first, second, third = cfg.machines
+    assert (first.name, first.match.serial_number) == ("12345", "12345")
+    assert (second.name, second.match.model, second.match.mode) == ("Sono", "Sono", "contains")
+    assert third.name == "12345 (machines[2])"  # defaults never collide
+    with pytest.raises(ConfigError) as info:
+        load_config({"machines": [{"serial_number": "A", "match": {"model": "B"}}]})
+    assert info.value.key == "machines[0].serial_number"
+    assert "not both" in str(info.value)
+    with pytest.raises(ConfigError) as info:
+        load_config({"machines": [{"model": "A", "model_name": "B"}]})
+    assert info.value.key == "machines[0].model_name"
+    with pytest.raises(ConfigError) as info:
+        load_config({"machines": [{"redaction_zones": [[0, 8, 0, 8]]}]})
+    assert info.value.key == "machines[0].match"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import polars as pl
@@ -254,12 +253,12 @@ def test_patterns() -> None:
         parse_tag("0010,001")
 
 
-def test_loading_is_cached_and_fast() -> None:
-    load_profile("research", ["retain-uids"])
-    start = time.perf_counter()
-    for _ in range(20):
-        load_profile("research", ["retain-uids"])
-    assert (time.perf_counter() - start) / 20 < 0.01
+def test_loading_is_cached() -> None:
+    # a second load is a cache hit (the same object), not a new read: no timing assert,
+    # which a loaded machine makes flaky
+    first = load_profile("research", ["retain-uids"])
+    assert load_profile("research", ["retain-uids"]) is first
+    assert load_profile("research") is not first
 
 
 def test_profile_is_not_mutated_through_table() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -14,13 +15,19 @@ from gantry.cli import cli
 from gantry.config import load_config
 from gantry.utils import CTPScriptError, convert_file
 
-CTP = Path(__file__).resolve().parents[2].parent / "shared" / "reference" / "ctp"
+# The reference scripts sit in ../shared/reference/ctp/ beside the clone (CI has them; a
+# user's clone does not): their tests skip without them. GANTRY_REFERENCE names another place.
+REFERENCE = Path(
+    os.environ.get("GANTRY_REFERENCE")
+    or Path(__file__).resolve().parents[2].parent / "shared" / "reference"
+)
+CTP = REFERENCE / "ctp"
 
 
 def script_path(name: str) -> Path:
     path = CTP / name
     if not path.is_file():
-        pytest.fail(f"reference CTP script missing: {path} (tests read ../shared/reference/ctp/)")
+        pytest.skip(f"reference CTP scripts not beside the clone ({CTP})")
     return path
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -12,13 +13,19 @@ from gantry.config import load_config
 from gantry.utils import CTPScriptError, convert_pixel_script
 from gantry.utils._ctp_pixel import And, Condition, Not, Or, dnf, parse, render
 
-CTP = Path(__file__).resolve().parents[2].parent / "shared" / "reference" / "ctp"
+# The reference scripts sit in ../shared/reference/ctp/ beside the clone (CI has them; a
+# user's clone does not): their tests skip without them. GANTRY_REFERENCE names another place.
+REFERENCE = Path(
+    os.environ.get("GANTRY_REFERENCE")
+    or Path(__file__).resolve().parents[2].parent / "shared" / "reference"
+)
+CTP = REFERENCE / "ctp"
 
 
 def read_script(name: str) -> str:
     path = CTP / name
     if not path.is_file():
-        pytest.fail(f"reference CTP script missing: {path} (tests read ../shared/reference/ctp/)")
+        pytest.skip(f"reference CTP scripts not beside the clone ({CTP})")
     return path.read_text(encoding="utf-8")
 
 

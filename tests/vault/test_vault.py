@@ -321,8 +321,20 @@ def test_lock_selection_and_preconditions(locked: Locked, tmp_path: Path) -> Non
     with Session(tmp_path / "fresh.db") as s:
         s.ingest(locked.root / "dicom", workers=1, progress=False)
         s.enable_reversible_anonymization(tmp_path / "fresh.key")
-        with pytest.raises(VaultError, match="run `anonymize` first"):
-            s.lock_identities()
+        # before any plan (the original README's order): recorded, sealed by anonymize
+        assert s.lock_identities([first]) == 1
+        with pytest.raises(VaultError, match="1 of the given `patients` are not in the index"):
+            s.lock_identities(["NOT-A-PATIENT"])
+        assert "identities" not in s.tables()
+        s.anonymize()
+        (pseudonym,) = s.sql("SELECT pseudonym FROM identities")["pseudonym"].to_list()
+        planned = s.sql(
+            "SELECT DISTINCT p.new_value FROM plan p JOIN instances i USING (file_id) "
+            "WHERE p.path = '00100020' AND i.PatientID = ?",
+            [first],
+        )["new_value"].to_list()
+        assert planned == [pseudonym]
+        assert s.recover_patient_identity(pseudonym)["PatientID"] == first
 
 
 def test_cli_keys_lock_recover(locked: Locked, tmp_path: Path) -> None:

@@ -1,0 +1,110 @@
+"""The local process pool that ingest and export run their per-file work on.
+
+Worker processes only ever run Gantry's own task functions (``ingest_batch``,
+``export_items``), so they never need the caller's ``__main__`` module. The
+standard ``spawn`` and ``forkserver`` start methods import it anyway, in every
+worker, which breaks three common ways of running Gantry:
+
+- a script without the ``if __name__ == "__main__":`` guard (each worker runs
+  the script again and fails while starting its own pool);
+- code piped to ``python -`` (the workers look for a file named ``<stdin>``);
+- ``python -m module`` of a module without the guard (the same re-run).
+
+:func:`process_pool` starts its workers with the main module hidden from the
+preparation data, so none of them imports it: a script, ``python -``,
+``python -c`` and Jupyter all work the same, with or without the guard.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import sys
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
+from multiprocessing import context
+from multiprocessing.context import BaseContext
+from typing import Any
+
+__all__ = ["pool_context", "process_pool"]
+
+_MISSING = object()
+
+
+@contextmanager
+def _main_hidden() -> Iterator[None]:
+    """Hide where ``__main__`` came from while a worker process is launched.
+
+    ``multiprocessing.spawn.get_preparation_data`` tells a new process to import
+    the main module by ``__spec__.name`` or ``__file__``; with both absent it
+    imports nothing (as for an interactive interpreter).
+    """
+    main = sys.modules.get("__main__")
+    if main is None:
+        yield
+        return
+    saved = {k: main.__dict__.get(k, _MISSING) for k in ("__spec__", "__file__")}
+    main.__dict__["__spec__"] = None
+    main.__dict__.pop("__file__", None)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is _MISSING:
+                main.__dict__.pop(key, None)
+            else:
+                main.__dict__[key] = value
+
+
+class _SpawnProcess(context.SpawnProcess):
+    @staticmethod
+    def _Popen(process_obj: Any) -> Any:
+        with _main_hidden():
+            return context.SpawnProcess._Popen(process_obj)
+
+
+class _SpawnContext(context.SpawnContext):
+    Process = _SpawnProcess
+
+
+_CONTEXTS: dict[str, type[BaseContext]] = {"spawn": _SpawnContext}
+
+if sys.platform != "win32":
+
+    class _ForkServerProcess(context.ForkServerProcess):
+        @staticmethod
+        def _Popen(process_obj: Any) -> Any:
+            with _main_hidden():
+                return context.ForkServerProcess._Popen(process_obj)
+
+    class _ForkServerContext(context.ForkServerContext):
+        Process = _ForkServerProcess
+
+    _CONTEXTS["forkserver"] = _ForkServerContext
+
+
+def pool_context() -> BaseContext:
+    """A ``forkserver`` context (``spawn`` where there is none) whose processes
+    start without importing ``__main__``.
+
+    Examples
+    --------
+    >>> ctx = pool_context()
+    >>> ctx.get_start_method() in ("forkserver", "spawn")
+    True
+    """
+    method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+    return _CONTEXTS.get(method, _SpawnContext)()
+
+
+def process_pool(workers: int) -> ProcessPoolExecutor:
+    """A process pool of ``workers`` processes that never import ``__main__``.
+
+    Examples
+    --------
+    >>> import operator
+    >>> with process_pool(1) as pool:
+    ...     pool.submit(operator.add, 2, 3).result()
+    5
+    """
+    return ProcessPoolExecutor(max_workers=workers, mp_context=pool_context())
