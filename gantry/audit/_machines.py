@@ -33,6 +33,8 @@ from typing import TYPE_CHECKING, Any, Final
 
 import polars as pl
 
+from gantry.config._conditions import compile_condition, condition_paths, parse_condition
+
 if TYPE_CHECKING:
     from polars._typing import PolarsDataType
 
@@ -66,6 +68,9 @@ class Machine:
         Redaction rectangles, rows ``r1:r2`` and columns ``c1:c2``.
     fill : int or None
         Pixel value the zones are filled with (None: the plan's default).
+    conditions : str or None
+        Tests of element values (``match.conditions``, docs/config.md), read from
+        the ``elements`` table.
     """
 
     name: str
@@ -77,6 +82,7 @@ class Machine:
     mode: str = "equals"
     zones: tuple[tuple[int, int, int, int], ...] = ()
     fill: int | None = None
+    conditions: str | None = None
 
 
 def _get(obj: Any, key: str, default: Any = None) -> Any:
@@ -142,6 +148,7 @@ def normalise_machines(machines: Any) -> list[Machine]:
                 mode=str(_get(match, "mode", None) or "equals").lower(),
                 zones=zones,  # type: ignore[arg-type]
                 fill=_fill(_get(entry, "fill")),
+                conditions=_text(_get(match, "conditions")),
             )
         )
     return out
@@ -182,12 +189,35 @@ def _condition(m: Machine) -> pl.Expr | None:
         parts.append((pl.col("_rows") == m.rows).fill_null(False))
     if m.columns is not None:
         parts.append((pl.col("_columns") == m.columns).fill_null(False))
+    if m.conditions is not None:
+        node = parse_condition(m.conditions, key=f"machines[{m.name!r}].match.conditions")
+        parts.append(compile_condition(node, _element_text))
     if not parts:
         return None  # an entry that matches nothing (the config validator refuses these)
     return pl.all_horizontal(parts)
 
 
-def match_machines(instances: pl.LazyFrame, machines: Any) -> pl.LazyFrame:
+def _element_text(path: str) -> pl.Expr:
+    """The text of the element at ``path`` (the empty text when the file lacks it)."""
+    return pl.col(f"_element:{path}").fill_null("")
+
+
+def _element_columns(elements: pl.LazyFrame, paths: list[str]) -> pl.LazyFrame:
+    """``file_id`` and one text column per element path (only files holding one)."""
+    return (
+        elements.filter(pl.col("path").is_in(paths))
+        .select("file_id", "path", pl.col("value").cast(pl.String))
+        .group_by("file_id")
+        .agg(
+            pl.col("value").filter(pl.col("path") == p).first().alias(f"_element:{p}")
+            for p in paths
+        )
+    )
+
+
+def match_machines(
+    instances: pl.LazyFrame, machines: Any, *, elements: pl.LazyFrame | None = None
+) -> pl.LazyFrame:
     """Which configured machine made each instance, and its redaction zones.
 
     Parameters
@@ -198,6 +228,8 @@ def match_machines(instances: pl.LazyFrame, machines: Any) -> pl.LazyFrame:
         missing columns count as null).
     machines : sequence
         The config's ``machines`` entries (objects, dicts or :class:`Machine`).
+    elements : LazyFrame, optional
+        The ``elements`` table, read by entries with ``conditions`` (required then).
 
     Returns
     -------
@@ -248,16 +280,30 @@ def match_machines(instances: pl.LazyFrame, machines: Any) -> pl.LazyFrame:
         },
         schema={"_machine": pl.Int32, **{k: v for k, v in MATCH_SCHEMA.items() if k != "file_id"}},
     )
-    return (
-        instances.select(
-            pl.col("file_id"),
-            _optional(schema, "DeviceSerialNumber", pl.String).alias("_serial"),
-            _optional(schema, "Manufacturer", pl.String).alias("_manufacturer"),
-            _optional(schema, "ManufacturerModelName", pl.String).alias("_model"),
-            _optional(schema, "Rows", pl.Int64).alias("_rows"),
-            _optional(schema, "Columns", pl.Int64).alias("_columns"),
+    frame = instances.select(
+        pl.col("file_id"),
+        _optional(schema, "DeviceSerialNumber", pl.String).alias("_serial"),
+        _optional(schema, "Manufacturer", pl.String).alias("_manufacturer"),
+        _optional(schema, "ManufacturerModelName", pl.String).alias("_model"),
+        _optional(schema, "Rows", pl.Int64).alias("_rows"),
+        _optional(schema, "Columns", pl.Int64).alias("_columns"),
+    )
+    paths = sorted(
+        {
+            p
+            for m in entries
+            if m.conditions is not None
+            for p in condition_paths(parse_condition(m.conditions))
+        }
+    )
+    if paths:
+        if elements is None:
+            raise ValueError("machines with `conditions` need the `elements` table")
+        frame = frame.join(
+            _element_columns(elements, paths), on="file_id", how="left", maintain_order="left"
         )
-        .select("file_id", index.alias("_machine"))
+    return (
+        frame.select("file_id", index.alias("_machine"))
         .filter(pl.col("_machine").is_not_null())
         .join(table, on="_machine", how="inner", maintain_order="left")
         .select(list(MATCH_SCHEMA))

@@ -114,7 +114,7 @@ def preview(store: Store, config: Any = None, *, include_kept: bool = False) -> 
         pl.col("file_id").n_unique().alias("instances"),
     )
     redact = (
-        match_machines(store.scan("instances"), context.machines)
+        match_machines(store.scan("instances"), context.machines, elements=store.scan("elements"))
         .filter(pl.col("zones").list.len() > 0)
         .group_by(pl.format("machine:{}", pl.col("machine_name")).alias("rule"))
         .agg(pl.len().alias("elements"), pl.col("file_id").n_unique().alias("instances"))

@@ -65,7 +65,7 @@ def findings_queries(
     """
     instances = store.scan("instances")
     elements = store.scan("elements")
-    matched = match_machines(instances, context.machines)
+    matched = match_machines(instances, context.machines, elements=elements)
     return [
         *element_findings(elements, instances, context, kept_only=kept_only),
         burned_in_findings(instances, matched, context),

@@ -293,9 +293,20 @@ class MachineMatch:
     rows: int | None = None
     columns: int | None = None
     mode: Literal["equals", "contains"] = "equals"
+    conditions: str | None = None
+    """Tests of any element's value (``gantry.config._conditions``), ANDed with the
+    fields above; the CTP signature language, so CTP scripts convert exactly."""
 
     def expr(self) -> pl.Expr:
-        """A boolean expression over ``instances`` columns (null counts as no match)."""
+        """A boolean expression over ``instances`` columns (null counts as no match).
+
+        ``conditions`` read the ``elements`` table, so an entry with conditions is
+        matched by :func:`gantry.audit.match_machines` instead (``ValueError`` here).
+        """
+        if self.conditions is not None:
+            raise ValueError(
+                "a match with `conditions` needs the elements table: use match_machines"
+            )
         parts: list[pl.Expr] = []
         for attr, column in _MATCH_COLUMNS.items():
             wanted = getattr(self, attr)

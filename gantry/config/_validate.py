@@ -17,6 +17,7 @@ from typing import Any, Final, NoReturn
 
 from pydicom.datadict import dictionary_VR, keyword_for_tag, tag_for_keyword
 
+from gantry.config._conditions import parse_condition
 from gantry.config._model import (
     DUPLICATE_POLICIES,
     PATIENT_NAME_PLAN,
@@ -74,6 +75,7 @@ _MATCH_KEYS: Final = (
     "rows",
     "columns",
     "mode",
+    "conditions",
 )
 #: Spellings of the original Gantry README → the field they set.
 _MATCH_ALIASES: Final = {"model_name": "model"}
@@ -474,9 +476,18 @@ class _Validator:
         for key in ("rows", "columns"):
             if d.get(key) is not None:
                 fields[key] = self.int_(d[key], f"{path}.{key}", lo=1, hi=65535)
+        if d.get("conditions") is not None:
+            text = self.str_(d["conditions"], f"{path}.conditions", what="a condition")
+            try:
+                parse_condition(text, key=f"{path}.conditions")
+            except ConfigError as exc:
+                self.fail(exc.key, exc.expected, exc.got, exc.hint)
+            fields["conditions"] = text
         if not fields:
             self.fail(
-                path, "at least one of serial_number, manufacturer, model, rows, columns", dict(d)
+                path,
+                "at least one of serial_number, manufacturer, model, rows, columns, conditions",
+                dict(d),
             )
         mode = self.choice(d.get("mode", "equals"), f"{path}.mode", ("equals", "contains"))
         return MachineMatch(mode=mode, **fields)  # type: ignore[arg-type]

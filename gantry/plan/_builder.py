@@ -638,7 +638,9 @@ def _redaction_rows(store: Store, config: Any) -> pl.DataFrame:
         return pl.DataFrame(schema=PLAN_SCHEMA)
     from gantry.audit import match_machines
 
-    matched = match_machines(store.scan("instances"), machines).collect()
+    matched = match_machines(
+        store.scan("instances"), machines, elements=store.scan("elements")
+    ).collect()
     if matched.height == 0:
         return pl.DataFrame(schema=PLAN_SCHEMA)
     return matched.select(

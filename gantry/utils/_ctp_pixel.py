@@ -17,12 +17,12 @@ The script language, as read here (whitespace and line breaks are free)::
 Text outside signatures and their regions is comment; the comment lines
 before a signature name the machine entries made from it.
 
-Conversion: the condition is put in disjunctive normal form (each
-alternative is an AND of possibly negated tests) and every alternative
-becomes one ``machines`` entry with the signature's zones.  Tests of
-``Manufacturer``, ``ManufacturerModelName``, ``DeviceSerialNumber`` (text)
-and ``Rows``/``Columns`` (a whole number) fill the entry's ``match``; any
-other test is reported and marks the entry ``(approximate)``.
+Conversion: one ``machines`` entry per signature, in script order. When the
+condition is one AND of ``…IgnoreCase`` tests of ``Manufacturer``,
+``ManufacturerModelName``, ``DeviceSerialNumber`` and whole-number
+``Rows``/``Columns`` tests, it becomes those plain ``match`` fields;
+otherwise it is written whole, in this same grammar, as ``match.conditions``
+(:mod:`gantry.config._conditions` evaluates it), so no entry is approximate.
 """
 
 from __future__ import annotations
@@ -33,9 +33,10 @@ from typing import Any, Final
 
 from pydicom.datadict import tag_for_keyword
 
+from gantry.errors import ConfigError
 from gantry.utils.ctp_parser import ConversionReport, CTPScriptError, ReportItem
 
-__all__ = ["Condition", "Signature", "convert", "parse"]
+__all__ = ["Condition", "Signature", "convert", "parse", "parse_condition"]
 
 #: Alternatives one signature may expand to before the script is refused.
 MAX_ALTERNATIVES: Final = 64
@@ -61,7 +62,7 @@ METHODS: Final[dict[str, tuple[str, int]]] = {
 
 _TEXT_FIELDS: Final = {0x00080070: "manufacturer", 0x00081090: "model", 0x00181000: "serial_number"}
 _SIZE_FIELDS: Final = {0x00280010: "rows", 0x00280011: "columns"}
-_REGEX_META: Final = re.compile(r"[\\^$.|?*+()\[\]{}]")
+_TEXT_ORDER: Final = ("serial_number", "manufacturer", "model")
 
 
 # -- syntax tree -------------------------------------------------------------------------
@@ -403,6 +404,26 @@ def _label(comment: str, section: str, previous: str) -> tuple[str, str]:
     return section, label or previous
 
 
+def parse_condition(text: str) -> Node:
+    """Parse one condition (a signature's text without braces and regions).
+
+    This is the grammar of a ``machines`` entry's ``match.conditions``
+    (docs/config.md). Raises :class:`CTPScriptError` naming line and column.
+
+    Examples
+    --------
+    >>> render(parse_condition('Rows.equals("512") * !(Modality.equals("US") + false)'))
+    'Rows.equals("512") * !(Modality.equals("US") + false)'
+    """
+    p = _Parser(_Scanner(text))
+    if p.tok.kind == "EOF":
+        raise p.fail('a condition such as Manufacturer.containsIgnoreCase("GE")')
+    expr = p.expr()
+    if p.tok.kind != "EOF":
+        raise p.fail("the end of the condition, or * + to combine tests")
+    return expr
+
+
 def parse(text: str) -> list[Signature]:
     """Parse a pixel script into signatures (raises :class:`CTPScriptError`).
 
@@ -487,92 +508,37 @@ def _simplify(alts: list[Conjunction]) -> list[Conjunction]:
 # -- conversion ----------------------------------------------------------------------------
 
 
-@dataclass
-class _Entry:
-    match: dict[str, Any]
-    residual: list[str]
-    line: int
+def _plain_match(conj: Conjunction) -> dict[str, Any] | None:
+    """Plain ``match`` fields saying exactly what one alternative says, or None.
 
-
-def _literal_regex(pattern: str) -> tuple[str, str] | None:
-    """A Java ``matches`` regex that is a plain text test: (mode, text) or None."""
-    body = pattern
-    mode = "equals"
-    if body.startswith(".*") and body.endswith(".*") and len(body) > 4:
-        body, mode = body[2:-2], "contains"
-    if not body or _REGEX_META.search(body):
-        return None
-    return mode, body
-
-
-def _match_of(conj: Conjunction) -> _Entry:
-    """Fill a ``match`` from one alternative; what does not fit goes to ``residual``."""
-    text: dict[str, tuple[str, str, bool]] = {}  # field → (value, mode, exact mode?)
+    Exact: ``containsIgnoreCase``/``equalsIgnoreCase`` (one mode for the entry) of
+    Manufacturer, ManufacturerModelName, DeviceSerialNumber, and
+    ``Rows``/``Columns.equals`` of a whole number, each field tested once.
+    """
+    text: dict[str, tuple[str, str]] = {}  # field → (value, mode)
     size: dict[str, int] = {}
-    residual: list[str] = []
-    line = min((t.line for t, _ in conj), default=0)
     for t, positive in conj:
-        shown = t.text() if positive else "!" + t.text()
-        if not positive:
-            residual.append(shown)
-            continue
-        arg = t.args[0].strip() if t.args else ""
-        m = t.method
-        if t.tag in _SIZE_FIELDS:
+        arg = t.args[0] if t.args else ""
+        if not positive or not arg or arg != arg.strip():
+            return None
+        if t.tag in _SIZE_FIELDS and t.method == "equals" and arg.isdigit() and int(arg) > 0:
             fld = _SIZE_FIELDS[t.tag]
-            numeric = (
-                m in ("equals", "equalsIgnoreCase", "matches") and arg.isdigit() and int(arg) > 0
-            )
-            if numeric and fld not in size:
-                size[fld] = int(arg)
-            else:
-                residual.append(shown)
+            if fld in size:
+                return None
+            size[fld] = int(arg)
             continue
-        text_field = _TEXT_FIELDS.get(t.tag) if t.tag is not None else None
-        if text_field is None or text_field in text or not arg:
-            residual.append(shown)
-            continue
-        fld = text_field
-        if m == "containsIgnoreCase":
-            text[fld] = (arg, "contains", True)
-        elif m == "equalsIgnoreCase":
-            text[fld] = (arg, "equals", True)
-        elif m in ("contains", "equals"):
-            text[fld] = (arg, m, False)
-            residual.append(f"{shown} (case-sensitive in CTP, compared ignoring case)")
-        elif m.startswith(("startsWith", "endsWith")):
-            text[fld] = (arg, "contains", False)
-            residual.append(f"{shown} (tested as contains)")
-        elif m == "matches" and (lit := _literal_regex(t.args[0])) is not None:
-            text[fld] = (lit[1], lit[0], False)
-            residual.append(f"{shown} (regular expression of plain text, compared ignoring case)")
-        else:
-            residual.append(shown)
-    modes = {mode for _, mode, _ in text.values()}
-    mode = "contains" if "contains" in modes else "equals"
-    if len(modes) > 1:
-        for fld, (value, fmode, _) in text.items():
-            if fmode == "equals":
-                residual.append(f"{fld} {value!r} equals tested as contains (one mode per entry)")
-    match: dict[str, Any] = {}
-    if "serial_number" in text and (len(text) > 1 or size):
-        # Gantry matches a serial number on its own: keep the most specific field only
-        for fld, (value, _, _) in text.items():
-            if fld != "serial_number":
-                residual.append(
-                    f"{fld} {value!r} (an entry with serial_number ignores other fields)"
-                )
-        for fld, value_ in size.items():
-            residual.append(f"{fld} {value_} (an entry with serial_number ignores other fields)")
-        text = {"serial_number": text["serial_number"]}
-        size = {}
-    for fld in ("serial_number", "manufacturer", "model"):
-        if fld in text:
-            match[fld] = text[fld][0]
+        fld_ = _TEXT_FIELDS.get(t.tag) if t.tag is not None else None
+        modes = {"containsIgnoreCase": "contains", "equalsIgnoreCase": "equals"}
+        if fld_ is None or fld_ in text or t.method not in modes:
+            return None
+        text[fld_] = (arg, modes[t.method])
+    if len({mode for _, mode in text.values()}) > 1 or not (text or size):
+        return None
+    match: dict[str, Any] = {fld: text[fld][0] for fld in _TEXT_ORDER if fld in text}
     match.update({k: size[k] for k in ("rows", "columns") if k in size})
-    if match:
-        match["mode"] = mode
-    return _Entry(match, residual, line)
+    if text:
+        match["mode"] = next(iter(text.values()))[1]
+    return match
 
 
 def _zones(
@@ -600,7 +566,9 @@ def _zones(
 
 
 def _covers(a: dict[str, Any], b: dict[str, Any]) -> bool:
-    """Whether every image ``b`` accepts is also accepted by ``a``."""
+    """Whether every image ``b`` accepts is also accepted by ``a`` (plain fields only)."""
+    if "conditions" in a or "conditions" in b:
+        return False
     for fld in ("serial_number", "manufacturer", "model"):
         if fld not in a:
             continue
@@ -619,103 +587,67 @@ def convert(text: str) -> tuple[dict[str, Any], ConversionReport]:
     """See :func:`gantry.utils.ctp_parser.convert_pixel_script`."""
     report = ConversionReport("pixel")
     machines: list[dict[str, Any]] = []
-    meta: list[tuple[bool, int]] = []  # (approximate, line) per machine
+    lines: list[int] = []
     signatures = parse(text)
     report.rules_in = len(signatures)
     for sig in signatures:
-        alts = dnf(sig.expr)
-        if len(alts) > MAX_ALTERNATIVES:
-            raise CTPScriptError(
-                sig.line,
-                1,
-                expected=f"a signature with at most {MAX_ALTERNATIVES} alternatives",
-                got=f"{len(alts)} or more",
-                hint="simplify the ORs",
-            )
-        made = _convert_signature(sig, alts, report)
-        for entry, approx in made:
+        entry = _convert_signature(sig, report)
+        if entry is not None:
             machines.append(entry)
-            meta.append((approx, sig.line))
-        if made:
+            lines.append(sig.line)
             report.converted += 1
-    # Exact entries first: an approximate entry accepts more images than its signature
-    # and the first matching entry wins, so placed first it would take their images.
-    order = sorted(range(len(machines)), key=lambda i: meta[i][0])
-    n_approx = sum(approx for approx, _ in meta)
-    if 0 < n_approx < len(machines):
-        report.notes.append(
-            f"order: the {len(machines) - n_approx} exact entries come first, then the "
-            f"{n_approx} approximate ones (each group in script order); an image that fully "
-            "matches an earlier approximate signature and a later exact one gets the exact "
-            "entry's zones, where CTP would use the earlier signature's"
-        )
-    machines = [machines[i] for i in order]
-    meta = [meta[i] for i in order]
+    # script order is kept: Gantry, like CTP, gives an image the first matching entry
     for j, later in enumerate(machines):
         for i in range(j):
             if _covers(machines[i]["match"], later["match"]):
-                approx, line = meta[i]
-                why = (
-                    "the earlier entry is approximate and accepts every image this one accepts"
-                    if approx
-                    else "in CTP too: the earlier signature is broader"
-                )
                 report.notes.append(
-                    f"line {meta[j][1]}: entry {later['name']!r} is never reached: the first "
-                    f"matching entry wins and {machines[i]['name']!r} (line {line}) comes first "
-                    f"({why})"
+                    f"line {lines[j]}: entry {later['name']!r} is never reached: the first "
+                    f"matching entry wins and {machines[i]['name']!r} (line {lines[i]}) comes "
+                    "first (in CTP too: the earlier signature is broader)"
                 )
                 break
     report.entries_out = len(machines)
     return {"version": 2, "machines": machines}, report
 
 
-def _convert_signature(
-    sig: Signature, alts: list[Conjunction], report: ConversionReport
-) -> list[tuple[dict[str, Any], bool]]:
+def _structured(sig: Signature) -> dict[str, Any] | None:
+    """The signature as plain ``match`` fields, when they say exactly the same."""
+    alts = dnf(sig.expr)
+    return _plain_match(alts[0]) if len(alts) == 1 else None
+
+
+def _convert_signature(sig: Signature, report: ConversionReport) -> dict[str, Any] | None:
+    """One signature → one ``machines`` entry (or a report line saying why not)."""
+    from gantry.config._conditions import parse_condition
+
     base = sig.label or "CTP signature"
     if not sig.regions:
         report.unmapped.append(ReportItem(sig.line, sig.text, "the signature has no regions"))
-        return []
-    if not alts:
+        return None
+    if not dnf(sig.expr):
         report.unmapped.append(
             ReportItem(sig.line, sig.text, "the condition can never hold (it is always false)")
         )
-        return []
-    made: list[tuple[dict[str, Any], bool]] = []
-    reasons: list[str] = []
-    left_out: list[str] = []
-    for k, conj in enumerate(alts, 1):
-        entry = _match_of(conj)
-        alt = f" [{k}/{len(alts)}]" if len(alts) > 1 else ""
-        conj_text = " * ".join(t.text() if pos else "!" + t.text() for t, pos in conj) or "true"
-        if not entry.match:
-            left_out.append(
-                f"{conj_text}: no test of Manufacturer, ManufacturerModelName, "
-                "DeviceSerialNumber, Rows or Columns, which a `match` needs"
-            )
-            continue
-        zones, zone_notes = _zones(sig.regions, entry.match)
-        for note in zone_notes:
-            report.notes.append(f"line {sig.line}{alt}: {note}")
-        if not zones:
-            left_out.append(f"{conj_text}: no region inside the image")
-            continue
-        approximate = bool(entry.residual)
-        name = f"{base} (line {sig.line}){alt}" + (" (approximate)" if approximate else "")
-        if approximate:
-            reasons.append(
-                ("" if len(alts) == 1 else f"alternative {k}: ")
-                + "not expressible in `match`: "
-                + "; ".join(entry.residual)
-            )
-        made.append(
-            ({"name": name, "match": entry.match, "redaction_zones": zones, "fill": 0}, approximate)
-        )
-    if left_out and made:
-        reasons.extend(f"alternative not converted: {why}" for why in left_out)
-    if not made:
-        report.unmapped.append(ReportItem(sig.line, sig.text, "; ".join(left_out)))
-    elif reasons:
-        report.approximate.append(ReportItem(sig.line, sig.text, "; ".join(reasons)))
-    return made
+        return None
+    match = _structured(sig)
+    if match is None:
+        condition = render(sig.expr)
+        try:
+            parse_condition(condition)
+        except ConfigError as exc:  # e.g. a Java regex Polars cannot run
+            why = f"`conditions` cannot express it: {exc.expected}, got {exc.got!r}"
+            report.unmapped.append(ReportItem(sig.line, sig.text, why))
+            return None
+        match = {"conditions": condition}
+    zones, zone_notes = _zones(sig.regions, match)
+    for note in zone_notes:
+        report.notes.append(f"line {sig.line}: {note}")
+    if not zones:
+        report.unmapped.append(ReportItem(sig.line, sig.text, "no region inside the image"))
+        return None
+    return {
+        "name": f"{base} (line {sig.line})",
+        "match": match,
+        "redaction_zones": zones,
+        "fill": 0,
+    }

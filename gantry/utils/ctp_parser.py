@@ -261,12 +261,16 @@ def _cell(text: str) -> str:
 def convert_pixel_script(text: str) -> tuple[dict[str, Any], ConversionReport]:
     """Convert a CTP DicomPixelAnonymizer script into ``machines`` entries.
 
-    Each signature ``{ … }`` becomes one entry per alternative of its condition
-    (an OR, at the top or inside parentheses, gives several entries with the
-    same zones); each region ``(x, y, w, h)`` becomes the zone
-    ``[y, y + h, x, x + w]``.  Conditions a ``match`` cannot hold (other
-    elements, negations, regular expressions, mixed equals/contains) are
-    listed in the report and the entry's name ends with ``(approximate)``.
+    Each signature ``{ … }`` becomes one entry, in script order (the first
+    matching entry wins, as in CTP); each region ``(x, y, w, h)`` becomes the
+    zone ``[y, y + h, x, x + w]``.  A condition that plain ``match`` fields say
+    exactly (``…IgnoreCase`` tests of Manufacturer, ManufacturerModelName or
+    DeviceSerialNumber, whole-number ``Rows``/``Columns``) is written as those
+    fields; any other is written whole as ``match.conditions`` (the same
+    language, evaluated on the ``elements`` table), so nothing is approximated.
+    What even ``conditions`` cannot express (a regular expression Polars cannot
+    run, an unknown keyword), a signature without regions and one that can
+    never hold are reported as not converted.
 
     Parameters
     ----------
@@ -291,12 +295,11 @@ def convert_pixel_script(text: str) -> tuple[dict[str, Any], ConversionReport]:
     ... { Modality.equals("US") * (Manufacturer.equalsIgnoreCase("A") + Manufacturer.equalsIgnoreCase("B")) }
     ... (10,0,100,20) (0,300,50,50)
     ... ''')
-    >>> [(m["match"]["manufacturer"], m["redaction_zones"]) for m in cfg["machines"]]
-    [('A', [[0, 20, 10, 110], [300, 350, 0, 50]]), ('B', [[0, 20, 10, 110], [300, 350, 0, 50]])]
-    >>> cfg["machines"][1]["name"]
-    'CTP signature (line 2) [2/2] (approximate)'
-    >>> rep.approximate[0].reason.split(";")[0]
-    'alternative 1: not expressible in `match`: Modality.equals("US")'
+    >>> entry, = cfg["machines"]
+    >>> entry["match"], entry["redaction_zones"]
+    ({'conditions': 'Modality.equals("US") * (Manufacturer.equalsIgnoreCase("A") + Manufacturer.equalsIgnoreCase("B"))'}, [[0, 20, 10, 110], [300, 350, 0, 50]])
+    >>> rep.summary()
+    'pixel script: 1 signature in, 1 converted (0 approximate), 0 not converted; 1 machine entry out'
     """
     from gantry.utils._ctp_pixel import convert
 

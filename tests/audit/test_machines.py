@@ -154,3 +154,51 @@ def test_property_agrees_with_the_config_expression(
     )
     expected = set(df.filter(cfg.machines[0].match.expr())["file_id"])
     assert set(match_machines(df.lazy(), cfg.machines).collect()["file_id"]) == expected
+
+
+def test_conditions_drive_audit_plan_and_export(tmp_path: Any) -> None:
+    """A `conditions` entry resolves burned-in text, plans REDACT and blanks the zone."""
+    import pydicom
+
+    from gantry import Session
+    from gantry.testing import decode_pixels, make_instance
+
+    for i, desc in enumerate(["Dose Report", "Abdomen"]):
+        make_instance(
+            tmp_path / "dicom" / f"{i}.dcm",
+            modality="SC",
+            rows=64,
+            columns=64,
+            seed=i,
+            SeriesDescription=desc,
+            BurnedInAnnotation="YES",
+        )
+    cfg = load_config(
+        {
+            "machines": [
+                {
+                    "name": "dose screens",
+                    "match": {
+                        "conditions": 'SeriesDescription.containsIgnoreCase("dose") * '
+                        '!Modality.equals("US") * BurnedInAnnotation.equals("YES")'
+                    },
+                    "redaction_zones": [[0, 16, 0, 64]],
+                }
+            ]
+        }
+    )
+    with pytest.raises(ValueError, match="elements table"):
+        cfg.machines[0].match.expr()
+    with Session(tmp_path / "s.db") as s:
+        s.ingest(tmp_path / "dicom", workers=1, progress=False)
+        s.anonymize(cfg)
+        redact = s.sql(
+            "SELECT i.SeriesDescription FROM plan p JOIN instances i USING (file_id) "
+            "WHERE p.action = 'REDACT'"
+        )
+        assert redact["SeriesDescription"].to_list() == ["Dose Report"]
+        result = s.export(tmp_path / "out", config=cfg, workers=1, progress=False)
+    assert (result.exported, result.excluded.height) == (1, 1)  # the other: no zone
+    (written,) = (tmp_path / "out").rglob("*.dcm")
+    pixels = decode_pixels(pydicom.dcmread(written))
+    assert not pixels[:16].any() and pixels[16:].any()
