@@ -357,3 +357,29 @@ def test_worker_pools_start_from_jupyter(tmp_path: Path) -> None:
     exported = sorted((tmp_path / "out").rglob("*.dcm"))
     assert len(exported) == 2
     assert all(np.asarray(decode_pixels(pydicom.dcmread(p))).size for p in exported)
+
+
+def test_cli_takes_a_builtin_profile_name_for_config(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from gantry.cli import cli
+
+    data = make_data(tmp_path)
+    db = str(tmp_path / "s.db")
+    runner = CliRunner()
+    assert runner.invoke(cli, ["ingest", str(data), "--db", db]).exit_code == 0
+    for args in (["audit"], ["preview"], ["anonymize"]):
+        result = runner.invoke(cli, [*args, "--db", db, "--config", "research"])
+        assert result.exit_code == 0, result.output
+    out = tmp_path / "out"
+    result = runner.invoke(cli, ["export", str(out), "--db", db, "--config", "research"])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(
+        cli, ["report", "compliance", str(out), "--db", db, "--config", "research"]
+    )
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(cli, ["audit", "--db", db, "--config", "basci"])
+    assert result.exit_code == 2
+    assert "neither an existing file nor a built-in profile (basic, comprehensive, research)" in (
+        result.output
+    )

@@ -36,6 +36,31 @@ def db_option(f: F) -> F:
     )(f)
 
 
+class ConfigSource(click.ParamType):
+    """A config file that exists, or the name of a built-in profile (``basic``)."""
+
+    name = "config"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        from gantry.profiles._spec import available_profiles
+
+        if isinstance(value, Path) or Path(value).is_file():
+            return Path(value)
+        if str(value).strip() in available_profiles():
+            return str(value).strip()
+        self.fail(
+            f"{value!r} is neither an existing file nor a built-in profile "
+            f"({', '.join(available_profiles())})",
+            param,
+            ctx,
+        )
+
+
+def config_option(help: str) -> Callable[[F], F]:
+    """``--config``: a YAML config v2 or a built-in profile name (default: the defaults)."""
+    return click.option("--config", "config", type=ConfigSource(), default=None, help=help)
+
+
 def fail(message: str, code: int = 1) -> None:
     """Print an error line on stderr and exit with ``code``."""
     click.echo(f"error: {message}", err=True)

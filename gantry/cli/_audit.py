@@ -6,14 +6,10 @@ from pathlib import Path
 
 import click
 
-from gantry.cli._app import cli, db_option, print_frame, run_guarded
+from gantry.cli._app import cli, config_option, db_option, print_frame, run_guarded
 
-_config_option = click.option(
-    "--config",
-    "config",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    default=None,
-    help="YAML config v2 (default: built-in defaults).",
+_config_option = config_option(
+    "YAML config v2, or a built-in profile name (default: built-in defaults)."
 )
 
 
@@ -65,7 +61,7 @@ def config_init(path: Path, force: bool) -> None:
 )
 def audit(
     db: Path,
-    config: Path | None,
+    config: Path | str | None,
     out: Path | None,
     by: str,
     no_save: bool,
@@ -117,7 +113,7 @@ def _write_findings(findings: object, out: Path) -> None:
     "--format", "fmt", type=click.Choice(["table", "csv", "json", "parquet"]), default="table"
 )
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None)
-def preview(db: Path, config: Path | None, kept: bool, fmt: str, out: Path | None) -> None:
+def preview(db: Path, config: Path | str | None, kept: bool, fmt: str, out: Path | None) -> None:
     """Dry run: what anonymization would do, per rule, tag and action (writes nothing)."""
     from gantry.session import Session
 

@@ -6,22 +6,18 @@ from pathlib import Path
 
 import click
 
-from gantry.cli._app import cli, db_option, print_frame, run_guarded
+from gantry.cli._app import cli, config_option, db_option, print_frame, run_guarded
 from gantry.pixels._transfer_syntax import Compression
 
-_config_option = click.option(
-    "--config",
-    "config",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    default=None,
-    help="YAML config v2 (default: built-in defaults).",
+_config_option = config_option(
+    "YAML config v2, or a built-in profile name (default: built-in defaults)."
 )
 
 
 @cli.command()
 @db_option
 @_config_option
-def anonymize(db: Path, config: Path | None) -> None:
+def anonymize(db: Path, config: Path | str | None) -> None:
     """Compute the remediation plan (writes no DICOM file)."""
     from gantry.session import Session
 
@@ -93,7 +89,7 @@ def plan(db: Path, where: str | None, limit: int, fmt: str, out: Path | None) ->
 def export(
     dest: str,
     db: Path,
-    config: Path | None,
+    config: Path | str | None,
     query: str | None,
     unsafe: bool,
     compression: str | None,

@@ -7,15 +7,11 @@ from pathlib import Path
 
 import click
 
-from gantry.cli._app import cli, db_option, print_frame, run_guarded
+from gantry.cli._app import cli, config_option, db_option, print_frame, run_guarded
 
-_config_option = click.option(
-    "--config",
-    "config",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    default=None,
-    help="YAML config v2 the export used (default: the config of the last `anonymize`, "
-    "kept in the session; else built-in defaults).",
+_config_option = config_option(
+    "YAML config v2 the export used, or a built-in profile name (default: the config of "
+    "the last `anonymize`, kept in the session; else built-in defaults)."
 )
 
 
@@ -34,7 +30,7 @@ def report() -> None:
     default=None,
     help="Folder for compliance.html/.json/.csv (default: EXPORT_DIR).",
 )
-def compliance(export_dir: Path, db: Path, config: Path | None, out: Path | None) -> None:
+def compliance(export_dir: Path, db: Path, config: Path | str | None, out: Path | None) -> None:
     """Verify EXPORT_DIR file by file; exit 1 when it is not compliant."""
     from gantry.session import Session
 
