@@ -167,26 +167,28 @@ def _defer(store: Store, patients: list[str] | None, query: str | None) -> int:
     """Record a lock asked for before any plan exists; the next ``anonymize`` seals it.
 
     Pseudonyms come from the plan, so the identities cannot be sealed yet. The
-    selection (patient IDs or a query, never values read from files) is kept in
-    the catalog; :func:`seal_pending` seals it once the plan is written.
+    selection is kept in the catalog as the ``file_id`` of the selected instances
+    (never a patient's ID or a query's text); :func:`seal_pending` locks their
+    patients whole once the plan is written.
     """
     if store.read_only:
         raise StoreError(f"session `{store.layout.catalog}` is open read-only")
-    select = patient_selection(store, patients, query)
-    found = (
+    chosen = (
         store.scan("instances")
-        .select(pl.col("PatientID").cast(pl.String).fill_null(""))
-        .filter(select)
-        .unique()
+        .select("file_id", pl.col("PatientID").cast(pl.String).fill_null(""))
+        .filter(patient_selection(store, patients, query))
         .collect()
-        .height
     )
+    found = chosen["PatientID"].n_unique()
     if patients is not None:
         missing = len(set(patients)) - found
         if missing:
             raise VaultError(f"{missing} of the given `patients` are not in the index")
     pending = json.loads(store.get_meta(META_PENDING_LOCKS) or "[]")
-    pending.append({"patients": patients, "query": query})
+    if patients is None and query is None:
+        pending.append({"all": True})
+    else:
+        pending.append({"file_ids": chosen["file_id"].to_list()})
     store.set_meta(META_PENDING_LOCKS, json.dumps(pending))
     return found
 
@@ -202,7 +204,20 @@ def seal_pending(store: Store, key: VaultKey | None) -> int:
         return 0
     done = 0
     for request in json.loads(raw):
-        done += lock(store, key, request["patients"], query=request["query"])
+        if request.get("all"):
+            done += lock(store, key, None)
+            continue
+        ids = pl.Series("file_id", request["file_ids"], dtype=pl.Int64)
+        chosen = (
+            store.scan("instances")
+            .filter(pl.col("file_id").is_in(ids.implode()))
+            .select(pl.col("PatientID").cast(pl.String).fill_null(""))
+            .unique()
+            .collect()["PatientID"]
+            .to_list()
+        )
+        if chosen:
+            done += lock(store, key, chosen)
     store.con.execute("DELETE FROM meta WHERE key = ?", [META_PENDING_LOCKS]).fetchall()
     return done
 

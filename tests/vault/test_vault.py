@@ -323,9 +323,12 @@ def test_lock_selection_and_preconditions(locked: Locked, tmp_path: Path) -> Non
         s.enable_reversible_anonymization(tmp_path / "fresh.key")
         # before any plan (the original README's order): recorded, sealed by anonymize
         assert s.lock_identities([first]) == 1
+        assert s.lock_identities(query=f"PatientID = '{first}'") == 1
         with pytest.raises(VaultError, match="1 of the given `patients` are not in the index"):
             s.lock_identities(["NOT-A-PATIENT"])
         assert "identities" not in s.tables()
+        pending = s.store.get_meta("vault_pending_locks") or ""
+        assert pending and first not in pending  # file ids only, never a patient's ID
         s.anonymize()
         (pseudonym,) = s.sql("SELECT pseudonym FROM identities")["pseudonym"].to_list()
         planned = s.sql(
@@ -335,6 +338,7 @@ def test_lock_selection_and_preconditions(locked: Locked, tmp_path: Path) -> Non
         )["new_value"].to_list()
         assert planned == [pseudonym]
         assert s.recover_patient_identity(pseudonym)["PatientID"] == first
+        assert s.store.get_meta("vault_pending_locks") is None  # sealed once
 
 
 def test_cli_keys_lock_recover(locked: Locked, tmp_path: Path) -> None:
