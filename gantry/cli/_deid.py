@@ -55,12 +55,9 @@ def plan(db: Path, where: str | None, limit: int, fmt: str, out: Path | None) ->
 @cli.command()
 @click.argument("dest")  # a folder, dicom://AE@host:port, or a DICOMweb URL (docs/network.md)
 @db_option
-@click.option(
-    "--config",
-    "config",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    default=None,
-    help="YAML config v2 (default: the config of the last `anonymize`, kept in the session).",
+@config_option(
+    "YAML config v2, or a built-in profile name (default: the config of the last "
+    "`anonymize`, kept in the session)."
 )
 @click.option("--query", default=None, help="SQL WHERE over instances selecting what to export.")
 @click.option("--unsafe", is_flag=True, help="Also export instances with unresolved findings.")
