@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import warnings
 from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 import numpy as np
@@ -446,6 +447,12 @@ class Instance(_Editable):
     def pixel_array(self) -> np.ndarray:
         """The pixels, decoded on first access (or the edited array), read-only.
 
+        The same values, shape and dtype as pydicom's ``Dataset.pixel_array`` with its
+        defaults (YCbCr converted to RGB, signed values sign-extended, planar data
+        interleaved), in native byte order.  pydicom decodes where it has a plugin;
+        elsewhere :func:`gantry.pixels.decode` gives the same output.  For the stored
+        samples without colour conversion use :meth:`stored_pixels`.
+
         Raises
         ------
         CodecError
@@ -513,30 +520,73 @@ class Instance(_Editable):
             shape = (frames, *shape)
         return shape, dtype
 
-    def _decode(self) -> np.ndarray:
+    def stored_pixels(self) -> np.ndarray:
+        """The pixels as stored in the file, without colour conversion (not cached).
+
+        :attr:`pixel_array` gives what pydicom's ``Dataset.pixel_array`` gives, which
+        converts YCbCr to RGB; this gives the stored samples instead (pydicom's
+        ``as_rgb=False``), e.g. ``YBR_FULL_422`` JPEG stays in YCbCr.  Pixel edits are
+        not applied.
+
+        Raises
+        ------
+        CodecError
+            The pixel data cannot be decoded without converting its colours.
+        """
+        return self._decode(stored=True)
+
+    def _decode(self, *, stored: bool = False) -> np.ndarray:
+        """pydicom's decoding where pydicom can; otherwise gantry's (same output)."""
         import pydicom
 
         path, ts = self.file_path, self.transfer_syntax
         try:
-            ds = pydicom.dcmread(path)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # pydicom warns about oddities it reads anyway
+                ds = pydicom.dcmread(path)
         except OSError:
             raise
         except Exception as exc:
             raise CodecError(path, ts, f"could not be read ({type(exc).__name__})") from exc
         if not any(k in ds for k in ("PixelData", "FloatPixelData", "DoubleFloatPixelData")):
             raise CodecError(path, ts, "is absent")
-        decode = _decoder()
-        try:
-            arr = decode(ds, path=path) if decode is not None else ds.pixel_array
-        except CodecError:
-            raise
-        except Exception as exc:
-            raise CodecError(
-                path, ts, f"could not be decoded ({type(exc).__name__}: {_short(exc)})"
-            ) from exc
+        arr = _pydicom_pixels(ds, as_rgb=not stored)
+        if arr is None:
+            photometric = str(ds.get("PhotometricInterpretation", ""))
+            if stored and photometric in ("YBR_FULL", "YBR_FULL_422"):
+                raise CodecError(
+                    path, ts, "stored values need a pydicom decoder for this transfer syntax"
+                )
+            decode = _decoder()
+            if decode is None:
+                raise CodecError(path, ts, "has no decoder here (install imagecodecs)")
+            try:
+                arr = decode(ds, path=path)
+            except CodecError:
+                raise
+            except Exception as exc:
+                raise CodecError(
+                    path, ts, f"could not be decoded ({type(exc).__name__}: {_short(exc)})"
+                ) from exc
         arr = np.asarray(arr)
+        if not arr.dtype.isnative:
+            arr = arr.astype(arr.dtype.newbyteorder("="))
         arr.flags.writeable = False
         return arr
+
+
+def _pydicom_pixels(ds: Any, *, as_rgb: bool) -> np.ndarray | None:
+    """``ds.pixel_array`` (with pydicom's defaults, or ``as_rgb=False``); None when it cannot."""
+    from pydicom.pixels import pixel_array
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # pydicom warns about oddities it decodes anyway
+            if as_rgb:
+                return np.asarray(ds.pixel_array)
+            return np.asarray(pixel_array(ds, as_rgb=False))
+    except Exception:  # no plugin here, or data pydicom refuses: gantry decodes it
+        return None
 
 
 def _short(exc: Exception) -> str:
