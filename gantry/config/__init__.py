@@ -16,6 +16,7 @@ True
 
 from gantry.config._load import load_config, write_default_config
 from gantry.config._model import (
+    Acknowledged,
     AgePolicy,
     BurnedIn,
     Config,
@@ -32,6 +33,7 @@ from gantry.config._template import DEFAULT_CONFIG_YAML
 
 __all__ = [
     "DEFAULT_CONFIG_YAML",
+    "Acknowledged",
     "AgePolicy",
     "BurnedIn",
     "Config",

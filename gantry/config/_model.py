@@ -347,6 +347,20 @@ class BurnedIn:
     machine entry gives a redaction zone for them."""
 
 
+@dataclass(frozen=True, slots=True)
+class Acknowledged:
+    """A known false alarm of output verification, allowed on purpose.
+
+    Export verification names a failure by the source attribute and a keyed hash
+    of the value (never the value); listing both here lets that value through.
+    """
+
+    tag: str
+    """The source attribute, 8 hex digits."""
+    value_hash: str
+    """The value hash the verification failure named (16 hex digits)."""
+
+
 def _default_options() -> tuple[ProfileOption, ...]:
     return (ProfileOption.RETAIN_LONGITUDINAL_MODIFIED_DATES,)
 
@@ -387,6 +401,8 @@ class Config:
     and excludes the others, ``skip`` excludes them all, ``suffix`` exports each
     under its own file name (``<uid>.dcm``, ``<uid>_2.dcm``, ...). Decided at plan time."""
     sr_text: Literal["clean", "remove"] = "clean"
+    acknowledged: tuple[Acknowledged, ...] = ()
+    """Verification false alarms allowed by attribute and value hash (recorded in ``runs``)."""
     source: str | None = field(default=None, compare=False)
     """The file the config was read from (not part of equality)."""
 

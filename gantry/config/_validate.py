@@ -21,6 +21,7 @@ from gantry.config._conditions import parse_condition
 from gantry.config._model import (
     DUPLICATE_POLICIES,
     PATIENT_NAME_PLAN,
+    Acknowledged,
     AgePolicy,
     BurnedIn,
     Config,
@@ -58,6 +59,7 @@ TOP_KEYS: Final = (
     "encrypted_attributes",
     "duplicates",
     "sr_text",
+    "acknowledged",
 )
 _MAX_SHIFT_DAYS: Final = 36_600
 _MAX_UID_ROOT: Final = 40
@@ -513,6 +515,27 @@ class _Validator:
             self.fail(path, f"a zone inside the image (col_end ≤ columns = {match.columns})", value)
         return (r1, r2, c1, c2)
 
+    def acknowledged(self, value: Any) -> tuple[Acknowledged, ...]:
+        out: list[Acknowledged] = []
+        for i, item in enumerate(self.list_(value, "acknowledged")):
+            path = f"acknowledged[{i}]"
+            d = self.mapping(item, path, ("attribute", "value_hash"))
+            attribute = d.get("attribute")
+            keyword_tag = tag_for_keyword(attribute.strip()) if isinstance(attribute, str) else None
+            if keyword_tag is not None:
+                tag = f"{keyword_tag:08X}"
+            else:
+                tag = self.tag(attribute, f"{path}.attribute")
+            digest = d.get("value_hash")
+            if not isinstance(digest, str) or not re.fullmatch(r"[0-9a-fA-F]{16}", digest):
+                self.fail(
+                    f"{path}.value_hash",
+                    "the 16 hex digits a verification failure names",
+                    digest,
+                )
+            out.append(Acknowledged(tag, digest.lower()))
+        return tuple(out)
+
     def burned_in(self, value: Any) -> BurnedIn:
         d = self.mapping(value, "burned_in", ("exclude_without_zone",))
         return BurnedIn(
@@ -601,5 +624,6 @@ def validate(
         sr_text=v.choice(  # type: ignore[arg-type]
             d.get("sr_text", defaults.sr_text), "sr_text", ("clean", "remove")
         ),
+        acknowledged=v.acknowledged(section("acknowledged", [])),
         source=source,
     )

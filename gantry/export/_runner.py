@@ -27,6 +27,7 @@ from gantry.export._apply import (
     export_items,
     staging_file,
 )
+from gantry.export._leaks import Token
 from gantry.plan._pseudonyms import safe_path_component
 from gantry.store import Store
 from gantry.store._layout import EXPORT_MARKER
@@ -44,7 +45,6 @@ MANIFEST_COLUMNS = [
     "size",
     "sha256",
 ]
-_MIN_TOKEN = 4
 
 
 @dataclass
@@ -306,36 +306,43 @@ def _out_paths(
     return keys.select("file_id").with_columns(pl.Series("out_rel", rels, dtype=pl.String))
 
 
-def _tokens(plan: pl.DataFrame, store: Store) -> dict[int, list[str]]:
-    """Original values of every element the plan changes, per instance."""
-    changed = plan.filter(~pl.col("action").is_in(["A", "REDACT", "K"])).select("file_id", "path")
-    values = (
+def _tokens(plan: pl.DataFrame, store: Store, config: Any) -> dict[int, list[Token]]:
+    """The original values verification searches each instance's output for."""
+    from gantry.plan._tokens import verification_tokens, with_effective_actions
+
+    files = plan.select("file_id").unique().lazy()
+    elements = (
         store.scan("elements")
-        .select("file_id", "path", "vr", "value")
-        .filter(pl.col("value").is_not_null())
-        .join(changed.lazy(), on=["file_id", "path"], how="semi")
-        .collect()
+        .select("file_id", "path", "tag", "keyword", "vr", "value")
+        .join(files, on="file_id", how="semi")
     )
-    toks = (
-        values.with_columns(pl.col("value").str.split("\\").alias("t"))
-        .explode("t")
-        .with_columns(
-            pl.when(pl.col("vr") == "PN")
-            .then(pl.concat_list(pl.col("t"), pl.col("t").str.split("^")))
-            .otherwise(pl.concat_list(pl.col("t")))
-            .alias("t")
-        )
-        .explode("t")
-        .with_columns(pl.col("t").str.strip_chars(" \x00^="))
-        .filter(pl.col("t").str.len_bytes() >= _MIN_TOKEN)
-        .filter(~pl.col("vr").is_in(["US", "SS", "UL", "SL", "FL", "FD", "IS", "DS", "CS", "TM"]))
-        .select("file_id", "t")
-        .unique()
+    frame = verification_tokens(
+        with_effective_actions(elements, plan.lazy()),
+        secret=store.secret,
+        acknowledged=acknowledged(config),
+        written=plan.lazy().select("file_id", _written_text()),
     )
-    out: dict[int, list[str]] = defaultdict(list)
-    for fid, t in toks.iter_rows():
-        out[fid].append(t)
+    out: dict[int, list[Token]] = defaultdict(list)
+    for fid, text, ident, tag, kw, digest in frame.iter_rows():
+        out[fid].append(Token(text, ident, tag, kw, digest))
     return out
+
+
+def _written_text() -> pl.Expr:
+    """What the plan writes as text (the meanings of an added code sequence too)."""
+    return (
+        pl.when(pl.col("vr") == "SQ")
+        .then(pl.col("new_value").str.extract_all(r'"meaning": "[^"]*"').list.join(" "))
+        .when(pl.col("action") == "REDACT")
+        .then(pl.lit(None, pl.String))
+        .otherwise(pl.col("new_value"))
+        .alias("new_value")
+    )
+
+
+def acknowledged(config: Any) -> list[tuple[str, str]]:
+    """``(tag, value hash)`` pairs the config acknowledges as false alarms."""
+    return [(a.tag, a.value_hash) for a in (getattr(config, "acknowledged", ()) or ())]
 
 
 def run_export(
@@ -375,6 +382,8 @@ def run_export(
             "safe": safe,
             "compression": compression,
             "config_hash": digest,
+            # false alarms the config allows (attribute and value hash, never a value)
+            "acknowledged": [{"tag": t, "value_hash": h} for t, h in acknowledged(config)],
         },
     ) as counts:
         refused = unplanned(store, selected, digest)
@@ -391,7 +400,7 @@ def run_export(
             ~pl.col("file_id").is_in(list(done))
         )
         result.already_done = selected.height - excluded.height - todo_ids.height
-        items = _items(store, todo_ids, compression)
+        items = _items(store, todo_ids, compression, config)
         clashing = _collisions(items, store, dest_path)
         if clashing:
             gone = {i.file_id for i in clashing}
@@ -470,7 +479,9 @@ def run_export(
     return result
 
 
-def _items(store: Store, todo: pl.DataFrame, compression: str | None) -> list[ExportItem]:
+def _items(
+    store: Store, todo: pl.DataFrame, compression: str | None, config: Any = None
+) -> list[ExportItem]:
     if todo.height == 0:
         return []
     plan = store.scan("plan").join(todo.lazy(), on="file_id", how="semi").collect()
@@ -491,7 +502,7 @@ def _items(store: Store, todo: pl.DataFrame, compression: str | None) -> list[Ex
         .collect()
     )
     outs = dict(_out_paths(plan, inst, _name_suffixes(store)).iter_rows())
-    tokens = _tokens(plan, store)
+    tokens = _tokens(plan, store, config)
     actions: dict[int, list[tuple[str, str, str, str | None]]] = defaultdict(list)
     redactions: dict[int, dict[str, Any]] = {}
     for fid, path, vr, action, nv in plan.select(

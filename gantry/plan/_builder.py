@@ -9,7 +9,8 @@ Order of precedence for an element (the first rule that applies wins):
 5. private elements → removed unless safe (rule ``private``);
 6. the profile, exact tags before repeating-group patterns (rule = profile source);
 7. a UI element holding a UID that is being remapped elsewhere (rule ``uid-reference``);
-8. otherwise kept (no row).
+8. a kept text value holding the patient's identity gets a dummy (rule ``identity-in-kept``);
+9. otherwise kept (no row).
 
 Well-known UIDs (``1.2.840.10008.*``: SOP classes, transfer syntaxes, coding schemes)
 are never remapped. File meta (group 0002) is rebuilt at export and not planned.
@@ -27,6 +28,7 @@ from gantry._version import __version__
 from gantry.plan._dates import shift_dates
 from gantry.plan._edited import with_edits
 from gantry.plan._keys import date_offset, keyed_hex, uid_map
+from gantry.plan._paths import sequence_ancestors
 from gantry.plan._pseudonyms import assign_pseudonyms, render_template
 from gantry.sr._clean import content_actions, text_rows
 from gantry.sr._documents import document_actions
@@ -294,6 +296,7 @@ def build_plan(store: Store, config: Any) -> pl.DataFrame:
 
     el = el.join(per_file, on="file_id", how="left")
     el = _resolve_clean(el, store)
+    el = _identity_in_kept(el, secret, config)
     el = _drop_covered_by_parent(el)
     el, sr_text = text_rows(el, store, mode=str(_config_value(config, "sr_text", "clean")))
     el = el.filter(pl.col("action") != "K")
@@ -396,6 +399,39 @@ def _resolve_clean(el: pl.DataFrame, store: Store) -> pl.DataFrame:
     ).drop("_hit")
 
 
+def _identity_in_kept(el: pl.DataFrame, secret: bytes, config: Any) -> pl.DataFrame:
+    """A kept text value holding the patient's identity gets the VR's dummy (``D``).
+
+    The identity values are those export verification searches every output byte
+    for (:mod:`gantry.plan._tokens`): a kept Coding Scheme Designator ``TEST`` of a
+    patient named ``Test`` would make the export fail, so the plan replaces it
+    (rule ``identity-in-kept``).  Values the config acknowledges stay.
+    """
+    from gantry.plan._tokens import identity_in_kept, verification_tokens
+
+    base = el.lazy().select(
+        "file_id", "path", "tag", "keyword", "vr", "value", "action",
+        pl.lit(None, pl.String).alias("new_value"),
+    )  # fmt: skip
+    ack = [(a.tag, a.value_hash) for a in (_config_value(config, "acknowledged", ()) or ())]
+    tokens = verification_tokens(base, secret=secret, acknowledged=ack, identity_only=True)
+    hits = identity_in_kept(base, tokens)
+    hits = hits.filter(pl.col("vr").is_in(list(DUMMY_BY_VR))).select(
+        "file_id", "path", pl.lit(True).alias("_ident")
+    )
+    # what the config keeps on purpose stays: verification then names it
+    chosen = el.filter(pl.col("rule").is_in(["config", "keep"])).select("file_id", "path")
+    hits = hits.join(chosen, on=["file_id", "path"], how="anti")
+    if hits.height == 0:
+        return el
+    el = el.join(hits, on=["file_id", "path"], how="left")
+    hit = pl.col("_ident").fill_null(False)
+    return el.with_columns(
+        pl.when(hit).then(pl.lit("D")).otherwise(pl.col("action")).alias("action"),
+        pl.when(hit).then(pl.lit("identity-in-kept")).otherwise(pl.col("rule")).alias("rule"),
+    ).drop("_ident")
+
+
 def identity_tokens(store: Store) -> pl.DataFrame:
     """``file_id, token``: upper-case identifying tokens of each instance's patient.
 
@@ -445,19 +481,7 @@ def _drop_covered_by_parent(el: pl.DataFrame) -> pl.DataFrame:
         return el
     nested = el.filter(pl.col("depth") > 0).select("file_id", "path")
     # ancestors of "A[0].B[1].C" are the sequences "A" and "A[0].B"
-    anc = (
-        nested.with_columns(pl.col("path").str.split(".").alias("_parts"))
-        .with_columns(pl.int_ranges(1, pl.col("_parts").list.len()).alias("_k"))
-        .explode("_k")
-        .with_columns(
-            pl.col("_parts")
-            .list.head(pl.col("_k"))
-            .list.join(".")
-            .str.replace(r"\[\d+\]$", "")
-            .alias("_anc")
-        )
-        .select("file_id", "path", "_anc")
-    )
+    anc = sequence_ancestors(nested).select("file_id", "path", "_anc")
     covered = anc.join(gone, on=["file_id", "_anc"], how="semi").select("file_id", "path").unique()
     return el.join(covered, on=["file_id", "path"], how="anti")
 

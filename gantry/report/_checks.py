@@ -20,6 +20,7 @@ import numpy as np
 import polars as pl
 
 from gantry._messages import capture_warnings
+from gantry.plan._paths import sequence_ancestors
 from gantry.profiles import Profile
 from gantry.store import Store
 
@@ -398,16 +399,7 @@ def effective_actions(
         return el
     # the ancestors of "A[0].B[1].C" are the sequences "A" and "A[0].B"
     covered = (
-        nested.with_columns(pl.col("path").str.split(".").alias("_parts"))
-        .with_columns(pl.int_ranges(1, pl.col("_parts").list.len()).alias("_k"))
-        .explode("_k")
-        .with_columns(
-            pl.col("_parts")
-            .list.head(pl.col("_k"))
-            .list.join(".")
-            .str.replace(r"\[\d+\]$", "")
-            .alias("_anc")
-        )
+        sequence_ancestors(nested)
         .join(gone, on=["file_id", "_anc"], how="semi")
         .select("file_id", "path")
         .unique()

@@ -1,0 +1,63 @@
+"""Precise matching of an original value inside text or bytes.
+
+Letters, digits and ``_`` are word characters: a token only matches as a whole
+word.  Digits inside a UID or another number are no match either.
+
+Examples
+--------
+>>> find(b"KERNEL STANDARD", "STANDARD"), find(b"TOSHIBA_MEC", "TOSHIBA")
+(7, -1)
+>>> find(b"2.25.11790", "1179"), find(b"UID 2.25.1179", "1179"), find(b"ID 1179", "1179")
+(-1, -1, 3)
+>>> contains("ANON_000008", "ANON"), contains("CT ABDOMEN PELVIS", "ABDOMEN")
+(False, True)
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+__all__ = ["contains", "find"]
+
+_WORD: Final = frozenset(b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_")
+_DIGITS: Final = frozenset(b"0123456789")
+_DOT: Final = ord(".")
+
+
+def _bounded(buf: bytes, at: int, end: int, digit_start: bool, digit_end: bool) -> bool:
+    if at > 0:
+        before = buf[at - 1]
+        if before in _WORD:
+            return False
+        if digit_start and before == _DOT and at > 1 and buf[at - 2] in _DIGITS:
+            return False  # the digits continue a number or a UID
+    if end < len(buf):
+        after = buf[end]
+        if after in _WORD:
+            return False
+        if digit_end and after == _DOT and end + 1 < len(buf) and buf[end + 1] in _DIGITS:
+            return False
+    return True
+
+
+def find(buf: bytes, token: str | bytes, start: int = 0) -> int:
+    """The offset of the first precise match of ``token`` in ``buf`` from ``start``, or -1.
+
+    ``buf`` and ``token`` are compared as given: callers upper-case both.
+    """
+    raw = token.encode("utf-8", "ignore") if isinstance(token, str) else token
+    if not raw:
+        return -1
+    digit_start, digit_end = raw[0] in _DIGITS, raw[-1] in _DIGITS
+    n = len(raw)
+    at = buf.find(raw, start)
+    while at >= 0:
+        if _bounded(buf, at, at + n, digit_start, digit_end):
+            return at
+        at = buf.find(raw, at + 1)
+    return -1
+
+
+def contains(text: str, token: str) -> bool:
+    """Whether ``token`` matches precisely inside ``text`` (both upper-case)."""
+    return find(text.encode("utf-8", "ignore"), token) >= 0
