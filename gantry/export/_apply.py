@@ -11,6 +11,7 @@ import hashlib
 import io
 import json
 import os
+import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -78,6 +79,7 @@ class ExportOutcome:
     transfer_syntax: str = ""
     pixels_copied: bool = False
     notes: str = ""  # e.g. a redaction zone clipped to the image
+    verify_seconds: float = 0.0  # time spent verifying this file (worker side)
 
 
 def export_items(
@@ -194,8 +196,10 @@ def _export_one(
             fh.seek(item.pixel_offset)
             pixel_bytes = fh.read(item.pixel_length)
     data = header + pixel_bytes
+    checked = time.perf_counter()
     if verify:
         _verify(data, header, item, copied=copy_pixels)
+    checked = time.perf_counter() - checked
     target = dest / item.out_rel
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = staging_file(dest)
@@ -221,6 +225,7 @@ def _export_one(
         transfer_syntax=str(ts),
         pixels_copied=copy_pixels,
         notes="; ".join(notes),
+        verify_seconds=checked,
     )
 
 
@@ -526,7 +531,11 @@ def check_leaks(data: bytes, item: ExportItem, transfer_syntax: str) -> None:
     start = 144 + struct.unpack_from("<L", data, 140)[0]
     if transfer_syntax == DeflatedExplicitVRLittleEndian:
         data = data[:start] + zlib.decompressobj(-zlib.MAX_WBITS).decompress(data[start:])
-    paths = [a[0] for a in item.actions] + [e[0] for e in item.edits]
+    paths = [
+        path
+        for path, vr, action, _nv in item.actions
+        if action != "REDACT" and not (action == "D" and vr == "SQ")
+    ] + [e[0] for e in item.edits]
     reason = leak_reason(
         data,
         start,

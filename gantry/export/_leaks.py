@@ -211,12 +211,15 @@ def leak_reason(
     implicit: bool,
     big: bool = False,
     out_rel: str = "",
+    ranges: list[tuple[int, int, str]] | None = None,
 ) -> str | None:
     """The first leak in ``data`` (a whole file or its header), or None.
 
     ``dataset_start`` is where the data set begins (after the file meta, which the
     export writes itself and is searched whole); ``tree`` is :func:`plan_tree` of
     the paths the plan writes: every value outside them is one the plan keeps.
+    ``ranges`` gives those values' ``(start, end, path)`` when the caller has
+    walked the data already (``tree`` is then not used).
     """
     tokens = list(tokens)
     if not tokens:
@@ -253,9 +256,9 @@ def leak_reason(
                 f"an original value of {tok.source()} is in the file's path "
                 f"(value hash {tok.digest})"
             )
-    pieces = [(0, dataset_start, "the file meta")] + open_ranges(
-        data, dataset_start, tree, implicit=implicit, big=big
-    )
+    if ranges is None:
+        ranges = open_ranges(data, dataset_start, tree, implicit=implicit, big=big)
+    pieces = [(0, dataset_start, "the file meta"), *ranges]
     # the values the plan writes, joined (a NUL between two is no word character)
     joined = b"\x00".join(upper[s:e] for s, e, _ in pieces)
     offsets, at = [], 0

@@ -51,6 +51,7 @@ import json
 import os
 import re
 import struct
+import time
 from pathlib import Path
 from typing import Any, BinaryIO, Final, NamedTuple
 
@@ -61,7 +62,6 @@ from gantry.export._apply import (
     ExportItem,
     ExportOutcome,
     VerificationError,
-    check_leaks,
     staging_file,
 )
 
@@ -762,12 +762,17 @@ def rewrite_header(buf: bytes, item: ExportItem, *, whole: bool = False) -> Rewr
     return Rewritten(header, ts, implicit, fields)
 
 
+class _Open(str):
+    """A path the plan writes (not removed): its value is searched for original values."""
+
+
 def _x_tree(actions: list[tuple[str, str, str, str | None]]) -> dict[int, Any]:
-    """Removed paths as nested dicts: tag -> path (a removed leaf) or {index: subtree}."""
+    """Planned paths as nested dicts: tag -> path (a removed leaf, ``str``; an element the
+    plan writes, :class:`_Open`) or {index: subtree} for a sequence with rows inside."""
     root: dict[int, Any] = {}
-    for path, _vr, action, _nv in actions:
-        if action != "X":
-            continue
+    for path, vr, action, _nv in actions:
+        if action == "REDACT" or (action == "D" and vr == "SQ"):
+            continue  # pixels are scanned whole; a dummy sequence keeps an item of its own
         try:
             steps, tag = _parse_path(path)
         except _Unsupported:
@@ -776,10 +781,14 @@ def _x_tree(actions: list[tuple[str, str, str, str | None]]) -> dict[int, Any]:
         for seq_tag, index in steps:
             node = level.setdefault(seq_tag, {})
             if isinstance(node, str):
-                break  # below a removed sequence
+                break  # below a removed or rewritten sequence
             level = node.setdefault(index, {})
         else:
-            level[tag] = path
+            current = level.get(tag)
+            if action == "X":
+                level[tag] = path
+            elif current is None:
+                level[tag] = _Open(path)
     return root
 
 
@@ -791,13 +800,23 @@ def verify_header(header: bytes, item: ExportItem, *, implicit: bool) -> None:
     present, and no original value occurs where it must not (:mod:`gantry.export._leaks`).
     """
     try:
-        _check_structure(header, item, implicit)
+        start, ranges = _check_structure(header, item, implicit)
     except (struct.error, IndexError, KeyError) as exc:
         raise VerificationError("the rewritten header does not parse") from exc
-    check_leaks(header, item, _IMPLICIT_LE if implicit else "1.2.840.10008.1.2.1")
+    if item.tokens:
+        from gantry.export._leaks import leak_reason
+
+        reason = leak_reason(
+            header, start, {}, item.tokens, implicit=implicit, out_rel=item.out_rel, ranges=ranges
+        )
+        if reason is not None:
+            raise VerificationError(reason)
 
 
-def _check_structure(header: bytes, item: ExportItem, implicit: bool) -> None:
+def _check_structure(
+    header: bytes, item: ExportItem, implicit: bool
+) -> tuple[int, list[tuple[int, int, str]]]:
+    """Walk the header once: structure, removals, and the value ranges the plan wrote."""
     if header[:128] != b"\x00" * 128 or header[128:132] != b"DICM":
         raise VerificationError("the rewritten header has no preamble")
     if header[132:140] != b"\x02\x00\x00\x00UL\x04\x00":
@@ -818,17 +837,25 @@ def _check_structure(header: bytes, item: ExportItem, implicit: bool) -> None:
     if at != pos:
         raise VerificationError("the rewritten file meta length is wrong")
     removed = _x_tree(item.actions)
-    _, sop = _verify_dataset(header, pos, len(header), removed, implicit)
+    ranges: list[tuple[int, int, str]] = []
+    _, sop = _verify_dataset(header, pos, len(header), removed, implicit, ranges)
     if sop is None or sop.rstrip(b"\x00 ") != meta_sop:
         raise VerificationError("the file meta does not name the dataset's SOP Instance UID")
+    return pos, ranges
 
 
 def _verify_dataset(
-    buf: bytes, pos: int, end: int | None, removed: dict[int, Any], implicit: bool
+    buf: bytes,
+    pos: int,
+    end: int | None,
+    removed: dict[int, Any],
+    implicit: bool,
+    ranges: list[tuple[int, int, str]],
 ) -> tuple[int, bytes | None]:
     """Walk one dataset and check removals; return the end and the SOP Instance UID.
 
-    ``end`` None walks an undefined-length item through its delimiter.
+    ``end`` None walks an undefined-length item through its delimiter.  The value
+    ranges of elements the plan writes are appended to ``ranges``.
     """
     prev = -1
     sop = None
@@ -855,17 +882,20 @@ def _verify_dataset(
             raise VerificationError("elements of the rewritten header are out of order")
         prev = tag
         target = removed.get(tag)
-        if isinstance(target, str):
+        if type(target) is str:
             raise VerificationError(f"element {target} should be removed but is present")
         is_sq = vr == "SQ" or (vr is None and (length == _UNDEFINED or _dict_vr(tag) == "SQ"))
         if tag == _PIXEL_DATA and length == _UNDEFINED:
             pos = _fragments_end(buf, vpos)
-        elif is_sq and (target or length == _UNDEFINED):
-            pos = _verify_sequence(buf, vpos, length, target or {}, implicit)
+        elif is_sq and (isinstance(target, dict) or length == _UNDEFINED):
+            sub = target if isinstance(target, dict) else {}
+            pos = _verify_sequence(buf, vpos, length, sub, implicit, ranges)
         else:  # nothing can be inside an element that is not a sequence
             if length == _UNDEFINED:
                 raise VerificationError("undefined length value in the rewritten header")
             pos = vpos + length
+        if target is not None and type(target) is _Open:
+            ranges.append((vpos, pos, target))
         if tag == _SOP_INSTANCE:
             sop = buf[vpos:pos]
     if pos != end:
@@ -885,7 +915,12 @@ def _fragments_end(buf: bytes, pos: int) -> int:
 
 
 def _verify_sequence(
-    buf: bytes, pos: int, length: int, removed: dict[int, Any], implicit: bool
+    buf: bytes,
+    pos: int,
+    length: int,
+    removed: dict[int, Any],
+    implicit: bool,
+    ranges: list[tuple[int, int, str]],
 ) -> int:
     end = None if length == _UNDEFINED else pos + length
     index = 0
@@ -899,10 +934,10 @@ def _verify_sequence(
         ipos = pos + 8
         sub = removed.get(index, {})
         if ilen == _UNDEFINED:
-            pos = _verify_dataset(buf, ipos, None, sub, implicit)[0]
+            pos = _verify_dataset(buf, ipos, None, sub, implicit, ranges)[0]
         else:
             if sub:
-                _verify_dataset(buf, ipos, ipos + ilen, sub, implicit)
+                _verify_dataset(buf, ipos, ipos + ilen, sub, implicit, ranges)
             pos = ipos + ilen
         index += 1
     if pos != end:
@@ -995,8 +1030,10 @@ def export_fast(item: ExportItem, dest: Path, *, verify: bool = True) -> ExportO
         if new is None:
             return None
         header = new.header
+        checked = time.perf_counter()
         if verify:
             verify_header(header, item, implicit=new.implicit)
+        checked = time.perf_counter() - checked
         if stream:
             fh.seek(offset or 0)
             pixels: memoryview | BinaryIO = fh
@@ -1018,4 +1055,5 @@ def export_fast(item: ExportItem, dest: Path, *, verify: bool = True) -> ExportO
         series_description=fields["series_description"],
         transfer_syntax=new.transfer_syntax,
         pixels_copied=copy_pixels,
+        verify_seconds=checked,
     )

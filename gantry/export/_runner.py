@@ -70,6 +70,10 @@ class ExportResult:
     seconds: float = 0.0
     planned_again: int = 0
     """Selected instances the stored plan did not cover, planned again before writing."""
+    token_seconds: float = 0.0
+    """Time to gather the original values verification searches for (before writing)."""
+    verify_seconds: float = 0.0
+    """Time the workers spent verifying written files, summed over files."""
 
     @property
     def ok(self) -> bool:
@@ -92,6 +96,8 @@ class ExportResult:
             "pixels_copied": self.pixels_copied,
             "seconds": round(self.seconds, 3),
             "planned_again": self.planned_again,
+            "token_seconds": round(self.token_seconds, 3),
+            "verify_seconds": round(self.verify_seconds, 3),
         }
 
 
@@ -273,7 +279,7 @@ def _out_paths(
             plan.filter(
                 (pl.col("tag") == tag)
                 & (pl.col("path") == tag)
-                & pl.col("action").is_in(["P", "U", "R", "H", "D"])
+                & pl.col("action").is_in(["P", "U", "R", "H", "D", "A"])
             )
             .select("file_id", pl.col("new_value").alias(name))
             .unique("file_id")
@@ -400,7 +406,7 @@ def run_export(
             ~pl.col("file_id").is_in(list(done))
         )
         result.already_done = selected.height - excluded.height - todo_ids.height
-        items = _items(store, todo_ids, compression, config)
+        items = _items(store, todo_ids, compression, config, timing=result)
         clashing = _collisions(items, store, dest_path)
         if clashing:
             gone = {i.file_id for i in clashing}
@@ -468,6 +474,7 @@ def run_export(
         result.exported = len(ok)
         result.bytes_written = sum(o.size for o in ok)
         result.pixels_copied = sum(1 for o in ok if o.pixels_copied)
+        result.verify_seconds = sum(o.verify_seconds for o in outcomes)
         result.failed = pl.DataFrame(
             {"file_id": [o.file_id for o in failed], "reason": [o.reason for o in failed]},
             schema={"file_id": pl.Int64, "reason": pl.String},
@@ -480,7 +487,11 @@ def run_export(
 
 
 def _items(
-    store: Store, todo: pl.DataFrame, compression: str | None, config: Any = None
+    store: Store,
+    todo: pl.DataFrame,
+    compression: str | None,
+    config: Any = None,
+    timing: ExportResult | None = None,
 ) -> list[ExportItem]:
     if todo.height == 0:
         return []
@@ -502,7 +513,10 @@ def _items(
         .collect()
     )
     outs = dict(_out_paths(plan, inst, _name_suffixes(store)).iter_rows())
+    started = time.perf_counter()
     tokens = _tokens(plan, store, config)
+    if timing is not None:
+        timing.token_seconds = time.perf_counter() - started
     actions: dict[int, list[tuple[str, str, str, str | None]]] = defaultdict(list)
     redactions: dict[int, dict[str, Any]] = {}
     for fid, path, vr, action, nv in plan.select(

@@ -12,8 +12,10 @@ Order of precedence for an element (the first rule that applies wins):
 8. a kept text value holding the patient's identity gets a dummy (rule ``identity-in-kept``);
 9. otherwise kept (no row).
 
-Well-known UIDs (``1.2.840.10008.*``: SOP classes, transfer syntaxes, coding schemes)
-are never remapped. File meta (group 0002) is rebuilt at export and not planned.
+Well-known UIDs (the PS3.6 registry, ``1.2.840.10008.*``: SOP classes, transfer
+syntaxes, coding schemes, standard frames of reference) are never remapped; every
+other UI value is, wherever it sits (rule ``uid``), unless ``retain-uids`` is set.
+File meta (group 0002) is rebuilt at export and not planned.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ import polars as pl
 from gantry._version import __version__
 from gantry.plan._dates import shift_dates
 from gantry.plan._edited import with_edits
-from gantry.plan._keys import date_offset, keyed_hex, uid_map
+from gantry.plan._keys import date_offset, keyed_hex, remap_uid, uid_map
 from gantry.plan._paths import sequence_ancestors
 from gantry.plan._pseudonyms import assign_pseudonyms, render_template
 from gantry.sr._clean import content_actions, text_rows
@@ -258,18 +260,25 @@ def build_plan(store: Store, config: Any) -> pl.DataFrame:
     el = document_actions(el, store, check="clean-structured-content" in option_names)
 
     # well-known UIDs are never remapped; U on a non-UI element (a sequence) keeps it
+    local = _has_local_uid(pl.col("value"))
     el = el.with_columns(
-        pl.when(
-            (pl.col("action") == "U")
-            & (
-                (pl.col("vr") != "UI")
-                | pl.col("value").fill_null("").str.starts_with(WELL_KNOWN_UID_PREFIX)
-            )
-        )
+        pl.when((pl.col("action") == "U") & ((pl.col("vr") != "UI") | ~local))
         .then(pl.lit("K"))
         .otherwise(pl.col("action"))
         .alias("action")
     )
+    # every other UID is remapped wherever it sits (Table E.1-1 or not, private, nested)
+    if not any(_enum_text(o) == "retain-uids" for o in profile.options):
+        other_uid = (
+            (pl.col("action") == "K")
+            & (pl.col("vr") == "UI")
+            & local
+            & ~pl.col("rule").is_in(["config", "keep"])  # kept on purpose by the config
+        )
+        el = el.with_columns(
+            pl.when(other_uid).then(pl.lit("U")).otherwise(pl.col("action")).alias("action"),
+            pl.when(other_uid).then(pl.lit("uid")).otherwise(pl.col("rule")).alias("rule"),
+        )
     # any other UI element holding a UID that is remapped elsewhere is remapped too
     remapped = el.filter(pl.col("action") == "U").select(
         pl.col("value").str.split("\\").explode().alias("uid")
@@ -304,9 +313,34 @@ def build_plan(store: Store, config: Any) -> pl.DataFrame:
     plan = _new_values(el, secret, uid_root, config)
     redaction = _redaction_rows(store, config)
     added = _added_rows(per_file, profile, config, redaction["file_id"])
-    parts = [plan, sr_text, _age_rows(store, config), added, redaction]
+    parts = [
+        plan,
+        sr_text,
+        _age_rows(store, config),
+        added,
+        redaction,
+        _missing_sop(store, secret, uid_root),
+    ]
     plan = pl.concat([p.select(list(PLAN_SCHEMA)).cast(PLAN_SCHEMA) for p in parts])
     return plan.select(list(PLAN_SCHEMA)).cast(PLAN_SCHEMA).sort("file_id", "path")
+
+
+def is_well_known_uid(uid: pl.Expr) -> pl.Expr:
+    """Whether a UID is one the standard defines (PS3.6 registry): never remapped."""
+    from pydicom._uid_dict import UID_dictionary
+
+    return uid.str.starts_with(WELL_KNOWN_UID_PREFIX) | uid.is_in(list(UID_dictionary))
+
+
+def _has_local_uid(value: pl.Expr) -> pl.Expr:
+    """Whether a UI value holds at least one UID that is not well known."""
+    part = pl.element().str.strip_chars(" \x00")
+    return (
+        value.fill_null("")
+        .str.split("\\")
+        .list.eval((part != "") & ~is_well_known_uid(part))
+        .list.any()
+    )
 
 
 def _config_overrides(config: Any) -> pl.DataFrame:
@@ -545,10 +579,7 @@ def _new_values(el: pl.DataFrame, secret: bytes, uid_root: str, config: Any) -> 
             .explode("_parts")
             .join(mapping, left_on="_parts", right_on="id_old", how="left")
             .with_columns(
-                pl.when(
-                    pl.col("_parts").str.starts_with(WELL_KNOWN_UID_PREFIX)
-                    | (pl.col("_parts") == "")
-                )
+                pl.when(is_well_known_uid(pl.col("_parts")) | (pl.col("_parts") == ""))
                 .then(pl.col("_parts"))
                 .otherwise(pl.col("id_new"))
                 .alias("id_new")
@@ -580,6 +611,29 @@ def _new_values(el: pl.DataFrame, secret: bytes, uid_root: str, config: Any) -> 
     out.append(s)
     cols = base.columns
     return pl.concat([o.select(cols) for o in out], how="vertical_relaxed")
+
+
+def _missing_sop(store: Store, secret: bytes, uid_root: str) -> pl.DataFrame:
+    """An instance without SOP Instance UID gets one, keyed on its file (the written file
+    must name one in its file meta)."""
+    cols = store.scan("instances").collect_schema().names()
+    lf = store.scan("instances").select("file_id")
+    if "SOPInstanceUID" in cols:
+        lf = store.scan("instances").filter(pl.col("SOPInstanceUID").is_null()).select("file_id")
+    missing = lf.collect()
+    if missing.height == 0:
+        return pl.DataFrame(schema=PLAN_SCHEMA)
+    uids = [remap_uid(secret, f"gantry-file:{fid}", uid_root) for fid in missing["file_id"]]
+    return missing.select(
+        "file_id",
+        pl.lit("00080018").alias("path"),
+        pl.lit("00080018").alias("tag"),
+        pl.lit("SOPInstanceUID").alias("keyword"),
+        pl.lit("UI").alias("vr"),
+        pl.lit("A").alias("action"),
+        pl.Series("new_value", uids, dtype=pl.String),
+        pl.lit("missing-sop-instance-uid").alias("rule"),
+    )
 
 
 def _age_rows(store: Store, config: Any) -> pl.DataFrame:

@@ -3,6 +3,9 @@
 - :func:`make_instance` — one instance of any common modality and transfer syntax;
 - :func:`make_corpus` — a patients ▸ studies ▸ series ▸ instances archive,
   optionally with canary tokens in every identifying element;
+- :func:`make_realistic_corpus` — CT files with the collisions real archives have
+  (code meanings repeating descriptions, kernel words, vendor names), for
+  end-to-end de-identification tests;
 - :func:`make_clutter` — the empty, text, truncated, odd-syntax, DICOMDIR and
   duplicate files a real archive also holds;
 - :func:`make_dose_sr` and :func:`make_text_sr` — Structured Reports (a CT
@@ -28,6 +31,7 @@ from gantry.testing._canaries import find_canaries
 from gantry.testing._clutter import make_clutter
 from gantry.testing._corpus import Corpus, make_corpus
 from gantry.testing._pixels import decode_pixels
+from gantry.testing._realistic import make_realistic_corpus
 from gantry.testing._specs import InstanceSpec, PatientSpec, SeriesSpec, StudySpec
 from gantry.testing._sr import make_dose_sr, make_encapsulated_pdf, make_text_sr
 from gantry.testing._volumes import SeriesFiles, make_series
@@ -47,6 +51,7 @@ __all__ = [
     "make_dose_sr",
     "make_encapsulated_pdf",
     "make_instance",
+    "make_realistic_corpus",
     "make_series",
     "make_text_sr",
 ]

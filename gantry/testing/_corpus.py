@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pydicom.dataset import Dataset
 from pydicom.uid import (
     ExplicitVRLittleEndian,
     HTJ2KLossless,
@@ -120,6 +121,8 @@ def make_corpus(
     rows: int = 64,
     columns: int = 64,
     canaries: bool = False,
+    limit: int | None = None,
+    transform: Callable[[Dataset], None] | None = None,
 ) -> Corpus:
     """Write a patients ▸ studies ▸ series ▸ instances archive under ``root``.
 
@@ -154,6 +157,10 @@ def make_corpus(
     canaries : bool
         Plant a distinct canary token (``CNRY`` + 8 hex) in every identifying
         text element, nested and private ones included.
+    limit : int, optional
+        Write only the first ``limit`` instances of the tree.
+    transform : callable, optional
+        Called with each dataset before it is written (to add elements).
 
     Returns
     -------
@@ -246,11 +253,15 @@ def make_corpus(
         for study in patient.studies:
             for series in study.series:
                 for inst in series.instances:
+                    if limit is not None and n >= limit:
+                        break
                     ds = build_dataset(
                         patient, study, series, inst, rows=rows, columns=columns,
                         seed=seed * 1_000_003 + n,
                     )  # fmt: skip
                     n += 1
+                    if transform is not None:
+                        transform(ds)
                     if canaries:
                         for tok, where in find_canaries(ds).items():
                             locations.setdefault(tok, where[0])
