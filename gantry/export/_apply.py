@@ -35,6 +35,8 @@ from gantry.errors import ExportError
 _INT_VRS = {"IS", "SL", "SS", "UL", "US", "SV", "UV"}
 _FLOAT_VRS = {"DS", "FL", "FD"}
 _BINARY_NUMERIC = {"SL", "SS", "UL", "US", "SV", "UV", "FL", "FD"}
+# the smallest value of each bulk VR: what a dummy (D) of it is
+_MINIMAL = {"OB": 2, "UN": 2, "OW": 2, "OF": 4, "OL": 4, "OD": 8, "OV": 8}
 
 
 @dataclass
@@ -311,6 +313,10 @@ def _apply_action(ds: Dataset, path: str, vr: str, action: str, new_value: str |
     elem = container[tag]
     if action == "X":
         del container[tag]
+    elif action == "D" and elem.VR == "SQ":
+        elem.value = Sequence(list(elem.value)[:1])  # one item, under its own rules
+    elif action == "D" and elem.VR in _MINIMAL:
+        elem.value = bytes(_MINIMAL[elem.VR])
     elif action == "Z" or (new_value in (None, "") and action in {"D", "S"}):
         elem.value = Sequence() if elem.VR == "SQ" else (None if elem.VR in _BINARY_NUMERIC else "")
     elif elem.VR == "SQ":

@@ -281,16 +281,15 @@ _ENCRYPTED: Final = "04000500"
 
 
 def _coincidence(path: str, token: str, data: bytes, implicit: bool) -> bool:
-    """Whether a hit is no leak: ciphertext of encrypted attributes, or a number that
-    equals an all-digit identity value inside a numeric element."""
+    """Whether a hit is no leak: ciphertext of encrypted attributes, a defined term of a
+    coded string (``PERFUSION`` in Image Type of a patient named Perfusion), or a number
+    that equals an all-digit identity value inside a numeric element."""
     if path.startswith(_ENCRYPTED):
         return True
-    if not token.isdigit():
-        return False
     from pydicom.datadict import dictionary_VR
 
     try:
         vr = dictionary_VR(int(path.rsplit(".", 1)[-1], 16))
     except (KeyError, ValueError):
         return False
-    return vr in _NUMBERS
+    return vr == "CS" or (token.isdigit() and vr in _NUMBERS)

@@ -68,6 +68,7 @@ from gantry.export._apply import (
 __all__ = ["Rewritten", "export_fast", "rewrite_header", "verify_header"]
 
 _UNDEFINED: Final = 0xFFFFFFFF
+_DUMMY_BY_PYDICOM: Final = frozenset({"SQ", "OB", "OW", "OF", "OL", "OD", "OV", "UN"})
 _ITEM: Final = 0xFFFEE000
 _ITEM_END: Final = 0xFFFEE00D
 _SEQ_END: Final = 0xFFFEE0DD
@@ -543,6 +544,8 @@ class _Rewriter:
             if action == "X":
                 state = _REMOVED
                 continue
+            if action == "D" and (sq or plan_vr in _DUMMY_BY_PYDICOM):
+                raise _Unsupported("a dummy sequence or bulk value (the pydicom path writes it)")
             empties = action == "Z" or (new_value in (None, "") and action in ("D", "S"))
             if state is None:  # the original element: the VR pydicom gives it
                 if sq is None and not empties:

@@ -104,6 +104,35 @@ the issuing institution or carry identifiers: removed (rule ``gantry-supplement`
 ``retain-institution-identity`` is in effect."""
 TEXT_VRS = ("LO", "LT", "SH", "ST", "UT", "UC", "PN")
 
+TYPE2_SEQUENCES = ["00081111", "00400555"]
+"""Referenced Performed Procedure Step Sequence (SR Document Series) and Acquisition
+Context Sequence: Type 2 where they occur, so emptied rather than removed."""
+
+BULK_VRS = ("OB", "OW", "OF", "OD", "OL", "OV", "UN")
+_VR_FITS: dict[str, str] = {
+    "AE": r"^[^\\]{0,16}$",
+    "AS": r"^[0-9]{3}[DWMY]$",
+    "CS": r"^[A-Z0-9 _]{0,16}$",
+    "DA": r"^[0-9]{8}$",
+    "DS": r"^ *[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)? *$",
+    "DT": r"^[0-9]{4,14}(\.[0-9]{1,6})?([+-][0-9]{4})?$",
+    "IS": r"^ *[+-]?[0-9]{1,11} *$",
+    "SH": r"^[^\\]{0,16}$",
+    "LO": r"^[^\\]{0,64}$",
+    "TM": r"^[0-9]{2,6}(\.[0-9]{1,6})?$",
+    "UI": r"^[0-9.]{0,64}$",
+    "US": r"^[0-9]+$",
+    "UL": r"^[0-9]+$",
+    "UV": r"^[0-9]+$",
+    "SS": r"^-?[0-9]+$",
+    "SL": r"^-?[0-9]+$",
+    "SV": r"^-?[0-9]+$",
+    "FL": r"^-?[0-9]+(\.[0-9]*)?([eE][+-]?[0-9]+)?$",
+    "FD": r"^-?[0-9]+(\.[0-9]*)?([eE][+-]?[0-9]+)?$",
+}
+"""What a single value of each VR may look like (length limits included); a pseudonym
+or template value that does not fit is replaced by the VR's dummy (or removed)."""
+
 # (0012,0064) codes: CID 7050
 _DEID_SCHEME = "DCM"
 
@@ -196,6 +225,18 @@ def build_plan(store: Store, config: Any) -> pl.DataFrame:
     )
     el = el.with_columns(
         pl.when(sq_compound).then(pl.lit("X")).otherwise(pl.col("_p_action")).alias("_p_action")
+    )
+    # ... except sequences that are Type 2 where they occur: emptied (their content goes all
+    # the same), so the written file keeps the attribute its IOD requires
+    el = el.with_columns(
+        pl.when(
+            (pl.col("_p_action") == "X")
+            & (pl.col("vr") == "SQ")
+            & pl.col("tag").is_in(TYPE2_SEQUENCES)
+        )
+        .then(pl.lit("Z"))
+        .otherwise(pl.col("_p_action"))
+        .alias("_p_action")
     )
     if not any(_enum_text(o) == "retain-institution-identity" for o in profile.options):
         supplement = pl.col("_p_action").is_null() & pl.col("tag").is_in(list(SUPPLEMENT))
@@ -306,6 +347,14 @@ def build_plan(store: Store, config: Any) -> pl.DataFrame:
     el = el.join(per_file, on="file_id", how="left")
     el = _resolve_clean(el, store)
     el = _identity_in_kept(el, secret, config)
+    # a dummy UID is a remapped one
+    el = el.with_columns(
+        pl.when((pl.col("action") == "D") & (pl.col("vr") == "UI"))
+        .then(pl.lit("U"))
+        .otherwise(pl.col("action"))
+        .alias("action")
+    )
+    el = _whole_overlays(el)
     el = _drop_covered_by_parent(el)
     el, sr_text = text_rows(el, store, mode=str(_config_value(config, "sr_text", "clean")))
     el = el.filter(pl.col("action") != "K")
@@ -506,17 +555,46 @@ def identity_tokens(store: Store) -> pl.DataFrame:
     )
 
 
-def _drop_covered_by_parent(el: pl.DataFrame) -> pl.DataFrame:
-    """Drop rows inside a sequence that is itself removed or emptied."""
-    gone = el.filter((pl.col("vr") == "SQ") & pl.col("action").is_in(["X", "Z", "D"])).select(
-        "file_id", pl.col("path").alias("_anc")
-    )
+def _whole_overlays(el: pl.DataFrame) -> pl.DataFrame:
+    """An overlay whose data is removed goes whole: the rest of its group would describe
+    an Overlay Plane without data (rule ``overlay``)."""
+    gone = el.filter(
+        (pl.col("depth") == 0)
+        & pl.col("tag").str.contains(r"^60[0-9A-E][02468ACE]3000$")
+        & (pl.col("action") == "X")
+    ).select("file_id", pl.col("tag").str.slice(0, 4).alias("_group"))
     if gone.height == 0:
+        return el
+    el = el.with_columns(pl.col("tag").str.slice(0, 4).alias("_group")).join(
+        gone.with_columns(pl.lit(True).alias("_overlay")), on=["file_id", "_group"], how="left"
+    )
+    hit = pl.col("_overlay").fill_null(False) & (pl.col("depth") == 0) & (pl.col("action") != "X")
+    return el.with_columns(
+        pl.when(hit).then(pl.lit("X")).otherwise(pl.col("action")).alias("action"),
+        pl.when(hit).then(pl.lit("overlay")).otherwise(pl.col("rule")).alias("rule"),
+    ).drop("_group", "_overlay")
+
+
+def _drop_covered_by_parent(el: pl.DataFrame) -> pl.DataFrame:
+    """Drop rows inside a sequence that is itself removed or emptied.
+
+    A dummy sequence (``D``) keeps its first item, whose elements follow their own
+    rules: only the rows of its other items are covered.
+    """
+    seqs = el.filter((pl.col("vr") == "SQ") & pl.col("action").is_in(["X", "Z", "D"])).select(
+        "file_id", pl.col("path").alias("_anc"), pl.col("action").alias("_anc_action")
+    )
+    if seqs.height == 0:
         return el
     nested = el.filter(pl.col("depth") > 0).select("file_id", "path")
     # ancestors of "A[0].B[1].C" are the sequences "A" and "A[0].B"
-    anc = sequence_ancestors(nested).select("file_id", "path", "_anc")
-    covered = anc.join(gone, on=["file_id", "_anc"], how="semi").select("file_id", "path").unique()
+    anc = sequence_ancestors(nested).select("file_id", "path", "_anc", "_item")
+    covered = (
+        anc.join(seqs, on=["file_id", "_anc"], how="inner")
+        .filter((pl.col("_anc_action") != "D") | (pl.col("_item") > 0))
+        .select("file_id", "path")
+        .unique()
+    )
     return el.join(covered, on=["file_id", "path"], how="anti")
 
 
@@ -529,14 +607,19 @@ def _new_values(el: pl.DataFrame, secret: bytes, uid_root: str, config: Any) -> 
     out.append(base.filter(pl.col("action") == "Z").with_columns(pl.lit("").alias("new_value")))
     # D dummy (sequences and bulk data are emptied)
     d = base.filter(pl.col("action") == "D")
+    # (a sequence keeps its first item, a bulk element gets a minimal value of its VR: both
+    # written at export, new_value null)
     d = d.with_columns(
         pl.col("vr").replace_strict(DUMMY_BY_VR, default=None).alias("new_value")
     ).with_columns(
-        pl.when(pl.col("new_value").is_null())
-        .then(pl.lit("Z"))
-        .otherwise(pl.lit("D"))
+        pl.when(pl.col("new_value").is_not_null() | pl.col("vr").is_in(["SQ", *BULK_VRS]))
+        .then(pl.lit("D"))
+        .otherwise(pl.lit("Z"))
         .alias("action"),
-        pl.col("new_value").fill_null(""),
+        pl.when(pl.col("vr").is_in(["SQ", *BULK_VRS]))
+        .then(pl.lit(None, pl.String))
+        .otherwise(pl.col("new_value").fill_null(""))
+        .alias("new_value"),
     )
     out.append(d)
     # P pseudonym
@@ -610,7 +693,29 @@ def _new_values(el: pl.DataFrame, secret: bytes, uid_root: str, config: Any) -> 
         )
     out.append(s)
     cols = base.columns
-    return pl.concat([o.select(cols) for o in out], how="vertical_relaxed")
+    return _conform(pl.concat([o.select(cols) for o in out], how="vertical_relaxed"))
+
+
+def _conform(plan: pl.DataFrame) -> pl.DataFrame:
+    """A pseudonym, template or hash the element's VR cannot hold becomes the VR's dummy
+    (``ANON_000016`` is no Decimal String), or the element is removed when it has none."""
+    fits = pl.lit(True)
+    for vr, pattern in _VR_FITS.items():
+        fits = pl.when(pl.col("vr") == vr).then(pl.col("_v").str.contains(pattern)).otherwise(fits)
+    written = pl.col("action").is_in(["P", "R", "H", "D"]) & pl.col("new_value").is_not_null()
+    plan = plan.with_columns(pl.col("new_value").fill_null("").alias("_v")).with_columns(
+        (written & ~fits).alias("_bad")
+    )
+    dummy = pl.col("vr").replace_strict(DUMMY_BY_VR, default=None)
+    return plan.with_columns(
+        pl.when(pl.col("_bad") & dummy.is_not_null())
+        .then(pl.lit("D"))
+        .when(pl.col("_bad"))
+        .then(pl.lit("X"))
+        .otherwise(pl.col("action"))
+        .alias("action"),
+        pl.when(pl.col("_bad")).then(dummy).otherwise(pl.col("new_value")).alias("new_value"),
+    ).drop("_v", "_bad")
 
 
 def _missing_sop(store: Store, secret: bytes, uid_root: str) -> pl.DataFrame:

@@ -105,12 +105,13 @@ def with_effective_actions(elements: pl.LazyFrame, plan: pl.LazyFrame) -> pl.Laz
     el = elements.join(rows, on=["file_id", "path"], how="left")
     gone = rows.filter(pl.col("action").is_in(["X", "Z", "D"])).select(
         "file_id", pl.col("path").alias("_anc"), pl.col("action").alias("_anc_action")
-    )
+    )  # (a dummy sequence keeps its first item: only the others are gone)
     nested = (
         el.filter(pl.col("action").is_null() & pl.col("path").str.contains(".", literal=True))
         .select("file_id", "path")
         .pipe(sequence_ancestors)
         .join(gone, on=["file_id", "_anc"], how="inner")
+        .filter((pl.col("_anc_action") != "D") | (pl.col("_item") > 0))
         .group_by("file_id", "path")
         .agg(pl.col("_anc_action").first().alias("_inherited"))
     )
@@ -242,22 +243,9 @@ def verification_tokens(
     return frame.select(list(TOKEN_SCHEMA)).cast(TOKEN_SCHEMA)
 
 
-_KEPT_TEXT: Final = (
-    "AE",
-    "AS",
-    "CS",
-    "DA",
-    "DT",
-    "LO",
-    "LT",
-    "PN",
-    "SH",
-    "ST",
-    "TM",
-    "UC",
-    "UR",
-    "UT",
-)
+# coded strings (CS) hold defined terms, not identity: a patient named Perfusion does not
+# make Image Type ORIGINAL\\PRIMARY\\PERFUSION a leak
+_KEPT_TEXT: Final = ("AE", "AS", "DA", "DT", "LO", "LT", "PN", "SH", "ST", "TM", "UC", "UR", "UT")
 _NUMBER_VRS: Final = ("DS", "IS")
 
 
