@@ -94,14 +94,20 @@ def _readable(src: str, out: Path) -> Path | None:
         if meta.get("TransferSyntaxUID") and meta.get("MediaStorageSOPClassUID"):
             return None
         if not meta.get("TransferSyntaxUID"):
+            implicit, little = ds.original_encoding
             meta.TransferSyntaxUID = (
-                pydicom.uid.ImplicitVRLittleEndian
-                if ds.original_encoding[0]
+                pydicom.uid.ExplicitVRBigEndian
+                if not little
+                else pydicom.uid.ImplicitVRLittleEndian
+                if implicit
                 else pydicom.uid.ExplicitVRLittleEndian
             )
         meta.MediaStorageSOPClassUID = ds.get("SOPClassUID", "1.2.840.10008.5.1.4.1.1.7")
         meta.MediaStorageSOPInstanceUID = ds.get("SOPInstanceUID", "1.2.3")
-        ds.save_as(out, enforce_file_format=True)
+        try:
+            ds.save_as(out, enforce_file_format=True)
+        except (ValueError, AttributeError):
+            return None  # pydicom cannot write it back either: compare with the file as it is
     return out
 
 
