@@ -244,10 +244,8 @@ class MissingDependencyError(GantryError, ImportError):
     "`dask` is required for this feature, got it missing (pip install 'gantry[cluster]')"
     """
 
-    def __init__(self, module: str, *, extra: str) -> None:
+    def __init__(self, module: str, *, extra: str, install: str | None = None) -> None:
         self.module = module
         self.extra = extra
-        super().__init__(
-            f"`{module}` is required for this feature, got it missing "
-            f"(pip install 'gantry[{extra}]')"
-        )
+        fix = install or f"pip install 'gantry[{extra}]'"
+        super().__init__(f"`{module}` is required for this feature, got it missing ({fix})")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from gantry.export import ExportResult
     from gantry.net import ListenResult, PullResult
     from gantry.nifti import NiftiResult
+    from gantry.ocr import ScanResult
     from gantry.report import ComplianceReport
     from gantry.vault import VaultKey
 
@@ -332,6 +333,59 @@ class Session:
         if target.exists() and not overwrite:
             return target
         return write_default_config(target, overwrite=overwrite)
+
+    # -- burned-in text (OCR) ----------------------------------------------------------------
+
+    def scan_pixels(
+        self,
+        *,
+        query: str | None = None,
+        engine: str = "rapidocr",
+        frames: str | int | Sequence[int] | None = None,
+        safe: bool = False,
+        min_confidence: float = 0.5,
+        rescan: bool = False,
+        workers: int | None = None,
+        progress: bool | None = None,
+    ) -> ScanResult:
+        """OCR the pixels of the selected instances → tables ``text_regions``, ``ocr_scans``.
+
+        Parameters
+        ----------
+        query : str, optional
+            SQL ``WHERE`` over ``instances`` (default: every instance).
+        engine : {"rapidocr", "tesseract"}
+            ``rapidocr`` needs ``pip install 'gantry[ocr]'``; ``tesseract`` also the
+            ``tesseract-ocr`` program.
+        frames : {"sample", "all"}, int or frame numbers, optional
+            Frames of a multi-frame image to read: first, middle and last by default,
+            every frame with ``safe=True``. Only a scan of every frame clears an image.
+        safe : bool
+            Read every frame (the default for ``frames`` becomes ``"all"``).
+        min_confidence : float
+            Text recognised with a lower score is ignored.
+        rescan : bool
+            Scan again instances an earlier scan with this engine covers.
+        workers, progress
+            Worker processes (default: every core) and the progress bar.
+
+        Frames are rendered as a viewer shows them (VOI LUT or window, MONOCHROME1
+        inverted, colour converted, overlays burned in). Resumable: a killed scan
+        goes on where it stopped. ``docs/ocr.md`` describes the tables.
+        """
+        from gantry.ocr import scan_pixels
+
+        chosen = frames if frames is not None else ("all" if safe else "sample")
+        return scan_pixels(
+            self._store,
+            query=query,
+            engine=engine,
+            frames=chosen,
+            min_confidence=min_confidence,
+            rescan=rescan,
+            workers=workers,
+            progress=progress,
+        )
 
     # -- anonymize and export ---------------------------------------------------------------
 

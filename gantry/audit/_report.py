@@ -63,13 +63,19 @@ def findings_queries(
     kept_only : bool
         Only what can be a high, unresolved finding (see :func:`unresolved`).
     """
+    from gantry.audit._ocr import ocr_coverage, ocr_findings
+
     instances = store.scan("instances")
     elements = store.scan("elements")
     matched = match_machines(instances, context.machines, elements=elements)
-    return [
+    coverage = ocr_coverage(store, context.ocr_redact)
+    queries = [
         *element_findings(elements, instances, context, kept_only=kept_only),
-        burned_in_findings(instances, matched, context),
+        burned_in_findings(instances, matched, context, coverage),
     ]
+    if coverage is not None and not kept_only:  # its findings are all resolved
+        queries.append(ocr_findings(store, instances, context))
+    return queries
 
 
 def _failed(exc: Exception) -> AuditError:

@@ -95,6 +95,7 @@ _RULE_LIST: Final = (
     Rule("text-address", Severity.HIGH, "free text holds a street address"),
     Rule("uid-identity", Severity.HIGH, "a UID embeds the patient's ID, birth date or a date"),
     Rule("burned-in", Severity.HIGH, "pixel data likely holds burned-in text"),
+    Rule("burned-in-ocr", Severity.HIGH, "OCR found text burned into the pixels"),
 )
 
 #: Every rule by id, in report order.
@@ -126,6 +127,9 @@ _BURNED_OUTCOMES: Final = {
     "zone": "the machine's redaction zones apply",
     "nozone": "no redaction zone for the device",
     "excluded": "no redaction zone for the device: excluded from export",
+    "ocr-clear": "OCR of every frame found no text to redact",
+    "ocr-redacted": "OCR of every frame found text; its boxes are redacted",
+    "ocr-partial": "OCR read sampled frames only: scan every frame to clear it",
 }
 
 MESSAGES: Final[dict[str, str]] = {
@@ -157,6 +161,9 @@ MESSAGES: Final[dict[str, str]] = {
         for r, rt in _BURNED_REASONS.items()
         for o, ot in _BURNED_OUTCOMES.items()
     },
+    "burned-in-ocr:phi": "OCR found identifying text in the pixels; the plan redacts it",
+    "burned-in-ocr:text": "OCR found text in the pixels; the plan redacts it",
+    "burned-in-ocr:kept": "OCR found text that matches no identity or PHI pattern; kept by policy",
 }
 MESSAGE_DTYPE: Final = pl.Enum(list(dict.fromkeys(MESSAGES.values())))
 
@@ -263,6 +270,7 @@ class AuditContext:
     """Matches an element path inside a sequence that is removed or emptied."""
     machines: tuple[Any, ...]
     exclude_without_zone: bool
+    ocr_redact: str = "all"
 
     @classmethod
     def from_config(cls, config: Any = None) -> AuditContext:
@@ -303,6 +311,7 @@ class AuditContext:
             removal_regex=_removal_regex(exact, tuple(m[:5] for m in masked), overrides, cfg),
             machines=tuple(cfg.machines),
             exclude_without_zone=bool(cfg.burned_in.exclude_without_zone),
+            ocr_redact=str(cfg.burned_in.ocr_redact),
         )
 
 
@@ -854,7 +863,10 @@ SCREEN_CONVERSION_TYPES: Final = ("WSD", "SD", "SI", "DRW", "DV", "DF")
 
 
 def burned_in_findings(
-    instances: pl.LazyFrame, matched: pl.LazyFrame, ctx: AuditContext
+    instances: pl.LazyFrame,
+    matched: pl.LazyFrame,
+    ctx: AuditContext,
+    ocr: pl.LazyFrame | None = None,
 ) -> pl.LazyFrame:
     """One finding per instance whose pixels likely carry burned-in text.
 
@@ -862,7 +874,11 @@ def burned_in_findings(
     or a screen capture (``ConversionType`` WSD/SD/SI/DRW/DV/DF, or
     ``ImageType`` naming a screen save).  The finding is resolved when a config
     machine with redaction zones matches the instance (``matched``, from
-    :func:`~gantry.audit.match_machines`); otherwise it is high and unresolved.
+    :func:`~gantry.audit.match_machines`), or when an OCR scan read every frame
+    (``ocr``: ``file_id, _ocr`` with ``_ocr`` one of ``clear``, ``redacted``,
+    ``partial``; see :func:`gantry.audit._ocr.ocr_coverage`): no text found
+    clears the image, text found is redacted by the plan.  Otherwise it is high
+    and unresolved.
     """
     schema = instances.collect_schema()
     if "ImageType" in schema and isinstance(schema["ImageType"], pl.List):
@@ -897,30 +913,44 @@ def burned_in_findings(
         message = (
             pl.when((pl.col("_reason") == r) & pl.col("_zone"))
             .then(_msg(f"burned-in:{r}:zone"))
+            .when((pl.col("_reason") == r) & (pl.col("_ocr") == "clear"))
+            .then(_msg(f"burned-in:{r}:ocr-clear"))
+            .when((pl.col("_reason") == r) & (pl.col("_ocr") == "redacted"))
+            .then(_msg(f"burned-in:{r}:ocr-redacted"))
+            .when((pl.col("_reason") == r) & (pl.col("_ocr") == "partial"))
+            .then(_msg(f"burned-in:{r}:ocr-partial"))
             .when(pl.col("_reason") == r)
             .then(_msg(f"burned-in:{r}:{outcome}"))
             .otherwise(message)
         )
+    if ocr is None:
+        ocr = pl.LazyFrame(schema={"file_id": pl.Int64, "_ocr": pl.String})
     return (
         instance_info(instances)
         .join(instances.select("file_id", reason.alias("_reason")), on="file_id", how="inner")
         .filter(pl.col("_reason").is_not_null())
         .join(zones, on="file_id", how="left")
+        .join(ocr.select(pl.col("file_id").cast(pl.Int64), "_ocr"), on="file_id", how="left")
         .with_columns(pl.col("_zone").fill_null(False))
+        .with_columns(
+            (pl.col("_zone") | pl.col("_ocr").is_in(["clear", "redacted"]).fill_null(False)).alias(
+                "_resolved"
+            )
+        )
         .select(
             "file_id",
             pl.lit("7FE00010").alias("path"),
             pl.lit("7FE00010").alias("tag"),
             pl.lit("PixelData").alias("keyword"),
             pl.lit("burned-in", dtype=RULE_DTYPE).alias("rule"),
-            pl.when(pl.col("_zone"))
+            pl.when(pl.col("_resolved"))
             .then(_sev(Severity.LOW))
             .otherwise(_sev(Severity.HIGH))
             .alias("severity"),
             message.alias("message"),
             "modality",
             "device",
-            pl.col("_zone").alias("resolved"),
+            pl.col("_resolved").alias("resolved"),
         )
         .cast(FINDINGS_SCHEMA)
     )

@@ -345,6 +345,11 @@ class BurnedIn:
     exclude_without_zone: bool = True
     """Exclude (report, do not export) images flagged as burned-in when no
     machine entry gives a redaction zone for them."""
+    ocr_redact: str = "all"
+    """Which text found by OCR (``scan_pixels``) the plan redacts: ``"all"`` of it,
+    or only ``"phi"``, text that matches the instance's identity or PHI patterns."""
+    ocr_padding: int = 4
+    """Pixels added on every side of an OCR text box before it is redacted."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -546,7 +551,11 @@ class Config:
             "uid_root": self.uid_root,
             "age": {"aggregate_over": self.age.aggregate_over},
             "machines": machines,
-            "burned_in": {"exclude_without_zone": self.burned_in.exclude_without_zone},
+            "burned_in": {
+                "exclude_without_zone": self.burned_in.exclude_without_zone,
+                "ocr_redact": self.burned_in.ocr_redact,
+                "ocr_padding": self.burned_in.ocr_padding,
+            },
             "encrypted_attributes": self.encrypted_attributes,
             "duplicates": self.duplicates,
             "sr_text": self.sr_text,

@@ -111,8 +111,13 @@ machines: []
 # Images flagged as carrying burned-in text (BurnedInAnnotation, audit rules):
 # with exclude_without_zone true, those with no matching machine zone are not
 # exported and are reported instead (fail closed).
+# An image whose OCR scan (`gantry scan`, every frame) found no text is cleared;
+# text it found is redacted: ocr_redact all (every box) or phi (only text that
+# matches the patient's identity or PHI patterns), each box grown by ocr_padding px.
 burned_in:
   exclude_without_zone: true
+  ocr_redact: all
+  ocr_padding: 4
 
 # Reversible anonymization (docs/vault.md): when true, every exported file carries
 # its original attributes encrypted under the session's vault key, in the standard's

@@ -537,9 +537,15 @@ class _Validator:
         return tuple(out)
 
     def burned_in(self, value: Any) -> BurnedIn:
-        d = self.mapping(value, "burned_in", ("exclude_without_zone",))
+        d = self.mapping(
+            value, "burned_in", ("exclude_without_zone", "ocr_redact", "ocr_padding")
+        )
         return BurnedIn(
-            self.bool_(d.get("exclude_without_zone", True), "burned_in.exclude_without_zone")
+            self.bool_(d.get("exclude_without_zone", True), "burned_in.exclude_without_zone"),
+            ocr_redact=self.choice(
+                d.get("ocr_redact", "all"), "burned_in.ocr_redact", ("all", "phi")
+            ),
+            ocr_padding=self.int_(d.get("ocr_padding", 4), "burned_in.ocr_padding", lo=0, hi=256),
         )
 
 

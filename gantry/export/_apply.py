@@ -60,6 +60,7 @@ class ExportItem:
     redaction: dict[str, Any] | None = None
     transfer_syntax: str | None = None
     encrypt_key: bytes | None = None  # vault key: carry the originals encrypted (0400,0500)
+    ocr_check: dict[str, Any] | None = None  # safe mode: OCR the written pixels again
 
 
 @dataclass
@@ -202,6 +203,11 @@ def _export_one(
     if verify:
         _verify(data, header, item, copied=copy_pixels)
     checked = time.perf_counter() - checked
+    if item.ocr_check is not None:
+        from gantry.ocr._verify import remaining_phi
+
+        if (reason := remaining_phi(data, item.ocr_check)) is not None:
+            raise VerificationError(reason)
     target = dest / item.out_rel
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = staging_file(dest)

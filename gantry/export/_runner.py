@@ -44,6 +44,7 @@ MANIFEST_COLUMNS = [
     "TransferSyntaxUID",
     "size",
     "sha256",
+    "redacted_boxes",
 ]
 
 
@@ -423,6 +424,8 @@ def run_export(
                     ),
                 ]
             )
+        if safe:
+            _add_ocr_checks(store, items)
         for item in items:
             item.encrypt_key = encrypt_key
         dest_path.mkdir(parents=True, exist_ok=True)
@@ -577,6 +580,58 @@ def _collisions(items: list[ExportItem], store: Store, dest: Path) -> list[Expor
     return clashing
 
 
+def _add_ocr_checks(store: Store, items: list[ExportItem]) -> None:
+    """Safe mode: items whose redaction came from OCR get a second OCR pass on their output."""
+    ocr_ids = {
+        it.file_id
+        for it in items
+        for path, _vr, action, _nv in it.actions
+        if action == "REDACT" and path == "7FE00010"
+    }
+    if not ocr_ids or "ocr_scans" not in store.table_names():
+        return
+    from gantry.ocr import current_scans
+    from gantry.ocr._match import IDENTITY_KEYWORDS
+
+    plan_rules = (
+        store.scan("plan")
+        .filter((pl.col("action") == "REDACT") & pl.col("rule").str.contains("ocr"))
+        .select("file_id")
+        .collect()["file_id"]
+        .to_list()
+    )
+    ocr_ids &= set(plan_rules)
+    if not ocr_ids:
+        return
+    engines = dict(
+        current_scans(store)
+        .filter(pl.col("file_id").is_in(list(ocr_ids)))
+        .select("file_id", "engine")
+        .iter_rows()
+    )
+    values = (
+        store.scan("elements")
+        .filter(
+            pl.col("file_id").is_in(list(ocr_ids))
+            & pl.col("keyword").is_in(list(IDENTITY_KEYWORDS))
+            & (pl.col("path") == pl.col("tag"))
+            & pl.col("value").is_not_null()
+        )
+        .select("file_id", "keyword", "value")
+        .collect()
+    )
+    identity: dict[int, list[tuple[str, str]]] = defaultdict(list)
+    for fid, kw, value in values.iter_rows():
+        identity[fid].append((str(kw), str(value)))
+    for it in items:
+        if it.file_id in ocr_ids:
+            it.ocr_check = {
+                "engine": engines.get(it.file_id, "rapidocr"),
+                "min_confidence": 0.5,
+                "identity": identity.get(it.file_id, []),
+            }
+
+
 def _session_edits(
     store: Store,
 ) -> tuple[dict[int, list[tuple[str, str, str | None]]], dict[int, Any]]:
@@ -675,10 +730,30 @@ def _write_manifests(store: Store, dest: Path) -> None:
         .unique("output_path", keep="last", maintain_order=True)
         .sort("output_path")
     )
-    manifest = rows.select(MANIFEST_COLUMNS)
+    manifest = (
+        rows.join(_redacted_boxes(store), on="file_id", how="left")
+        .sort("output_path")
+        .select(MANIFEST_COLUMNS)
+    )
     tmp = staging_file(dest)
     manifest.write_csv(tmp)
     os.replace(tmp, dest / "manifest.csv")
     tmp = staging_file(dest)
     tmp.write_text(json.dumps({"files": manifest.to_dicts(), "count": manifest.height}, indent=1))
     os.replace(tmp, dest / "manifest.json")
+
+
+def _redacted_boxes(store: Store) -> pl.DataFrame:
+    """``file_id, redacted_boxes``: the zones each instance's pixels were blanked in (JSON)."""
+    empty = pl.DataFrame(schema={"file_id": pl.Int64, "redacted_boxes": pl.String})
+    if "plan" not in store.table_names():
+        return empty
+    rows = store.sql("SELECT file_id, new_value FROM plan WHERE action = 'REDACT'")
+    if rows.height == 0:
+        return empty
+    return rows.select(
+        pl.col("file_id").cast(pl.Int64),
+        pl.col("new_value")
+        .str.json_path_match("$.zones")
+        .alias("redacted_boxes"),
+    ).unique("file_id", keep="last")

@@ -815,17 +815,40 @@ def _added_rows(
 
 
 def _redaction_rows(store: Store, config: Any) -> pl.DataFrame:
-    """REDACT rows for instances whose device has redaction zones in the config."""
-    machines = list(_config_value(config, "machines", ()) or ())
-    if not machines:
-        return pl.DataFrame(schema=PLAN_SCHEMA)
+    """One REDACT row per instance: its device's zones in the config plus the OCR text boxes."""
     from gantry.audit import match_machines
+    from gantry.plan._ocr import ZONES_DTYPE, ocr_zones
 
-    matched = match_machines(
-        store.scan("instances"), machines, elements=store.scan("elements")
-    ).collect()
-    if matched.height == 0:
+    machines = list(_config_value(config, "machines", ()) or ())
+    matched = (
+        match_machines(store.scan("instances"), machines, elements=store.scan("elements"))
+        .collect()
+        .select(pl.col("file_id").cast(pl.Int64), "zones", "fill", "machine_name")
+        if machines
+        else pl.DataFrame(
+            schema={"file_id": pl.Int64, "zones": ZONES_DTYPE, "fill": pl.Int64,
+                    "machine_name": pl.String}
+        )  # fmt: skip
+    )
+    ocr = ocr_zones(store, config)
+    if matched.height == 0 and ocr.height == 0:
         return pl.DataFrame(schema=PLAN_SCHEMA)
+    matched = (
+        matched.join(ocr, on="file_id", how="full", coalesce=True)
+        .with_columns(
+            pl.concat_str(
+                pl.concat_str(pl.lit("machine:"), pl.col("machine_name")),
+                pl.when(pl.col("ocr_zones").is_not_null()).then(pl.lit("ocr")),
+                separator="+",
+                ignore_nulls=True,
+            ).alias("machine_name"),
+            pl.concat_list(
+                pl.col("zones").fill_null(pl.lit([], dtype=ZONES_DTYPE)),
+                pl.col("ocr_zones").fill_null(pl.lit([], dtype=ZONES_DTYPE)),
+            ).alias("zones"),
+            pl.col("fill").fill_null(0),
+        )
+    )
     return matched.select(
         "file_id",
         pl.lit("7FE00010").alias("path"),
@@ -838,5 +861,5 @@ def _redaction_rows(store: Store, config: Any) -> pl.DataFrame:
             lambda s: json.dumps({"zones": s["zones"], "fill": s["fill"]}), return_dtype=pl.String
         )
         .alias("new_value"),
-        pl.concat_str(pl.lit("machine:"), pl.col("machine_name")).alias("rule"),
+        pl.col("machine_name").alias("rule"),
     )

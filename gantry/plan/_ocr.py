@@ -1,0 +1,53 @@
+"""REDACT zones from OCR: each text box the policy redacts, padded and clipped."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import polars as pl
+
+if TYPE_CHECKING:
+    from gantry.store import Store
+
+__all__ = ["ocr_zones"]
+
+ZONES_DTYPE = pl.List(pl.List(pl.Int64))
+
+
+def ocr_zones(store: Store, config: Any) -> pl.DataFrame:
+    """``file_id, ocr_zones``: the padded boxes of every region redacted under the policy.
+
+    A box found on any scanned frame is redacted on every frame (burned-in
+    labels stay put across a cine loop, and an unread frame is safer blanked).
+    """
+    from gantry.audit._ocr import redacted_regions
+    from gantry.ocr import current_regions, current_scans
+
+    empty = pl.DataFrame(schema={"file_id": pl.Int64, "ocr_zones": ZONES_DTYPE})
+    if "text_regions" not in store.table_names():
+        return empty
+    burned = getattr(config, "burned_in", None)
+    policy = str(getattr(burned, "ocr_redact", "all"))
+    pad = int(getattr(burned, "ocr_padding", 4))
+    sizes = current_scans(store).select("file_id", "rows", "columns").lazy()
+    boxes = (
+        redacted_regions(current_regions(store), policy)
+        .join(sizes, on="file_id", how="left")
+        .select(
+            "file_id",
+            pl.concat_list(
+                (pl.col("r1") - pad).clip(lower_bound=0),
+                (pl.col("r2") + pad).clip(upper_bound=pl.col("rows")),
+                (pl.col("c1") - pad).clip(lower_bound=0),
+                (pl.col("c2") + pad).clip(upper_bound=pl.col("columns")),
+            )
+            .cast(pl.List(pl.Int64))
+            .alias("_box"),
+        )
+        .unique()
+        .sort("file_id", "_box")
+        .group_by("file_id", maintain_order=True)
+        .agg(pl.col("_box").alias("ocr_zones"))
+        .collect()
+    )
+    return boxes.cast({"file_id": pl.Int64, "ocr_zones": ZONES_DTYPE}) if boxes.height else empty
