@@ -152,9 +152,12 @@ def _patterns() -> dict[str, re.Pattern[str]]:
 
     found = {name.removeprefix("text-"): re.compile(p) for name, p in TEXT_PATTERNS.items()}
     found["time"] = re.compile(r"\b(?:[01]?[0-9]|2[0-3])[:.][0-5][0-9](?:[:.][0-5][0-9])?\b")
+    # a month and year, what is left of a date when OCR loses a digit or a separator
+    found["date"] = re.compile(found["date"].pattern + r"|\b(?:0?[1-9]|1[0-2])[/.-](?:19|20)[0-9]{2}\b")
     # a label OCR reads next to a value on ultrasound and capture screens
     found["label"] = re.compile(
-        r"(?i)\b(?:patient|name|pat\.?|dob|birth|mrn|accession|acc\.?)\b\s*[:#]"
+        r"(?i)\b(?:patient|name|pat\.?|birth|mrn|accession|acc\.?)\b\s*[:#]"
+        r"|(?i:\bd\.?o\.?b(?![a-z]))"
     )
     return found
 

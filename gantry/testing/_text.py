@@ -20,7 +20,14 @@ import numpy as np
 from pydicom.dataset import Dataset
 from pydicom.uid import ExplicitVRLittleEndian
 
-__all__ = ["BACKGROUNDS", "TruthBox", "font_names", "make_text_instance", "text_image"]
+__all__ = [
+    "BACKGROUNDS",
+    "TruthBox",
+    "box_iou",
+    "font_names",
+    "make_text_instance",
+    "text_image",
+]
 
 BACKGROUNDS: Final = ("us", "ct", "mr", "screen", "blank-ct", "blank-mr")
 
@@ -33,7 +40,8 @@ _DEJAVU: Final = (
 
 @dataclasses.dataclass(frozen=True)
 class TruthBox:
-    """Where a line of text was drawn (rows ``[r1, r2)`` × columns ``[c1, c2)``, ink only)."""
+    """Where a line of text was drawn: rows ``[r1, r2)`` (the font's line height) × columns
+    ``[c1, c2)`` (the ink)."""
 
     r1: int
     r2: int
@@ -45,6 +53,21 @@ class TruthBox:
     @property
     def height(self) -> int:
         return self.r2 - self.r1
+
+
+def box_iou(a: Any, b: Any) -> float:
+    """Intersection over union of two boxes with ``r1, r2, c1, c2`` attributes.
+
+    Examples
+    --------
+    >>> box_iou(TruthBox(0, 10, 0, 10, "", False), TruthBox(0, 10, 5, 15, "", False))
+    0.3333333333333333
+    """
+    r = max(0, min(a.r2, b.r2) - max(a.r1, b.r1))
+    c = max(0, min(a.c2, b.c2) - max(a.c1, b.c1))
+    inter = r * c
+    union = (a.r2 - a.r1) * (a.c2 - a.c1) + (b.r2 - b.r1) * (b.c2 - b.c1) - inter
+    return inter / union if union else 0.0
 
 
 def font_names() -> list[str]:
@@ -113,7 +136,7 @@ def _default_texts(rng: np.random.Generator, identity: dict[str, str]) -> list[t
         (name, True),
         (f"ID {pid}", True),
         (f"DOB {dob[6:8]}/{dob[4:6]}/{dob[:4]}", True),
-        (["GAIN 52", "DEPTH 14", "FREQ 5.0", "L"][int(rng.integers(4))], False),
+        (["GAIN 52", "DEPTH 14", "FREQ 5.0", "5 cm"][int(rng.integers(4))], False),
     ]
 
 
@@ -152,18 +175,21 @@ def text_image(
     draw = ImageDraw.Draw(mask)
     face = _font(font, size)
     boxes: list[TruthBox] = []
-    top = {0: max(4, rows // 40), 1: max(4, rows // 40)}
+    top = max(4, rows // 40)  # one line per row band (left and right alternate)
     for i, (text, phi) in enumerate(lines):
         side = i % 2
-        x0, y0, x1, y1 = draw.textbbox((0, 0), text, font=face)
+        # the line box: the ink's columns, and the font's full line height (ascender
+        # to descender), which is what a text detector outlines whatever the letters
+        x0, _, x1, _ = draw.textbbox((0, 0), text, font=face)
+        _, y0, _, y1 = draw.textbbox((0, 0), "Ag|" + text, font=face)
         w, h = x1 - x0, y1 - y0
         left = 4 + int(rng.integers(0, 6)) if side == 0 else columns - w - 6 - int(rng.integers(0, 6))
-        y = top[side]
+        y = top
         if y + h >= rows or left < 0:
             continue  # no room: not drawn, not in the truth
         draw.text((left - x0, y - y0), text, fill=255, font=face)
         boxes.append(TruthBox(y, y + h, left, left + w, text, phi))
-        top[side] = y + h + max(6, size // 2) + int(rng.integers(0, 4))
+        top = y + h + max(4, size // 3) + int(rng.integers(0, 4))
     alpha = np.asarray(mask, np.float32) / 255.0
     ink = np.asarray(_ink(kind, contrast), np.float32)
     if base.ndim == 3:
