@@ -372,6 +372,26 @@ class Session:
         Frames are rendered as a viewer shows them (VOI LUT or window, MONOCHROME1
         inverted, colour converted, overlays burned in). Resumable: a killed scan
         goes on where it stopped. ``docs/ocr.md`` describes the tables.
+
+        Examples
+        --------
+        >>> import tempfile, pathlib
+        >>> from gantry.testing._text import make_text_instance
+        >>> tmp = pathlib.Path(tempfile.mkdtemp())
+        >>> _ = make_text_instance(tmp / "dicom" / "us.dcm", rows=64, columns=160, size=14,
+        ...                        texts=[("ID 4471234", True)])
+        >>> with Session(tmp / "project.db") as s:
+        ...     _ = s.ingest(tmp / "dicom", workers=1, progress=False)
+        ...     result = s.scan_pixels(workers=1, progress=False)
+        ...     print(s.sql("SELECT frame, phi, match FROM text_regions"))
+        shape: (1, 3)
+        ┌───────┬──────┬────────────┐
+        │ frame ┆ phi  ┆ match      │
+        │ ---   ┆ ---  ┆ ---        │
+        │ i32   ┆ bool ┆ str        │
+        ╞═══════╪══════╪════════════╡
+        │ 0     ┆ true ┆ pattern:id │
+        └───────┴──────┴────────────┘
         """
         from gantry.ocr import scan_pixels
 

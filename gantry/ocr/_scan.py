@@ -263,7 +263,8 @@ def scan_pixels(
         raise ConfigError("frames", expected="'sample', 'all', an int or frame numbers", got=frames)
     get_engine(engine, min_confidence=min_confidence)  # a missing package fails before any work
     started = time.perf_counter()
-    where = f"WHERE {query}" if query else ""
+    # only images: instances without (7FE0,0010) (SR, KO, PR, …) have nothing to read
+    where = "WHERE pixel_offset IS NOT NULL" + (f" AND ({query})" if query else "")
     selected = store.sql(f"SELECT file_id, file_path FROM instances {where} ORDER BY file_id")
     result = ScanResult(selected=selected.height)
     full = frames == "all"
