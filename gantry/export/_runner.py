@@ -394,6 +394,10 @@ def run_export(
         },
     ) as counts:
         refused = unplanned(store, selected, digest)
+        if safe:  # an OCR scan newer than the plan: its text would be written unredacted
+            from gantry.plan._ocr import stale_ocr
+
+            refused = pl.concat([refused, stale_ocr(store, config)])
         excluded = (
             pl.concat([refused, _exclusions(store, config, safe)])
             .group_by("file_id", maintain_order=True)
@@ -753,7 +757,5 @@ def _redacted_boxes(store: Store) -> pl.DataFrame:
         return empty
     return rows.select(
         pl.col("file_id").cast(pl.Int64),
-        pl.col("new_value")
-        .str.json_path_match("$.zones")
-        .alias("redacted_boxes"),
+        pl.col("new_value").str.json_path_match("$.zones").alias("redacted_boxes"),
     ).unique("file_id", keep="last")

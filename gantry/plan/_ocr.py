@@ -51,3 +51,31 @@ def ocr_zones(store: Store, config: Any) -> pl.DataFrame:
         .collect()
     )
     return boxes.cast({"file_id": pl.Int64, "ocr_zones": ZONES_DTYPE}) if boxes.height else empty
+
+
+def stale_ocr(store: Store, config: Any) -> pl.DataFrame:
+    """``file_id, reason`` of instances whose OCR boxes are not all in the stored plan.
+
+    A scan made (or redone) after ``anonymize`` can find text the plan does not
+    redact; such an instance must not be written as clean until the plan is
+    built again.
+    """
+    import json
+
+    out = {"file_id": pl.Int64, "reason": pl.String}
+    wanted = ocr_zones(store, config)
+    if wanted.height == 0:
+        return pl.DataFrame(schema=out)
+    planned: dict[int, set[tuple[int, ...]]] = {}
+    if "plan" in store.table_names():
+        rows = store.sql("SELECT file_id, new_value FROM plan WHERE action = 'REDACT'")
+        for fid, value in rows.iter_rows():
+            zones = json.loads(value).get("zones", []) if value else []
+            planned.setdefault(int(fid), set()).update(tuple(int(v) for v in z) for z in zones)
+    stale = [
+        fid
+        for fid, zones in wanted.iter_rows()
+        if not {tuple(z) for z in zones} <= planned.get(int(fid), set())
+    ]
+    reason = "OCR found text the plan does not redact (scanned after the plan): run anonymize again"
+    return pl.DataFrame({"file_id": stale, "reason": [reason] * len(stale)}, schema=out)

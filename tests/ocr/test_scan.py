@@ -165,20 +165,20 @@ def test_policy_phi_keeps_harmless_text(session: Session) -> None:
 
 def test_second_pass_fails_an_instance_whose_text_survives(session: Session, tmp_path: Path) -> None:
     session.scan_pixels(query="file_path LIKE '%us_text.dcm'", workers=1, progress=False)
-    session.anonymize()
-    plan = session.sql("SELECT * FROM plan")
-    # a redaction that misses the text (as a wrong box would): the second OCR pass catches it
-    moved = json.dumps({"zones": [[90, 96, 0, 8]], "fill": 0})
+    # boxes in the wrong place (as a bad detection would give): the plan redacts them,
+    # the text stays, and the second OCR pass on the written pixels catches it
+    regions = session.sql("SELECT * FROM text_regions")
     session.store.write_table(
-        "plan",
-        plan.with_columns(
-            pl.when(pl.col("action") == "REDACT").then(pl.lit(moved)).otherwise("new_value")
-            .alias("new_value")
+        "text_regions",
+        regions.with_columns(
+            pl.lit(88, pl.Int32).alias("r1"), pl.lit(92, pl.Int32).alias("r2"),
+            pl.lit(0, pl.Int32).alias("c1"), pl.lit(8, pl.Int32).alias("c2"),
         ),
     )  # fmt: skip
+    session.anonymize({"burned_in": {"ocr_padding": 0}})
     r = session.export(tmp_path / "out", safe=True, query="file_path LIKE '%us_text.dcm'",
                        workers=1, progress=False)  # fmt: skip
-    assert r.exported == 0 and r.failed.height == 1
+    assert r.exported == 0 and r.failed.height == 1, (r.excluded, r.failed)
     reason = r.failed["reason"].item()
     assert "second OCR pass" in reason and "identity:" in reason
     assert not list((tmp_path / "out").rglob("*.dcm"))
@@ -212,3 +212,16 @@ def test_parallel_scan_and_cli(corpus: dict, tmp_path: Path, capsys: pytest.Capt
     with pytest.raises(SystemExit) as exc:
         main(["scan", "--db", str(db), "--engine", "nope"])
     assert exc.value.code == 2
+
+
+def test_scan_after_the_plan_is_not_exported_unredacted(session: Session, tmp_path: Path) -> None:
+    session.anonymize()  # planned before any scan: no OCR boxes in the plan
+    session.scan_pixels(query="file_path LIKE '%us_text.dcm'", safe=True, workers=1,
+                        progress=False)  # fmt: skip
+    r = session.export(tmp_path / "out", safe=True, query="file_path LIKE '%us_text.dcm'",
+                       workers=1, progress=False)  # fmt: skip
+    assert r.exported == 0 and "run anonymize again" in r.excluded["reason"].item()
+    session.anonymize()
+    r = session.export(tmp_path / "out", safe=True, query="file_path LIKE '%us_text.dcm'",
+                       workers=1, progress=False)  # fmt: skip
+    assert r.exported == 1, (r.excluded, r.failed)
