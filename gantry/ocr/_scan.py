@@ -9,7 +9,6 @@ per text box.  After a rescan, only each file's latest scan is kept.
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import sys
 import time
@@ -23,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Final
 import polars as pl
 from tqdm.auto import tqdm
 
+from gantry._pool import pool_context
 from gantry.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -305,7 +305,7 @@ def scan_pixels(
                 own = executor is None
                 ex = executor or ProcessPoolExecutor(
                     max_workers=n_workers,
-                    mp_context=multiprocessing.get_context("forkserver"),
+                    mp_context=pool_context(),  # workers never import __main__
                     initializer=_worker_init,
                     initargs=(n_workers,),
                 )
