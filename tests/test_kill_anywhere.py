@@ -133,10 +133,10 @@ def test_kill_at_a_random_point_then_resume(
 
 
 def test_a_seeded_fuzz_slice(tmp_path: Path) -> None:
-    """No crash, no hang over 10 s, peak memory under 1 GB, every bad file with a reason."""
+    """No crash, no hang over 10 CPU-s, peak memory under 1 GB, every bad file with a reason."""
     code = textwrap.dedent(
         f"""
-        import json, resource
+        import json
         from pathlib import Path
         import pydicom
         from gantry.testing._fuzz import run_fuzz
@@ -145,9 +145,11 @@ def test_a_seeded_fuzz_slice(tmp_path: Path) -> None:
         samples = [base / n for n in ("CT_small.dcm", "MR_small_RLE.dcm", "rtplan.dcm")]
         if __name__ == "__main__":
             report = run_fuzz(samples, {str(tmp_path)!r}, per_family=1, seed=22)
-            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+            # VmHWM, not ru_maxrss: ru_maxrss keeps the forking pytest's peak across exec
+            status = Path("/proc/self/status").read_text()
+            peak = int(status.split("VmHWM:")[1].split()[0]) / 1024
             print(json.dumps({{"files": report.files, "outcomes": report.outcomes,
-                "exports": report.export_outcomes, "slowest": report.slowest,
+                "exports": report.export_outcomes, "slowest_cpu": report.slowest_cpu,
                 "problems": report.problems, "peak_mb": peak}}))
         """
     )
@@ -157,6 +159,6 @@ def test_a_seeded_fuzz_slice(tmp_path: Path) -> None:
     assert report["problems"] == []
     assert sum(report["outcomes"].values()) == report["files"] == 33
     assert "crash" not in report["outcomes"]
-    assert report["slowest"] < 10
+    assert report["slowest_cpu"] < 10  # CPU seconds: a hang, not a starved machine
     assert report["peak_mb"] < 1024
     assert "CANARY" not in proc.stderr

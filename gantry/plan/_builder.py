@@ -88,6 +88,37 @@ DUMMY_BY_VR = {
 }
 
 WELL_KNOWN_UID_PREFIX = "1.2.840.10008."
+DEFINITION_UID_KEYWORDS = (
+    r"SOPClass|TransferSyntax|CodingScheme|MappingResource|ContextGroupExtensionCreator"
+    r"|^ContextUID$"
+)
+"""UI attributes that name a definition (a SOP class, a transfer syntax, a coding
+scheme or context group), not an instance: a vendor's private value is kept, as a
+well-known one is, or the file would no longer say what it is."""
+
+
+def definition_uid_tags() -> list[str]:
+    """Tags (``GGGGEEEE``) of the UI attributes matching :data:`DEFINITION_UID_KEYWORDS`.
+
+    Examples
+    --------
+    >>> tags = definition_uid_tags()
+    >>> "00080016" in tags and "0008010C" in tags and "00020010" in tags
+    True
+    >>> "00089123" in tags  # Creator-Version UID names an instance of software: remapped
+    False
+    """
+    import re
+
+    from pydicom.datadict import DicomDictionary
+
+    pattern = re.compile(DEFINITION_UID_KEYWORDS)
+    return sorted(
+        f"{tag:08X}"
+        for tag, entry in DicomDictionary.items()
+        if entry[0] == "UI" and pattern.search(entry[4])
+    )
+
 
 SUPPLEMENT = {
     "00080051": "IssuerOfAccessionNumberSequence",
@@ -301,7 +332,7 @@ def build_plan(store: Store, config: Any) -> pl.DataFrame:
     el = document_actions(el, store, check="clean-structured-content" in option_names)
 
     # well-known UIDs are never remapped; U on a non-UI element (a sequence) keeps it
-    local = _has_local_uid(pl.col("value"))
+    local = _has_local_uid(pl.col("value")) & ~pl.col("tag").is_in(definition_uid_tags())
     el = el.with_columns(
         pl.when((pl.col("action") == "U") & ((pl.col("vr") != "UI") | ~local))
         .then(pl.lit("K"))
@@ -491,6 +522,7 @@ def _identity_in_kept(el: pl.DataFrame, secret: bytes, config: Any) -> pl.DataFr
     (rule ``identity-in-kept``).  Values the config acknowledges stay.
     """
     from gantry.plan._tokens import identity_in_kept, verification_tokens
+    from gantry.sr._clean import content_text
 
     base = el.lazy().select(
         "file_id", "path", "tag", "keyword", "vr", "value", "action",
@@ -502,8 +534,11 @@ def _identity_in_kept(el: pl.DataFrame, secret: bytes, config: Any) -> pl.DataFr
     hits = hits.filter(pl.col("vr").is_in(list(DUMMY_BY_VR))).select(
         "file_id", "path", pl.lit(True).alias("_ident")
     )
-    # what the config keeps on purpose stays: verification then names it
-    chosen = el.filter(pl.col("rule").is_in(["config", "keep"])).select("file_id", "path")
+    # what the config keeps on purpose stays: verification then names it; SR content
+    # Text Values are cleaned word by word (gantry.sr.text_rows) rather than replaced
+    chosen = el.filter(pl.col("rule").is_in(["config", "keep"]) | content_text()).select(
+        "file_id", "path"
+    )
     hits = hits.join(chosen, on=["file_id", "path"], how="anti")
     if hits.height == 0:
         return el
@@ -826,28 +861,29 @@ def _redaction_rows(store: Store, config: Any) -> pl.DataFrame:
         .select(pl.col("file_id").cast(pl.Int64), "zones", "fill", "machine_name")
         if machines
         else pl.DataFrame(
-            schema={"file_id": pl.Int64, "zones": ZONES_DTYPE, "fill": pl.Int64,
-                    "machine_name": pl.String}
+            schema={
+                "file_id": pl.Int64,
+                "zones": ZONES_DTYPE,
+                "fill": pl.Int64,
+                "machine_name": pl.String,
+            }
         )  # fmt: skip
     )
     ocr = ocr_zones(store, config)
     if matched.height == 0 and ocr.height == 0:
         return pl.DataFrame(schema=PLAN_SCHEMA)
-    matched = (
-        matched.join(ocr, on="file_id", how="full", coalesce=True)
-        .with_columns(
-            pl.concat_str(
-                pl.concat_str(pl.lit("machine:"), pl.col("machine_name")),
-                pl.when(pl.col("ocr_zones").is_not_null()).then(pl.lit("ocr")),
-                separator="+",
-                ignore_nulls=True,
-            ).alias("machine_name"),
-            pl.concat_list(
-                pl.col("zones").fill_null(pl.lit([], dtype=ZONES_DTYPE)),
-                pl.col("ocr_zones").fill_null(pl.lit([], dtype=ZONES_DTYPE)),
-            ).alias("zones"),
-            pl.col("fill").fill_null(0),
-        )
+    matched = matched.join(ocr, on="file_id", how="full", coalesce=True).with_columns(
+        pl.concat_str(
+            pl.concat_str(pl.lit("machine:"), pl.col("machine_name")),
+            pl.when(pl.col("ocr_zones").is_not_null()).then(pl.lit("ocr")),
+            separator="+",
+            ignore_nulls=True,
+        ).alias("machine_name"),
+        pl.concat_list(
+            pl.col("zones").fill_null(pl.lit([], dtype=ZONES_DTYPE)),
+            pl.col("ocr_zones").fill_null(pl.lit([], dtype=ZONES_DTYPE)),
+        ).alias("zones"),
+        pl.col("fill").fill_null(0),
     )
     return matched.select(
         "file_id",

@@ -65,6 +65,11 @@ def _in_content() -> pl.Expr:
     return pl.col("path").str.contains(_IN_CONTENT) & ~pl.col("rule").is_in(_OVERRIDDEN)
 
 
+def content_text() -> pl.Expr:
+    """Rows that :func:`text_rows` cleans: kept Text Values of SR content items."""
+    return _in_content() & (pl.col("tag") == TEXT_VALUE) & (pl.col("action") == "K")
+
+
 def content_actions(el: pl.DataFrame, *, clean_content: bool, clean_graphics: bool) -> pl.DataFrame:
     """Set ``action`` / ``rule`` of SR content and overlay elements (plan step 6½).
 
@@ -233,7 +238,7 @@ def text_rows(
     returned rows have the plan's columns (``new_value`` the cleaned text, or
     :data:`REDACTED` for every non-empty text when ``mode`` is ``"remove"``).
     """
-    is_text = _in_content() & (pl.col("tag") == TEXT_VALUE) & (pl.col("action") == "K")
+    is_text = content_text()
     texts = el.filter(is_text & pl.col("value").is_not_null())
     rest = el.filter(~(is_text & pl.col("value").is_not_null()))
     empty = pl.DataFrame(

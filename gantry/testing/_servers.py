@@ -7,6 +7,7 @@ orthanc-dicomweb dcmtk``); :func:`missing` names what is absent and how to get i
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -25,9 +26,35 @@ DICOMWEB_PLUGIN = "/usr/share/orthanc/plugins/libOrthancDicomWeb.so"
 APT = "apt-get install -y orthanc orthanc-dicomweb dcmtk"
 
 
+DCMTK_TOOLS = frozenset({"storescu", "storescp", "findscu", "movescu", "getscu", "echoscu"})
+
+
+@functools.cache
+def tool(name: str) -> str | None:
+    """The full path of ``name`` on PATH, or None.
+
+    For DCMTK's tools, the first one on PATH that *is* DCMTK: pynetdicom installs
+    console scripts of the same names (``storescu``, ``storescp``…) into the
+    environment's ``bin``, which comes first on PATH in a venv.
+    """
+    if name not in DCMTK_TOOLS:
+        return shutil.which(name)
+    for folder in os.environ.get("PATH", "").split(os.pathsep):
+        found = shutil.which(name, path=folder) if folder else None
+        if found is None:
+            continue
+        try:
+            out = subprocess.run([found, "--version"], capture_output=True, timeout=20)
+        except (OSError, subprocess.TimeoutExpired):
+            continue
+        if b"dcmtk" in (out.stdout + out.stderr).lower():
+            return found
+    return None
+
+
 def missing(*tools: str) -> str | None:
     """A skip reason naming the absent tools and the install command, or None."""
-    absent = [t for t in tools if shutil.which(t) is None and not Path(t).exists()]
+    absent = [t for t in tools if tool(t) is None and not Path(t).exists()]
     if not absent:
         return None
     return f"{', '.join(absent)} not installed (Debian: {APT})"
@@ -197,7 +224,7 @@ def storescp(
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
-    args = ["storescp", "--aetitle", aet, "--output-directory", str(folder)]
+    args = [tool("storescp") or "storescp", "--aetitle", aet, "--output-directory", str(folder)]
     if accept_all:
         args.append("+xa")
     args += list(extra or [])
@@ -213,7 +240,15 @@ def storescp(
 def storescu(url_port: int, aet: str, files: list[Path] | Path, *, calling: str = "STORESCU",
              timeout: float = 600) -> subprocess.CompletedProcess[bytes]:  # fmt: skip
     """Send ``files`` (or a folder, recursively) with DCMTK ``storescu``."""
-    args = ["storescu", "-aet", calling, "-aec", aet, "--scan-directories", "--recurse"]
+    args = [
+        tool("storescu") or "storescu",
+        "-aet",
+        calling,
+        "-aec",
+        aet,
+        "--scan-directories",
+        "--recurse",
+    ]
     args += ["-nh", "-R"]  # go on after a failed file; propose each file's own syntax
     targets = [str(files)] if isinstance(files, Path) else [str(f) for f in files]
     return subprocess.run(

@@ -76,3 +76,33 @@ def test_every_local_uid_is_remapped_consistently(tmp_path: Path) -> None:
     for p in (tmp_path / "kept").rglob("*.dcm"):
         ds = pydicom.dcmread(p)
         assert ds.CreatorVersionUID == CREATOR_UID and ds.StudyInstanceUID == study
+
+
+def test_vendor_definition_uids_are_kept_and_instance_uids_beside_them_remapped(
+    tmp_path: Path,
+) -> None:
+    """A private coding scheme or SOP class names a definition, not an instance."""
+    vendor_scheme = "1.2.276.0.7230010.3.0.0.1"  # DCMTK's private coding scheme
+    vendor_class = "1.2.840.113619.4.27"  # a vendor's private SOP class
+    instance = "1.3.6.1.4.1.99999.3.3"
+    item = Dataset()
+    item.CodeValue, item.CodingSchemeDesignator, item.CodeMeaning = "cm", "99_OFFIS_DCMTK", "u"
+    item.CodingSchemeUID = vendor_scheme
+    ref = Dataset()
+    ref.ReferencedSOPClassUID = vendor_class
+    ref.ReferencedSOPInstanceUID = instance
+    ds = make_instance(
+        ProcedureCodeSequence=Sequence([item]), ReferencedInstanceSequence=Sequence([ref]), seed=7
+    )
+    (tmp_path / "dicom").mkdir()
+    ds.save_as(tmp_path / "dicom" / "a.dcm", enforce_file_format=True)
+    with Session(tmp_path / "s.db") as s:
+        s.ingest(tmp_path / "dicom", workers=1, progress=False)
+        s.anonymize({})
+        r = s.export(tmp_path / "out", safe=False, workers=1, progress=False)
+        secret = s.store.secret
+    assert r.exported == 1, r.failed.to_dicts()
+    (out,) = [pydicom.dcmread(p) for p in (tmp_path / "out").rglob("*.dcm")]
+    assert out.ProcedureCodeSequence[0].CodingSchemeUID == vendor_scheme
+    assert out.ReferencedInstanceSequence[0].ReferencedSOPClassUID == vendor_class
+    assert out.ReferencedInstanceSequence[0].ReferencedSOPInstanceUID == remap_uid(secret, instance)

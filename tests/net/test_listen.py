@@ -20,7 +20,7 @@ import pytest
 from gantry import Session
 from gantry.net import Peer, SendItem, send_files, tls_context
 from gantry.testing import make_ct_files
-from gantry.testing._servers import free_port, missing, storescu
+from gantry.testing._servers import free_port, missing, storescu, tool
 
 
 @dataclass
@@ -126,7 +126,7 @@ def test_listen_killed_mid_transfer_resumes_without_loss_or_duplicates(tmp_path:
     db, dest, port = tmp_path / "s.db", tmp_path / "inbox", free_port()
     proc = _cli_listen(db, dest, port)
     sender = subprocess.Popen(
-        ["storescu", "-aec", "GANTRY", "--scan-directories", "--recurse", "-nh", "-R",
+        [str(tool("storescu")), "-aec", "GANTRY", "--scan-directories", "--recurse", "-nh", "-R",
          "127.0.0.1", str(port), str(corpus.root)],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
