@@ -406,6 +406,9 @@ class Config:
     and excludes the others, ``skip`` excludes them all, ``suffix`` exports each
     under its own file name (``<uid>.dcm``, ``<uid>_2.dcm``, ...). Decided at plan time."""
     sr_text: Literal["clean", "remove"] = "clean"
+    sr_drop: tuple[str, ...] = ()
+    """SR content items removed whole under clean-structured-content: value types
+    (``PNAME``) or concept name codes (``121008``, ``DCM:121008``); see ``gantry.sr``."""
     acknowledged: tuple[Acknowledged, ...] = ()
     """Verification false alarms allowed by attribute and value hash (recorded in ``runs``)."""
     source: str | None = field(default=None, compare=False)
@@ -559,4 +562,5 @@ class Config:
             "encrypted_attributes": self.encrypted_attributes,
             "duplicates": self.duplicates,
             "sr_text": self.sr_text,
+            "sr_drop": list(self.sr_drop),
         }

@@ -135,4 +135,10 @@ duplicates: first
 # clean = words naming someone and PHI patterns become [REDACTED]; remove = the whole
 # text becomes [REDACTED] (the item stays, so the report stays valid).
 sr_text: clean
+
+# SR content items removed whole (with everything below them) under
+# clean-structured-content: value types (PNAME, TEXT, ...) or concept name codes
+# (121008 or DCM:121008). Items whose date cannot be shifted are removed anyway,
+# and so are by-reference items pointing into a removed one.
+sr_drop: []
 """

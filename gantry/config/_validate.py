@@ -59,6 +59,7 @@ TOP_KEYS: Final = (
     "encrypted_attributes",
     "duplicates",
     "sr_text",
+    "sr_drop",
     "acknowledged",
 )
 _MAX_SHIFT_DAYS: Final = 36_600
@@ -346,6 +347,24 @@ class _Validator:
             self.fail(f"{path}.value", "absent (only REPLACE takes a value)", value)
         return PhiTagRule(tag, action, name, value)
 
+    def sr_drop(self, value: Any) -> tuple[str, ...]:
+        from gantry.sr._drop import VALUE_TYPES
+
+        out = []
+        for i, item in enumerate(self.list_(value, "sr_drop")):
+            text = self.str_(
+                item, f"sr_drop[{i}]", what="a value type (PNAME) or a concept code (DCM:121008)"
+            ).strip()
+            if (
+                ":" not in text
+                and text.upper() not in VALUE_TYPES
+                and not any(c.isdigit() for c in text)
+            ):
+                hint = did_you_mean(text.upper(), sorted(VALUE_TYPES))
+                self.fail(f"sr_drop[{i}]", "a content item value type or a code", text, hint)
+            out.append(text.upper() if text.upper() in VALUE_TYPES else text)
+        return tuple(out)
+
     def keep(self, value: Any, phi: TagMap[PhiTagRule]) -> tuple[str, ...]:
         out: list[str] = []
         for i, item in enumerate(self.list_(value, "keep")):
@@ -630,6 +649,7 @@ def validate(
         sr_text=v.choice(  # type: ignore[arg-type]
             d.get("sr_text", defaults.sr_text), "sr_text", ("clean", "remove")
         ),
+        sr_drop=v.sr_drop(section("sr_drop", [])),
         acknowledged=v.acknowledged(section("acknowledged", [])),
         source=source,
     )

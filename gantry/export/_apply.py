@@ -7,6 +7,7 @@ original, applies edits and actions, writes atomically, and verifies the bytes.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
 import io
 import json
@@ -31,6 +32,7 @@ from pydicom.uid import (
 
 from gantry._messages import capture_warnings, reason_for
 from gantry.errors import ExportError
+from gantry.export._items import drop_items, has_item_rows
 
 _INT_VRS = {"IS", "SL", "SS", "UL", "US", "SV", "UV"}
 _FLOAT_VRS = {"DS", "FL", "FD"}
@@ -169,6 +171,9 @@ def _export_one(
         if copy_pixels and os.fstat(fh.fileno()).st_size != item.file_size:
             raise VerificationError("the source file changed since it was indexed")
         original = _originals(ds) if item.encrypt_key is not None else None
+        if has_item_rows(item.actions):
+            # whole content items go first; the other rows are read in the new tree
+            item = dataclasses.replace(item, actions=drop_items(ds, item.actions))
         _apply_edits(ds, item.edits)
         _apply_actions(ds, item.actions)
         if original is not None and item.encrypt_key is not None:

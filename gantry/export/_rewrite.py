@@ -64,6 +64,7 @@ from gantry.export._apply import (
     VerificationError,
     staging_file,
 )
+from gantry.export._items import has_item_rows
 
 __all__ = ["Rewritten", "export_fast", "rewrite_header", "verify_header"]
 
@@ -1003,6 +1004,7 @@ def export_fast(item: ExportItem, dest: Path, *, verify: bool = True) -> ExportO
         or item.redaction is not None
         or item.pixel_edit is not None
         or item.encrypt_key is not None
+        or has_item_rows(item.actions)  # whole content items: the pydicom path
     ):
         return None
     offset, plen = item.pixel_offset, item.pixel_length

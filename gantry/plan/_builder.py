@@ -33,6 +33,7 @@ from gantry.plan._keys import date_offset, keyed_hex, remap_uid, uid_map
 from gantry.plan._paths import sequence_ancestors
 from gantry.plan._pseudonyms import assign_pseudonyms, render_template
 from gantry.sr._clean import content_actions, text_rows
+from gantry.sr._drop import drop_rows
 from gantry.sr._documents import document_actions
 from gantry.store import Store
 
@@ -402,6 +403,12 @@ def build_plan(store: Store, config: Any) -> pl.DataFrame:
         _missing_sop(store, secret, uid_root),
     ]
     plan = pl.concat([p.select(list(PLAN_SCHEMA)).cast(PLAN_SCHEMA) for p in parts])
+    plan = drop_rows(
+        plan,
+        store,
+        names=_config_value(config, "sr_drop", ()) or (),
+        clean_content="clean-structured-content" in option_names,
+    )
     return plan.select(list(PLAN_SCHEMA)).cast(PLAN_SCHEMA).sort("file_id", "path")
 
 

@@ -106,12 +106,16 @@ def with_effective_actions(elements: pl.LazyFrame, plan: pl.LazyFrame) -> pl.Laz
     gone = rows.filter(pl.col("action").is_in(["X", "Z", "D"])).select(
         "file_id", pl.col("path").alias("_anc"), pl.col("action").alias("_anc_action")
     )  # (a dummy sequence keeps its first item: only the others are gone)
+    # a row on an item path (``A[1]``, a removed SR content item) removes that item only
+    item = pl.col("_anc").str.extract(r"\[(\d+)\]$", 1).cast(pl.Int64)
+    gone = gone.with_columns(item.alias("_only"), pl.col("_anc").str.replace(r"\[\d+\]$", ""))
     nested = (
         el.filter(pl.col("action").is_null() & pl.col("path").str.contains(".", literal=True))
         .select("file_id", "path")
         .pipe(sequence_ancestors)
         .join(gone, on=["file_id", "_anc"], how="inner")
         .filter((pl.col("_anc_action") != "D") | (pl.col("_item") > 0))
+        .filter(pl.col("_only").is_null() | (pl.col("_only") == pl.col("_item")))
         .group_by("file_id", "path")
         .agg(pl.col("_anc_action").first().alias("_inherited"))
     )
