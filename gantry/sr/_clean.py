@@ -33,6 +33,9 @@ Overlays: when Overlay Data (60xx,3000) is removed - by the Basic Profile, or
 under Clean Graphics, where Gantry removes rather than cleans it - the rest of
 that overlay group goes too (an Overlay Plane without its data is invalid),
 and so do Graphic Annotation Sequence and Curve Data under Clean Graphics.
+Without it, the profile's dummy of Graphic Annotation Sequence keeps its first
+item; the Unformatted Text Value of that item's text objects gets a dummy
+(rule ``annotation-text``), as nothing else would clean that free text.
 """
 
 from __future__ import annotations
@@ -59,6 +62,8 @@ VERIFIER_SEQUENCE: Final = "0040A073"
 _IN_CONTENT: Final = r"(?:^|\.)(?:0040A730|00400555)\[\d+\]\."
 _OVERRIDDEN: Final = ("config", "keep")
 _GRAPHIC_ANNOTATION: Final = "00700001"
+_ANNOTATION_TEXT: Final = "00700006"
+ANNOTATION_RULE: Final = "annotation-text"
 
 
 def _in_content() -> pl.Expr:
@@ -145,6 +150,19 @@ def content_actions(el: pl.DataFrame, *, clean_content: bool, clean_graphics: bo
             pl.when(graphics).then(pl.lit("X")).otherwise(action).alias("action"),
             pl.when(graphics).then(pl.lit(GRAPHICS_RULE)).otherwise(rule).alias("rule"),
         )
+    # the item a Graphic Annotation Sequence's dummy keeps is written under its own rules,
+    # where no rule reaches the Unformatted Text Value (0070,0006) of its text objects:
+    # free text on the image (a name, a phone number) gets the dummy too (Type 1 there)
+    annotation_text = (
+        pl.col("path").str.starts_with(_GRAPHIC_ANNOTATION + "[")
+        & (pl.col("tag") == _ANNOTATION_TEXT)
+        & (action == "K")
+        & ~rule.is_in(_OVERRIDDEN)
+    )
+    el = el.with_columns(
+        pl.when(annotation_text).then(pl.lit("D")).otherwise(action).alias("action"),
+        pl.when(annotation_text).then(pl.lit(ANNOTATION_RULE)).otherwise(rule).alias("rule"),
+    )
     # an overlay plane whose data is removed is removed whole
     data_removed = overlay_group & pl.col("tag").str.ends_with("3000") & (action == "X")
     gone = el.filter(data_removed).select("file_id", group.alias("_g")).unique()

@@ -7,10 +7,20 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pydicom
 import pytest
+from PIL import Image, ImageDraw, ImageFont
+from pydicom.dataelem import DataElement
+from pydicom.dataset import Dataset
+from pydicom.pixels import pack_bits
+from pydicom.sequence import Sequence
 
 from gantry import Session
+from gantry.errors import MissingDependencyError
+from gantry.ocr import get_engine
+from gantry.testing import make_instance
+from gantry.testing._canaries import CANARY_BYTES_RE, CanaryBook
 
 OVERLAY = Path(pydicom.__file__).parent / "data" / "test_files" / "examples_overlay.dcm"
 
@@ -50,3 +60,65 @@ def test_overlay_planes_are_removed_whole(options: list[str], tmp_path: Path) ->
         return {ln.split(" - ", 1)[-1] for ln in lines if ln.startswith("Error")}
 
     assert errors(out) <= errors(OVERLAY)
+
+
+def _canary_image(path: Path, book: CanaryBook) -> tuple[str, str, np.ndarray]:
+    """A CT whose overlay draws one canary and whose annotation text names another."""
+    drawn, written = book.token("overlay"), book.token("annotation")
+    ds = make_instance(modality="CT", rows=96, columns=256, seed=14)
+    canvas = Image.new("1", (256, 96), 0)
+    ImageDraw.Draw(canvas).text((8, 30), drawn, fill=1, font=ImageFont.load_default(size=28))
+    bits = np.array(canvas, dtype=np.uint8)
+    for offset, vr, value in [
+        (0x0010, "US", 96), (0x0011, "US", 256), (0x0040, "CS", "G"), (0x0050, "SS", [1, 1]),
+        (0x0100, "US", 1), (0x0102, "US", 0), (0x0022, "LO", f"drawn for {drawn}"),
+        (0x3000, "OW", pack_bits(bits.ravel())),
+    ]:  # fmt: skip
+        ds[0x60000000 + offset] = DataElement(0x60000000 + offset, vr, value)
+    text = Dataset()
+    text.UnformattedTextValue = f"Seen by {written}, call 555-123-4567"
+    text.AnchorPointAnnotationUnits = "PIXEL"
+    text.AnchorPoint = [10.0, 10.0]
+    text.AnchorPointVisibility = "N"
+    layer = Dataset()
+    layer.GraphicLayer = "NOTES"
+    layer.TextObjectSequence = Sequence([text])
+    ds.GraphicAnnotationSequence = Sequence([layer])
+    ds.save_as(path, enforce_file_format=True)
+    return drawn, written, bits
+
+
+@pytest.mark.parametrize("clean_graphics", [False, True], ids=["basic", "clean-graphics"])
+def test_canaries_in_overlay_bitmaps_and_annotation_text_never_leave(
+    clean_graphics: bool, tmp_path: Path
+) -> None:
+    src = tmp_path / "dicom"
+    src.mkdir()
+    drawn, written, bits = _canary_image(src / "ct.dcm", CanaryBook(14, enabled=True))
+    options = ["retain-longitudinal-modified-dates"] + (
+        ["clean-graphics"] if clean_graphics else []
+    )
+    with Session(tmp_path / "s.db") as s:
+        s.ingest(src, workers=1, progress=False)
+        s.anonymize({"options": options})
+        result = s.export(tmp_path / "out", safe=False, workers=1, progress=False)
+        assert result.ok, result.failed
+    (out,) = (tmp_path / "out").rglob("*.dcm")
+    assert {drawn.encode(), written.encode()} <= set(CANARY_BYTES_RE.findall(
+        (src / "ct.dcm").read_bytes()))  # fmt: skip
+    assert CANARY_BYTES_RE.findall(out.read_bytes()) == []
+    ds = pydicom.dcmread(out)
+    assert _groups(ds) == set()
+    if clean_graphics:
+        assert "GraphicAnnotationSequence" not in ds
+    else:  # the profile's dummy: the layer stays, its free text is a dummy
+        (layer,) = ds.GraphicAnnotationSequence
+        assert layer.GraphicLayer == "NOTES"
+        assert layer.TextObjectSequence[0].UnformattedTextValue == "ANONYMIZED"
+    # the overlay's canary is text on the image (an OCR engine reads it): it went whole
+    try:
+        engine = get_engine("rapidocr")
+    except MissingDependencyError as exc:
+        pytest.skip(f"{exc} (the overlay check needs an OCR engine)")
+    read = "".join(box.text for box in engine.read(bits * 255)).replace(" ", "")
+    assert drawn in read
