@@ -15,7 +15,10 @@ from typing import Any
 import numpy as np
 import pydicom
 from numpy.typing import NDArray
+from pydicom.datadict import tag_for_keyword
 from pydicom.dataset import Dataset
+
+from gantry.nifti._header import read_needed
 
 _LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
 _POSITION_TOL = 1e-3  # mm: positions closer than this are the same slice
@@ -33,6 +36,7 @@ _NEEDED = [
     "PerFrameFunctionalGroupsSequence", "PixelData", "FloatPixelData", "DoubleFloatPixelData",
     "ExtendedOffsetTable", "ExtendedOffsetTableLengths",
 ]  # fmt: skip
+_NEEDED_TAGS = [int(tag_for_keyword(k) or 0) for k in _NEEDED]
 
 
 class Unconvertible(Exception):
@@ -79,7 +83,7 @@ def read_volume(paths: list[Path]) -> Volume:
         raise Unconvertible("no files")
     # the first header in full (for the sidecar), the others only what geometry needs
     datasets = [pydicom.dcmread(paths[0], force=True)]
-    datasets += [pydicom.dcmread(p, force=True, specific_tags=_NEEDED) for p in paths[1:]]
+    datasets += [_read_needed(p) for p in paths[1:]]
     first = datasets[0]
     if "PixelData" not in first and "FloatPixelData" not in first:
         raise Unconvertible("no pixel data")
@@ -94,6 +98,12 @@ def read_volume(paths: list[Path]) -> Volume:
     volume = _assemble(frames, datasets, sizes.pop())
     volume.first = first
     return volume
+
+
+def _read_needed(path: Path) -> Dataset:
+    """The elements geometry and pixels need: the quick reader, else pydicom."""
+    quick = read_needed(path, _NEEDED_TAGS)
+    return quick if quick is not None else pydicom.dcmread(path, force=True, specific_tags=_NEEDED)
 
 
 def _list(value: Any) -> list[Any]:
