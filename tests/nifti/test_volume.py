@@ -80,3 +80,31 @@ def test_colour_images_are_refused(tmp_path: Path) -> None:
     make_instance(path, modality="US")
     with pytest.raises(Unconvertible, match="colour"):
         read_volume([path])
+
+
+@pytest.mark.parametrize(
+    "syntax", [pydicom.uid.ExplicitVRLittleEndian, pydicom.uid.ImplicitVRLittleEndian]
+)
+def test_quick_header_reader_agrees_with_pydicom_or_declines(syntax: str, tmp_path: Path) -> None:
+    from pydicom.datadict import tag_for_keyword
+
+    from gantry.nifti._header import read_needed
+    from gantry.nifti._volume import _NEEDED
+    from gantry.pixels import decode
+    from gantry.testing import make_instance
+
+    path = tmp_path / "ct.dcm"
+    make_instance(path, rows=6, columns=7, transfer_syntax=syntax)  # nested sequences too
+    quick = read_needed(path, [int(tag_for_keyword(k) or 0) for k in _NEEDED])
+    if syntax != pydicom.uid.ExplicitVRLittleEndian:
+        assert quick is None  # pydicom reads it
+        return
+    assert quick is not None
+    full = pydicom.dcmread(path)
+    present = [k for k in _NEEDED if k in full]
+    assert [k for k in _NEEDED if k in quick] == present
+    for keyword in present:
+        assert quick[keyword].value == full[keyword].value, keyword
+    np.testing.assert_array_equal(decode(quick), decode(full))
+    path.write_bytes(path.read_bytes()[:-10])  # truncated pixel data: declined
+    assert read_needed(path, [0x7FE00010]) is None
