@@ -3,6 +3,12 @@
 Only technical acquisition keys are copied, from a fixed list (no free text,
 no dates, no identifiers): whatever the plan left in the de-identified file is
 the sole source, so a value the plan removed can never appear here.
+
+PET series get the keys SUV and decay arithmetic need (:func:`pet_keys`) -
+units, decay correction, tracer, injected dose, half-life, frame duration, and
+the body weight and injection time *only when the plan kept them* (the Basic
+Profile removes both; ``retain-patient-characteristics`` keeps the weight).
+Times become seconds relative to the acquisition, never clock times or dates.
 """
 
 from __future__ import annotations
@@ -109,9 +115,105 @@ def sidecar(ds: Dataset, *, slice_timing: list[float] | None, notes: list[str]) 
     if direction in ("ROW", "COL"):
         # the sign (i vs i-) needs vendor private data, so only the axis is known
         out["PhaseEncodingAxis"] = "i" if direction == "ROW" else "j"
+    if str(ds.get("Modality", "")).upper() == "PT":
+        out.update(pet_keys(ds))
     if slice_timing:
         out["SliceTiming"] = slice_timing
     if notes:
         out["ConversionNotes"] = list(notes)
     out["ConversionSoftware"] = "gantry"
     return out
+
+
+_PET_UNITS = {"BQML": "Bq/mL", "CNTS": "counts", "GML": "g/mL", "PROPCNTS": "counts"}
+
+
+def pet_keys(ds: Dataset) -> dict[str, Any]:
+    """Units, decay, tracer and dose keys of a PET series, from its de-identified header.
+
+    Examples
+    --------
+    >>> from pydicom.dataset import Dataset
+    >>> from pydicom.sequence import Sequence
+    >>> ds = Dataset(); ds.Modality = "PT"; ds.Units = "BQML"; ds.DecayCorrection = "START"
+    >>> ds.CorrectedImage = ["DECY", "ATTN"]; ds.AcquisitionTime = "100000"
+    >>> drug = Dataset(); drug.RadionuclideTotalDose = "370000000"
+    >>> drug.RadiopharmaceuticalStartTime = "090000"
+    >>> ds.RadiopharmaceuticalInformationSequence = Sequence([drug])
+    >>> keys = pet_keys(ds)
+    >>> keys["Units"], keys["ImageDecayCorrected"], keys["InjectedRadioactivity"]
+    ('Bq/mL', True, 370.0)
+    >>> keys["InjectionStart"]  # seconds from the acquisition start, no clock time
+    -3600.0
+    """
+    out: dict[str, Any] = {}
+    units = str(ds.get("Units", "") or "").upper()
+    if units:
+        out["Units"] = _PET_UNITS.get(units, units)
+    decay = str(ds.get("DecayCorrection", "") or "").upper()
+    if decay:
+        out["DecayCorrection"] = decay
+    corrected = [str(v).upper() for v in (_as_list(ds.get("CorrectedImage")))]
+    if corrected:
+        out["ImageDecayCorrected"] = "DECY" in corrected
+        out["AttenuationCorrected"] = "ATTN" in corrected
+        if "DECY" in corrected and decay == "START":
+            out["ImageDecayCorrectionTime"] = 0.0  # seconds after the scan start
+    for key, keyword in (("DecayFactor", "DecayFactor"),
+                         ("DoseCalibrationFactor", "DoseCalibrationFactor")):  # fmt: skip
+        value = _number(ds.get(keyword))
+        if value is not None:
+            out[key] = value
+    for key, keyword in (("AttenuationCorrection", "AttenuationCorrectionMethod"),
+                         ("ReconMethodName", "ReconstructionMethod")):  # fmt: skip
+        text = _clean_text(ds.get(keyword))
+        if text is not None:
+            out[key] = text
+    duration = _number(ds.get("ActualFrameDuration"))
+    if duration is not None:
+        out["FrameDuration"] = [round(duration / 1000.0, 6)]
+    weight = _number(ds.get("PatientWeight"))
+    if weight:
+        out["BodyWeight"] = weight
+        out["BodyWeightUnits"] = "kg"
+    drugs = ds.get("RadiopharmaceuticalInformationSequence") or []
+    if drugs:
+        drug = drugs[0]
+        name = _clean_text(drug.get("Radiopharmaceutical"))
+        if name is not None:
+            out["TracerName"] = name
+        codes = drug.get("RadionuclideCodeSequence") or []
+        if codes and codes[0].get("CodeMeaning"):
+            out["TracerRadionuclide"] = str(codes[0].CodeMeaning)
+        dose = _number(drug.get("RadionuclideTotalDose"))
+        if dose is not None:
+            out["InjectedRadioactivity"] = round(dose / 1e6, 6)
+            out["InjectedRadioactivityUnits"] = "MBq"
+        for key, keyword in (("RadionuclideHalfLife", "RadionuclideHalfLife"),
+                             ("RadionuclidePositronFraction", "RadionuclidePositronFraction")):  # fmt: skip
+            value = _number(drug.get(keyword))
+            if value is not None:
+                out[key] = value
+        injected = _seconds(drug.get("RadiopharmaceuticalStartTime"))
+        started = _seconds(ds.get("AcquisitionTime")) or _seconds(ds.get("SeriesTime"))
+        if injected is not None and started is not None:
+            out["InjectionStart"] = round(injected - started, 3)  # relative: no clock time
+    return out
+
+
+def _as_list(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [value]
+    return list(value)
+
+
+def _seconds(value: Any) -> float | None:
+    text = str(value or "").strip()
+    if len(text) < 6 or not text[:6].isdigit():
+        return None
+    try:
+        return int(text[:2]) * 3600 + int(text[2:4]) * 60 + float(text[4:])
+    except ValueError:
+        return None

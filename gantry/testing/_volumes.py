@@ -24,8 +24,9 @@ from gantry.testing._builders import make_instance, write_dataset
 from gantry.testing._canaries import CanaryBook
 from gantry.testing._specs import make_uid
 
-SeriesKind = Literal["ct", "mr", "enhanced", "fmri", "dwi"]
+SeriesKind = Literal["ct", "mr", "enhanced", "fmri", "dwi", "pet"]
 ENHANCED_MR = UID("1.2.840.10008.5.1.4.1.1.4.1")
+PET_IMAGE = UID("1.2.840.10008.5.1.4.1.1.128")
 
 # identifying elements that carry a canary when ``canaries=True``
 _CANARY_KEYWORDS = (
@@ -69,6 +70,9 @@ class SeriesFiles:
         One unit gradient direction per volume in patient (LPS) axes.
     canaries : set of str
         Canary tokens planted in identifying elements.
+    slice_slopes : list of float
+        PET only: the Rescale Slope of each slice (in :attr:`volume`'s slice
+        order), which varies per image as on real scanners.
     """
 
     paths: list[Path]
@@ -78,6 +82,7 @@ class SeriesFiles:
     bvals: list[float] = field(default_factory=list)
     bvecs: list[tuple[float, float, float]] = field(default_factory=list)
     canaries: set[str] = field(default_factory=set)
+    slice_slopes: list[float] = field(default_factory=list)
 
 
 def make_series(
@@ -107,9 +112,11 @@ def make_series(
     ----------
     dest : str or Path
         Folder for the files (created).
-    kind : {"ct", "mr", "enhanced", "fmri", "dwi"}
+    kind : {"ct", "mr", "enhanced", "fmri", "dwi", "pet"}
         ``"enhanced"`` is one Enhanced MR file holding every slice as a frame
-        with per-frame positions; ``"fmri"`` repeats the slices for ``volumes``
+        with per-frame positions; ``"pet"`` a static FDG PET in Bq/ml, decay
+        corrected to the scan start, with a Rescale Slope of its own per slice,
+        the injected dose, injection time and the patient's weight; ``"fmri"`` repeats the slices for ``volumes``
         time points (TR 2 s, interleaved slice times); ``"dwi"`` for each
         b-value in ``bvals`` (default ``[0, 1000, 1000, 1000]``).
     slices, rows, columns, volumes : int
@@ -142,8 +149,9 @@ def make_series(
     >>> len(s.paths), s.volume.shape, s.bvals
     (12, (4, 3, 4, 5), [0.0, 1000.0, 1000.0, 1000.0])
     """
-    if kind not in ("ct", "mr", "enhanced", "fmri", "dwi"):
-        raise ConfigError("kind", expected="one of 'ct', 'mr', 'enhanced', 'fmri', 'dwi'", got=kind)
+    kinds = ("ct", "mr", "enhanced", "fmri", "dwi", "pet")
+    if kind not in kinds:
+        raise ConfigError("kind", expected="one of " + ", ".join(map(repr, kinds)), got=kind)
     dest = Path(dest)
     rng = np.random.default_rng(seed)
     if kind == "dwi":
@@ -151,8 +159,9 @@ def make_series(
         volumes = len(bvals)
     elif kind != "fmri":
         volumes = 1
-    modality = "CT" if kind == "ct" else "MR"
-    base = make_instance(modality=modality, rows=rows, columns=columns, seed=seed)
+    modality = {"ct": "CT", "pet": "PT"}.get(kind, "MR")
+    base = make_instance(modality="CT" if kind == "pet" else modality, rows=rows,
+                         columns=columns, seed=seed)  # fmt: skip
     book = CanaryBook(seed, enabled=True)
     planted: set[str] = set()
     if canaries:
@@ -171,7 +180,10 @@ def make_series(
     base.ImageOrientationPatient = [f"{v:.6g}" for v in orientation]
     base.RescaleSlope = f"{slope:g}"
     base.RescaleIntercept = f"{intercept:g}"
-    if modality == "CT":
+    if kind == "pet":
+        _pet(base)
+        stored = rng.integers(0, 32000, size=(volumes, slices, rows, columns), dtype=np.int16)
+    elif modality == "CT":
         base.RescaleType = "HU"
         base.GantryDetectorTilt = f"{tilt:g}"
         stored = rng.integers(-1024, 3000, size=(volumes, slices, rows, columns), dtype=np.int16)
@@ -207,6 +219,7 @@ def make_series(
         path = _write_enhanced(dest, base, stored[0], positions, seed)
         return SeriesFiles([path], stored, slope, intercept, canaries=planted)
     paths = []
+    slopes = [slope * (1.0 + 0.25 * k) for k in range(slices)] if kind == "pet" else []
     # interleaved slice order: 0, 2, 4, ..., 1, 3, ...
     slot = {k: n for n, k in enumerate(list(range(0, slices, 2)) + list(range(1, slices, 2)))}
     for t in range(volumes):
@@ -221,6 +234,10 @@ def make_series(
             ds.ImagePositionPatient = [f"{v:.6f}" for v in positions[k]]
             ds.SliceLocation = f"{float(positions[k] @ normal):.6f}"
             ds.PixelData = stored[t, k].tobytes()
+            if kind == "pet":
+                ds.RescaleSlope = f"{slopes[k]:.6g}"
+                ds.DecayFactor = f"{1.0 + 0.001 * k:.6g}"
+                ds.ImageIndex = k + 1
             if kind == "fmri":
                 ds.TemporalPositionIdentifier = t + 1
                 ds.NumberOfTemporalPositions = volumes
@@ -233,8 +250,48 @@ def make_series(
                     ds.DiffusionGradientOrientation = list(bvecs[t])
             paths.append(write_dataset(ds, dest / f"{kind}_{t:03d}_{k:03d}.dcm"))
     return SeriesFiles(
-        paths, stored, slope, intercept, bvals=list(bvals or []), bvecs=bvecs, canaries=planted
-    )
+        paths, stored, slope, intercept, bvals=list(bvals or []), bvecs=bvecs, canaries=planted,
+        slice_slopes=[float(f"{v:.6g}") for v in slopes],
+    )  # fmt: skip
+
+
+def _pet(ds: Dataset) -> None:
+    """Turn a CT instance into a static FDG PET image (PET Image and Series modules)."""
+    ds.SOPClassUID = PET_IMAGE
+    ds.file_meta.MediaStorageSOPClassUID = PET_IMAGE
+    ds.Modality = "PT"
+    for keyword in ("KVP", "RescaleType", "ConvolutionKernel", "XRayTubeCurrent",
+                    "ExposureTime", "Exposure", "GantryDetectorTilt"):  # fmt: skip
+        if keyword in ds:
+            delattr(ds, keyword)
+    ds.ImageType = ["ORIGINAL", "PRIMARY"]
+    ds.SeriesType = ["STATIC", "IMAGE"]
+    ds.Units = "BQML"
+    ds.CountsSource = "EMISSION"
+    ds.DecayCorrection = "START"
+    ds.CorrectedImage = ["DECY", "ATTN", "SCAT", "NORM"]
+    ds.AttenuationCorrectionMethod = "CTAC"
+    ds.ReconstructionMethod = "OSEM 3i21s"
+    ds.RandomsCorrectionMethod = "DLYD"
+    ds.FrameReferenceTime = "0"
+    ds.ActualFrameDuration = 180000
+    ds.NumberOfSlices = 1
+    ds.PatientWeight = "72.5"
+    ds.PatientSize = "1.7"
+    ds.AcquisitionTime = "100000"
+    nuclide = Dataset()
+    nuclide.CodeValue = "C-111A1"
+    nuclide.CodingSchemeDesignator = "SRT"
+    nuclide.CodeMeaning = "^18^Fluorine"
+    drug = Dataset()
+    drug.Radiopharmaceutical = "Fluorodeoxyglucose"
+    drug.RadiopharmaceuticalStartTime = "090000"
+    drug.RadiopharmaceuticalStartDateTime = f"{ds.StudyDate}090000"
+    drug.RadionuclideTotalDose = "370000000"
+    drug.RadionuclideHalfLife = "6586.2"
+    drug.RadionuclidePositronFraction = "0.9673"
+    drug.RadionuclideCodeSequence = Sequence([nuclide])
+    ds.RadiopharmaceuticalInformationSequence = Sequence([drug])
 
 
 def _describe(kind: str) -> str:
@@ -244,6 +301,7 @@ def _describe(kind: str) -> str:
         "enhanced": "T2 TSE AX",
         "fmri": "BOLD REST",
         "dwi": "DTI DIFFUSION",
+        "pet": "PET WB FDG AC",
     }[kind]
 
 

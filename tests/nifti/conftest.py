@@ -32,6 +32,7 @@ SERIES: dict[str, dict[str, object]] = {
     "gap": {"kind": "mr", "gap_after": 2},
     "tilt": {"kind": "ct", "tilt": 15.0},
     "burned": {"kind": "mr", "BurnedInAnnotation": "YES"},
+    "pet": {"kind": "pet"},
 }
 
 

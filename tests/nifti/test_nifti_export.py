@@ -53,8 +53,9 @@ def test_voxels_and_affine_equal_dcm2niix(
 ) -> None:
     dest = converted.flat if layout == "flat" else converted.bids
     row = _rows(converted, dest)[name]
-    if layout == "bids" and name in ("ct", "tilt"):
-        assert row["status"] == "unmatched"  # BIDS has no CT datatype: listed, not written
+    if layout == "bids" and name in ("ct", "tilt", "pet"):
+        # BIDS has no CT datatype, and its PET datatype needs times the profile removes
+        assert row["status"] == "unmatched"  # listed, not written
         return
     assert row["status"] == "converted", row["reason"]
     mine = nib.load(dest / row["output_path"])
@@ -198,7 +199,51 @@ def test_conversions_table_lists_every_series_once_per_run(converted: Converted)
         counts = s.sql("SELECT layout, status, count(*) AS n FROM conversions GROUP BY 1, 2")
     got = {(a, b): n for a, b, n in counts.iter_rows()}
     assert got == {
-        ("bids", "converted"): 5, ("bids", "unmatched"): 2, ("bids", "not converted"): 2,
-        ("flat", "converted"): 7, ("flat", "not converted"): 2,
+        ("bids", "converted"): 5, ("bids", "unmatched"): 3, ("bids", "not converted"): 2,
+        ("flat", "converted"): 8, ("flat", "not converted"): 2,
     }  # fmt: skip
     assert pl.Series(list(got.values())).sum() == 2 * len(converted.series)
+
+
+def test_pet_equals_dcm2niix_with_per_slice_scaling_and_clean_suv_keys(
+    converted: Converted, dcm2niix_exe: str
+) -> None:
+    row = _rows(converted, converted.flat)["pet"]
+    assert row["status"] == "converted", row["reason"]
+    assert "values stored as float32" in row["notes"]  # a Rescale Slope per slice
+    mine = nib.load(converted.flat / row["output_path"])
+    _, ref = _dcm2niix(converted, "pet", dcm2niix_exe)
+    a, b = nib.as_closest_canonical(ref), nib.as_closest_canonical(mine)
+    assert a.shape == b.shape
+    np.testing.assert_allclose(b.affine, a.affine, atol=1e-3)
+    np.testing.assert_allclose(b.get_fdata(), a.get_fdata(), rtol=1e-5)
+    truth = converted.series["pet"]
+    slopes = np.array(truth.slice_slopes)[None, :, None, None]
+    np.testing.assert_allclose(
+        np.sort(b.get_fdata().ravel()), np.sort((truth.volume * slopes).ravel()), rtol=1e-5
+    )
+    side = json.loads((converted.flat / row["output_path"].replace(".nii.gz", ".json")).read_text())
+    assert side["Modality"] == "PT" and side["Units"] == "Bq/mL"
+    assert side["DecayCorrection"] == "START" and side["ImageDecayCorrected"] is True
+    assert side["TracerName"] == "Fluorodeoxyglucose"
+    assert side["TracerRadionuclide"] == "^18^Fluorine"
+    assert side["InjectedRadioactivity"] == 370.0 and side["RadionuclideHalfLife"] == 6586.2
+    assert side["FrameDuration"] == [180.0]
+    # the default options keep times of day (dates are shifted by whole days): the
+    # injection, relative to the acquisition; the Basic Profile removes the weight
+    assert side["InjectionStart"] == -3600.0 and "BodyWeight" not in side
+
+
+def test_pet_weight_reaches_the_sidecar_only_when_the_plan_keeps_it(tmp_path: Path) -> None:
+    from gantry.testing import make_series
+
+    make_series(tmp_path / "src", kind="pet", slices=3, rows=4, columns=5, seed=9)
+    with Session(tmp_path / "s.db") as s:
+        s.ingest(tmp_path / "src", workers=1, progress=False)
+        s.anonymize({"options": ["retain-patient-characteristics"]})
+        result = s.export_nifti(tmp_path / "out", layout="flat", workers=1, progress=False)
+    assert result.ok
+    (sidecar,) = (tmp_path / "out").rglob("*.json")
+    side = json.loads(sidecar.read_text())
+    assert side["BodyWeight"] == 72.5 and side["BodyWeightUnits"] == "kg"
+    assert "InjectionStart" not in side  # without a dates option, times are removed
