@@ -17,6 +17,8 @@ from typing import Any
 
 from pydicom.dataset import Dataset
 
+from gantry.nifti._volume import _seconds
+
 # BIDS key -> (DICOM keyword, scale); milliseconds become seconds
 _NUMERIC: dict[str, tuple[str, float]] = {
     "MagneticFieldStrength": ("MagneticFieldStrength", 1.0),
@@ -159,16 +161,11 @@ def pet_keys(ds: Dataset) -> dict[str, Any]:
         out["AttenuationCorrected"] = "ATTN" in corrected
         if "DECY" in corrected and decay == "START":
             out["ImageDecayCorrectionTime"] = 0.0  # seconds after the scan start
-    for key, keyword in (("DecayFactor", "DecayFactor"),
-                         ("DoseCalibrationFactor", "DoseCalibrationFactor")):  # fmt: skip
-        value = _number(ds.get(keyword))
-        if value is not None:
-            out[key] = value
-    for key, keyword in (("AttenuationCorrection", "AttenuationCorrectionMethod"),
-                         ("ReconMethodName", "ReconstructionMethod")):  # fmt: skip
-        text = _clean_text(ds.get(keyword))
-        if text is not None:
-            out[key] = text
+    _copy(
+        out, ds, _number, DecayFactor="DecayFactor", DoseCalibrationFactor="DoseCalibrationFactor"
+    )
+    _copy(out, ds, _clean_text, AttenuationCorrection="AttenuationCorrectionMethod",
+          ReconMethodName="ReconstructionMethod")  # fmt: skip
     duration = _number(ds.get("ActualFrameDuration"))
     if duration is not None:
         out["FrameDuration"] = [round(duration / 1000.0, 6)]
@@ -189,16 +186,21 @@ def pet_keys(ds: Dataset) -> dict[str, Any]:
         if dose is not None:
             out["InjectedRadioactivity"] = round(dose / 1e6, 6)
             out["InjectedRadioactivityUnits"] = "MBq"
-        for key, keyword in (("RadionuclideHalfLife", "RadionuclideHalfLife"),
-                             ("RadionuclidePositronFraction", "RadionuclidePositronFraction")):  # fmt: skip
-            value = _number(drug.get(keyword))
-            if value is not None:
-                out[key] = value
+        _copy(out, drug, _number, RadionuclideHalfLife="RadionuclideHalfLife",
+              RadionuclidePositronFraction="RadionuclidePositronFraction")  # fmt: skip
         injected = _seconds(drug.get("RadiopharmaceuticalStartTime"))
         started = _seconds(ds.get("AcquisitionTime")) or _seconds(ds.get("SeriesTime"))
         if injected is not None and started is not None:
             out["InjectionStart"] = round(injected - started, 3)  # relative: no clock time
     return out
+
+
+def _copy(out: dict[str, Any], ds: Dataset, convert: Any, **keys: str) -> None:
+    """``out[key] = convert(ds.<keyword>)`` for each ``key=keyword`` that converts to a value."""
+    for key, keyword in keys.items():
+        value = convert(ds.get(keyword))
+        if value is not None:
+            out[key] = value
 
 
 def _as_list(value: Any) -> list[Any]:
@@ -207,13 +209,3 @@ def _as_list(value: Any) -> list[Any]:
     if isinstance(value, str):
         return [value]
     return list(value)
-
-
-def _seconds(value: Any) -> float | None:
-    text = str(value or "").strip()
-    if len(text) < 6 or not text[:6].isdigit():
-        return None
-    try:
-        return int(text[:2]) * 3600 + int(text[2:4]) * 60 + float(text[4:])
-    except ValueError:
-        return None
