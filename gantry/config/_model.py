@@ -406,6 +406,10 @@ class Config:
     and excludes the others, ``skip`` excludes them all, ``suffix`` exports each
     under its own file name (``<uid>.dcm``, ``<uid>_2.dcm``, ...). Decided at plan time."""
     sr_text: Literal["clean", "remove"] = "clean"
+    overlays: Literal["remove", "burn"] = "remove"
+    """Overlay planes (60xx): ``remove`` drops them from the header; ``burn`` also draws
+    them into the pixels first, then reads the written image by OCR (``gantry[ocr]``)
+    and fails the instance if identifying text shows."""
     sr_drop: tuple[str, ...] = ()
     """SR content items removed whole under clean-structured-content: value types
     (``PNAME``) or concept name codes (``121008``, ``DCM:121008``); see ``gantry.sr``."""
@@ -563,4 +567,5 @@ class Config:
             "duplicates": self.duplicates,
             "sr_text": self.sr_text,
             "sr_drop": list(self.sr_drop),
+            "overlays": self.overlays,
         }

@@ -141,4 +141,10 @@ sr_text: clean
 # (121008 or DCM:121008). Items whose date cannot be shifted are removed anyway,
 # and so are by-reference items pointing into a removed one.
 sr_drop: []
+
+# Overlay planes (60xx,3000) are always removed from the header. burn: draw them
+# into the pixels first (monochrome, single-frame overlays), then read the written
+# image by OCR (pip install 'gantry[ocr]') and fail the instance if identifying
+# text shows; remove: drop them only.
+overlays: remove
 """

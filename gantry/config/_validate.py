@@ -60,6 +60,7 @@ TOP_KEYS: Final = (
     "duplicates",
     "sr_text",
     "sr_drop",
+    "overlays",
     "acknowledged",
 )
 _MAX_SHIFT_DAYS: Final = 36_600
@@ -650,6 +651,9 @@ def validate(
             d.get("sr_text", defaults.sr_text), "sr_text", ("clean", "remove")
         ),
         sr_drop=v.sr_drop(section("sr_drop", [])),
+        overlays=v.choice(  # type: ignore[arg-type]
+            d.get("overlays", defaults.overlays), "overlays", ("remove", "burn")
+        ),
         acknowledged=v.acknowledged(section("acknowledged", [])),
         source=source,
     )

@@ -175,6 +175,7 @@ def _export_one(
             # whole content items go first; the other rows are read in the new tree
             item = dataclasses.replace(item, actions=drop_items(ds, item.actions))
         _apply_edits(ds, item.edits)
+        burn = _overlay_masks(ds, item.redaction.get("overlays", [])) if item.redaction else None
         _apply_actions(ds, item.actions)
         if original is not None and item.encrypt_key is not None:
             from gantry.vault import encrypted_attributes_sequence
@@ -184,7 +185,7 @@ def _export_one(
             )
         cleaned, notes = False, []
         if pixels_changed:
-            ts, cleaned, notes = _apply_pixels(ds, item, ts, compression)
+            ts, cleaned, notes = _apply_pixels(ds, item, ts, compression, burn=burn)
         _settle_claims(ds, cleaned)
         ds.file_meta = _clean_meta(ds, ts)
         ds.preamble = None  # dcmwrite would copy the original's (it may hold anything)
@@ -375,8 +376,50 @@ def _apply_edits(ds: Dataset, edits: list[tuple[str, str, str | None, str | None
             ) from exc
 
 
+def _overlay_masks(ds: Dataset, groups: list[str]) -> Any:
+    """The image-sized mask of the overlay planes ``groups`` (read before they are removed).
+
+    Only single-frame overlays on single-sample images are burned; anything else
+    raises, and the instance fails rather than being written without its overlay.
+    """
+    import numpy as np
+
+    if not groups:
+        return None
+    rows, cols = int(ds.Rows), int(ds.Columns)
+    if int(ds.get("SamplesPerPixel", 1) or 1) != 1:
+        raise ExportError("overlays are burned into single-sample (grey) images only")
+    mask = np.zeros((rows, cols), dtype=bool)
+    for name in groups:
+        group = int(name, 16)
+        frames = ds.get((group, 0x0015))
+        if frames is not None and int(frames.value or 1) != 1:
+            raise ExportError("multi-frame overlays are not burned; set `overlays: remove`")
+        bits = np.asarray(ds.overlay_array(group), dtype=bool)
+        origin = ds.get((group, 0x0050))
+        top, left = (int(v) - 1 for v in origin.value) if origin is not None else (0, 0)
+        r0, c0 = max(top, 0), max(left, 0)
+        r1, c1 = min(top + bits.shape[0], rows), min(left + bits.shape[1], cols)
+        if r1 > r0 and c1 > c0:
+            mask[r0:r1, c0:c1] |= bits[r0 - top : r1 - top, c0 - left : c1 - left]
+    return mask
+
+
+def _burn(array: Any, ds: Dataset, mask: Any) -> Any:
+    """``array`` with the overlay ``mask`` drawn in the brightest value on display."""
+    import numpy as np
+
+    bits = int(ds.get("BitsStored", 8) or 8)
+    signed = int(ds.get("PixelRepresentation", 0) or 0) == 1
+    low, high = (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if signed else (0, (1 << bits) - 1)
+    value = low if str(ds.get("PhotometricInterpretation", "")) == "MONOCHROME1" else high
+    out = np.array(array, copy=True)
+    out[..., mask] = value  # every frame
+    return out
+
+
 def _apply_pixels(
-    ds: Dataset, item: ExportItem, ts: str, compression: str | None
+    ds: Dataset, item: ExportItem, ts: str, compression: str | None, *, burn: Any = None
 ) -> tuple[str, bool, list[str]]:
     """Pixel edits, redaction and transcoding; returns (new syntax, cleaned, notes).
 
@@ -396,9 +439,9 @@ def _apply_pixels(
     zones = [pixels.Zone(*z) for z in item.redaction["zones"]] if item.redaction else []
     fill = item.redaction.get("fill", 0) if item.redaction else 0
     notes: list[str] = []
-    if item.redaction is not None:
+    if item.redaction is not None and (zones or burn is None):  # burning alone needs none
         notes = _check_zones(zones, int(ds.get("Rows", 0) or 0), int(ds.get("Columns", 0) or 0))
-    if item.pixel_edit is None and item.redaction is not None and not compression:
+    if item.pixel_edit is None and item.redaction is not None and not compression and burn is None:
         pixels.redact_dataset(ds, zones, fill=fill, path=item.src)
         _verify_written_zones(ds, zones, fill, lossy=False)
         ds.BurnedInAnnotation = "NO"  # claimed only now: the written pixels were checked
@@ -410,6 +453,9 @@ def _apply_pixels(
             array = np.frombuffer(fh.read(nbytes), dtype=np.dtype(dtype)).reshape(shape)
     else:
         array = pixels.decode(ds, path=item.src)
+    if burn is not None:
+        array = _burn(array, ds, burn)
+        ds.BurnedInAnnotation = "YES"  # the overlay is part of the image now
     if zones:
         spp = int(ds.get("SamplesPerPixel", 1))
         frames = int(ds.get("NumberOfFrames", 1) or 1)

@@ -430,6 +430,7 @@ def run_export(
             )
         if safe:
             _add_ocr_checks(store, items)
+        _add_overlay_checks(store, items)
         for item in items:
             item.encrypt_key = encrypt_key
         dest_path.mkdir(parents=True, exist_ok=True)
@@ -584,6 +585,41 @@ def _collisions(items: list[ExportItem], store: Store, dest: Path) -> list[Expor
     return clashing
 
 
+def _add_overlay_checks(store: Store, items: list[ExportItem]) -> None:
+    """Items whose overlays are burned in: OCR reads the written image (safe or not)."""
+    burned = [it for it in items if it.redaction and it.redaction.get("overlays")]
+    if burned and any(it.ocr_check is None for it in burned):
+        identity = _identity_values(store, {it.file_id for it in burned})
+        for it in burned:
+            if it.ocr_check is None:
+                it.ocr_check = {
+                    "engine": "rapidocr",
+                    "min_confidence": 0.5,
+                    "identity": identity.get(it.file_id, []),
+                }
+
+
+def _identity_values(store: Store, ids: set[int]) -> dict[int, list[tuple[str, str]]]:
+    """The identity values (``IDENTITY_KEYWORDS``) of each instance, for OCR matching."""
+    from gantry.ocr._match import IDENTITY_KEYWORDS
+
+    values = (
+        store.scan("elements")
+        .filter(
+            pl.col("file_id").is_in(list(ids))
+            & pl.col("keyword").is_in(list(IDENTITY_KEYWORDS))
+            & (pl.col("path") == pl.col("tag"))
+            & pl.col("value").is_not_null()
+        )
+        .select("file_id", "keyword", "value")
+        .collect()
+    )
+    identity: dict[int, list[tuple[str, str]]] = defaultdict(list)
+    for fid, kw, value in values.iter_rows():
+        identity[fid].append((str(kw), str(value)))
+    return identity
+
+
 def _add_ocr_checks(store: Store, items: list[ExportItem]) -> None:
     """Safe mode: items whose redaction came from OCR get a second OCR pass on their output."""
     ocr_ids = {
@@ -595,7 +631,6 @@ def _add_ocr_checks(store: Store, items: list[ExportItem]) -> None:
     if not ocr_ids or "ocr_scans" not in store.table_names():
         return
     from gantry.ocr import current_scans
-    from gantry.ocr._match import IDENTITY_KEYWORDS
 
     plan_rules = (
         store.scan("plan")
@@ -613,20 +648,7 @@ def _add_ocr_checks(store: Store, items: list[ExportItem]) -> None:
         .select("file_id", "engine")
         .iter_rows()
     )
-    values = (
-        store.scan("elements")
-        .filter(
-            pl.col("file_id").is_in(list(ocr_ids))
-            & pl.col("keyword").is_in(list(IDENTITY_KEYWORDS))
-            & (pl.col("path") == pl.col("tag"))
-            & pl.col("value").is_not_null()
-        )
-        .select("file_id", "keyword", "value")
-        .collect()
-    )
-    identity: dict[int, list[tuple[str, str]]] = defaultdict(list)
-    for fid, kw, value in values.iter_rows():
-        identity[fid].append((str(kw), str(value)))
+    identity = _identity_values(store, ocr_ids)
     for it in items:
         if it.file_id in ocr_ids:
             it.ocr_check = {

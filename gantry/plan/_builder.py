@@ -33,8 +33,8 @@ from gantry.plan._keys import date_offset, keyed_hex, remap_uid, uid_map
 from gantry.plan._paths import sequence_ancestors
 from gantry.plan._pseudonyms import assign_pseudonyms, render_template
 from gantry.sr._clean import content_actions, text_rows
-from gantry.sr._drop import drop_rows
 from gantry.sr._documents import document_actions
+from gantry.sr._drop import drop_rows
 from gantry.store import Store
 
 PLAN_SCHEMA = {
@@ -859,7 +859,7 @@ def _added_rows(
 def _redaction_rows(store: Store, config: Any) -> pl.DataFrame:
     """One REDACT row per instance: its device's zones in the config plus the OCR text boxes."""
     from gantry.audit import match_machines
-    from gantry.plan._ocr import ZONES_DTYPE, ocr_zones
+    from gantry.plan._ocr import ZONES_DTYPE, ocr_zones, overlay_burns
 
     machines = list(_config_value(config, "machines", ()) or ())
     matched = (
@@ -877,20 +877,26 @@ def _redaction_rows(store: Store, config: Any) -> pl.DataFrame:
         )  # fmt: skip
     )
     ocr = ocr_zones(store, config)
-    if matched.height == 0 and ocr.height == 0:
+    burns = overlay_burns(store, config)
+    if matched.height == 0 and ocr.height == 0 and burns.height == 0:
         return pl.DataFrame(schema=PLAN_SCHEMA)
-    matched = matched.join(ocr, on="file_id", how="full", coalesce=True).with_columns(
-        pl.concat_str(
-            pl.concat_str(pl.lit("machine:"), pl.col("machine_name")),
-            pl.when(pl.col("ocr_zones").is_not_null()).then(pl.lit("ocr")),
-            separator="+",
-            ignore_nulls=True,
-        ).alias("machine_name"),
-        pl.concat_list(
-            pl.col("zones").fill_null(pl.lit([], dtype=ZONES_DTYPE)),
-            pl.col("ocr_zones").fill_null(pl.lit([], dtype=ZONES_DTYPE)),
-        ).alias("zones"),
-        pl.col("fill").fill_null(0),
+    matched = (
+        matched.join(ocr, on="file_id", how="full", coalesce=True)
+        .join(burns, on="file_id", how="full", coalesce=True)
+        .with_columns(
+            pl.concat_str(
+                pl.concat_str(pl.lit("machine:"), pl.col("machine_name")),
+                pl.when(pl.col("ocr_zones").is_not_null()).then(pl.lit("ocr")),
+                pl.when(pl.col("overlays").is_not_null()).then(pl.lit("overlay-burn")),
+                separator="+",
+                ignore_nulls=True,
+            ).alias("machine_name"),
+            pl.concat_list(
+                pl.col("zones").fill_null(pl.lit([], dtype=ZONES_DTYPE)),
+                pl.col("ocr_zones").fill_null(pl.lit([], dtype=ZONES_DTYPE)),
+            ).alias("zones"),
+            pl.col("fill").fill_null(0),
+        )
     )
     return matched.select(
         "file_id",
@@ -899,9 +905,13 @@ def _redaction_rows(store: Store, config: Any) -> pl.DataFrame:
         pl.lit("PixelData").alias("keyword"),
         pl.lit("OB").alias("vr"),
         pl.lit("REDACT").alias("action"),
-        pl.struct(pl.col("zones"), pl.col("fill"))
+        pl.struct(pl.col("zones"), pl.col("fill"), pl.col("overlays"))
         .map_elements(
-            lambda s: json.dumps({"zones": s["zones"], "fill": s["fill"]}), return_dtype=pl.String
+            lambda s: json.dumps(
+                {"zones": s["zones"], "fill": s["fill"]}
+                | ({"overlays": s["overlays"]} if s["overlays"] else {})
+            ),
+            return_dtype=pl.String,
         )
         .alias("new_value"),
         pl.col("machine_name").alias("rule"),

@@ -79,3 +79,28 @@ def stale_ocr(store: Store, config: Any) -> pl.DataFrame:
     ]
     reason = "OCR found text the plan does not redact (scanned after the plan): run anonymize again"
     return pl.DataFrame({"file_id": stale, "reason": [reason] * len(stale)}, schema=out)
+
+
+def overlay_burns(store: Store, config: Any) -> pl.DataFrame:
+    """``file_id, overlays``: the overlay groups (``"6000"``) to burn into each image.
+
+    Empty unless the config's ``overlays`` is ``burn``; then every instance with
+    Overlay Data at the top level gets its groups, and OCR must be installed
+    (each burned image is read again at export), or ``MissingDependencyError``.
+    """
+    empty = pl.DataFrame(schema={"file_id": pl.Int64, "overlays": pl.List(pl.String)})
+    if str(getattr(config, "overlays", "remove") or "remove") != "burn":
+        return empty
+    found = (
+        store.scan("elements")
+        .filter((pl.col("depth") == 0) & pl.col("tag").str.contains(r"^60[01][0-9A-E]3000$"))
+        .filter(pl.col("tag").str.slice(3, 1).is_in(list("02468ACE")))
+        .group_by("file_id")
+        .agg(pl.col("tag").str.slice(0, 4).unique().sort().alias("overlays"))
+        .collect()
+    )
+    if found.height:
+        from gantry.ocr import get_engine
+
+        get_engine("rapidocr")  # burned overlays are read again: OCR must be there
+    return found.select(pl.col("file_id").cast(pl.Int64), "overlays")

@@ -122,3 +122,61 @@ def test_canaries_in_overlay_bitmaps_and_annotation_text_never_leave(
         pytest.skip(f"{exc} (the overlay check needs an OCR engine)")
     read = "".join(box.text for box in engine.read(bits * 255)).replace(" ", "")
     assert drawn in read
+
+
+def _overlay_instance(path: Path, text: str, seed: int) -> np.ndarray:
+    """A CT whose single overlay plane draws ``text``; returns the overlay bits."""
+    ds = make_instance(modality="CT", rows=96, columns=256, seed=seed, PatientID="PID48213")
+    canvas = Image.new("1", (256, 96), 0)
+    ImageDraw.Draw(canvas).text((8, 30), text, fill=1, font=ImageFont.load_default(size=28))
+    bits = np.array(canvas, dtype=bool)
+    ds.PixelData = np.zeros((96, 256), dtype=ds.pixel_array.dtype).tobytes()  # a plain field
+    for offset, vr, value in [
+        (0x0010, "US", 96), (0x0011, "US", 256), (0x0040, "CS", "G"), (0x0050, "SS", [1, 1]),
+        (0x0100, "US", 1), (0x0102, "US", 0), (0x3000, "OW", pack_bits(bits.ravel())),
+    ]:  # fmt: skip
+        ds[0x60000000 + offset] = DataElement(0x60000000 + offset, vr, value)
+    ds.save_as(path, enforce_file_format=True)
+    return bits
+
+
+def test_overlays_burned_in_are_read_by_ocr_and_fail_closed(tmp_path: Path) -> None:
+    try:
+        get_engine("rapidocr")
+    except MissingDependencyError as exc:
+        pytest.skip(f"{exc} (burning overlays needs an OCR engine)")
+    src = tmp_path / "dicom"
+    src.mkdir()
+    harmless = _overlay_instance(src / "left.dcm", "LEFT", seed=21)
+    _overlay_instance(src / "named.dcm", "ID PID48213", seed=22)  # the patient's ID
+    with Session(tmp_path / "s.db") as s:
+        s.ingest(src, workers=1, progress=False)
+        s.anonymize({"options": ["retain-longitudinal-modified-dates"], "overlays": "burn"})
+        rules = s.sql("SELECT DISTINCT rule FROM plan WHERE action = 'REDACT'")["rule"]
+        result = s.export(tmp_path / "out", safe=False, workers=1, progress=False)
+    assert rules.to_list() == ["overlay-burn"]
+    (failed,) = result.failed["reason"].to_list()
+    assert "identifying text is still burned into frame 0" in failed  # no value named
+    (out,) = (tmp_path / "out").rglob("*.dcm")
+    ds = pydicom.dcmread(out)
+    assert _groups(ds) == set() and ds.BurnedInAnnotation == "YES"
+    image = ds.pixel_array
+    assert (image[harmless] == (1 << int(ds.BitsStored - 1)) - 1).all()  # drawn at the top
+    assert (image[~harmless] == 0).all()
+    assert b"PID48213" not in out.read_bytes()
+
+
+def test_burning_overlays_without_ocr_names_the_extra(tmp_path: Path, monkeypatch) -> None:
+    import gantry.ocr
+
+    def missing(name: str = "rapidocr", **_: object) -> None:
+        raise MissingDependencyError("rapidocr", extra="ocr")
+
+    monkeypatch.setattr(gantry.ocr, "get_engine", missing)
+    src = tmp_path / "dicom"
+    src.mkdir()
+    _overlay_instance(src / "a.dcm", "LEFT", seed=23)
+    with Session(tmp_path / "s.db") as s:
+        s.ingest(src, workers=1, progress=False)
+        with pytest.raises(MissingDependencyError, match=r"gantry\[ocr\]"):
+            s.anonymize({"overlays": "burn"})
