@@ -519,7 +519,9 @@ def _redactions(store: Store, source_ids: pl.Series) -> dict[int, str]:
         .select("file_id", "new_value")
         .collect()
     )
-    return dict(rows.iter_rows())
+    # an entry that only burns overlays in (``overlays: burn``) redacts nothing
+    zones = rows["new_value"].str.json_path_match("$.zones").fill_null("[]")
+    return dict(rows.filter(zones != "[]").iter_rows())
 
 
 def _file_checks(

@@ -180,3 +180,22 @@ def test_burning_overlays_without_ocr_names_the_extra(tmp_path: Path, monkeypatc
         s.ingest(src, workers=1, progress=False)
         with pytest.raises(MissingDependencyError, match=r"gantry\[ocr\]"):
             s.anonymize({"overlays": "burn"})
+
+
+def test_compliance_report_on_burned_overlays(tmp_path: Path) -> None:
+    try:
+        get_engine("rapidocr")
+    except MissingDependencyError as exc:
+        pytest.skip(f"{exc} (burning overlays needs an OCR engine)")
+    src = tmp_path / "dicom"
+    src.mkdir()
+    _overlay_instance(src / "left.dcm", "LEFT", seed=24)
+    config = {"options": ["retain-longitudinal-modified-dates"], "overlays": "burn"}
+    with Session(tmp_path / "s.db") as s:
+        s.ingest(src, workers=1, progress=False)
+        s.anonymize(config)
+        assert s.export(tmp_path / "out", safe=False, workers=1, progress=False).ok
+        report = s.compliance_report(tmp_path / "out", profile=config)
+    # no Clean Pixel Data claim is expected (nothing was redacted); the burned-in overlay
+    # is reported for what it is, burned-in content without a redaction zone
+    assert set(report.problems["rule"]) <= {"burned-in"}, report.problems
