@@ -25,9 +25,7 @@ from pydicom.sequence import Sequence
 from pydicom.uid import (
     PYDICOM_IMPLEMENTATION_UID,
     DeflatedExplicitVRLittleEndian,
-    ExplicitVRBigEndian,
     ExplicitVRLittleEndian,
-    ImplicitVRLittleEndian,
 )
 
 from gantry._messages import capture_warnings, reason_for
@@ -584,29 +582,14 @@ def _verify(data: bytes, header: bytes, item: ExportItem, *, copied: bool) -> No
 
 def check_leaks(data: bytes, item: ExportItem, transfer_syntax: str) -> None:
     """Raise VerificationError naming the first original value found where it must not be."""
-    import struct
-    import zlib
+    from gantry.export._verification import file_leak, written_paths
 
-    from gantry.export._leaks import leak_reason, plan_tree
-
-    if not item.tokens:
-        return
-    start = 144 + struct.unpack_from("<L", data, 140)[0]
-    if transfer_syntax == DeflatedExplicitVRLittleEndian:
-        data = data[:start] + zlib.decompressobj(-zlib.MAX_WBITS).decompress(data[start:])
-    paths = [
-        path
-        for path, vr, action, _nv in item.actions
-        if action != "REDACT" and not (action == "D" and vr == "SQ")
-    ] + [e[0] for e in item.edits]
-    reason = leak_reason(
+    leak = file_leak(
         data,
-        start,
-        plan_tree(paths),
         item.tokens,
-        implicit=transfer_syntax == ImplicitVRLittleEndian,
-        big=transfer_syntax == ExplicitVRBigEndian,
+        written_paths(item.actions, item.edits),
+        transfer_syntax=transfer_syntax,
         out_rel=item.out_rel,
     )
-    if reason is not None:
-        raise VerificationError(reason)
+    if leak is not None:
+        raise VerificationError(leak.reason)

@@ -26,7 +26,15 @@ from typing import Any, Final, NamedTuple
 
 from gantry.plan._match import contains, find
 
-__all__ = ["Token", "contains", "find", "leak_reason", "open_ranges", "plan_tree"]
+__all__ = [
+    "Leak",
+    "Token",
+    "contains",
+    "find",
+    "first_leak",
+    "open_ranges",
+    "plan_tree",
+]
 
 
 class Token(NamedTuple):
@@ -41,6 +49,25 @@ class Token(NamedTuple):
     def source(self) -> str:
         """``(gggg,eeee) Keyword`` of the source attribute."""
         return f"({self.tag[:4]},{self.tag[4:]}) {self.keyword or 'private or unknown'}"
+
+    def reason(self, where: str | None) -> str:
+        """The failure reason for a hit at output element path ``where`` (None: the file's path).
+
+        Examples
+        --------
+        >>> Token("DOE", True, "00100010", "PatientName", "ab" * 8).reason("00204000")
+        'an original identifying value of (0010,0010) PatientName is in 00204000 (value hash abababababababab)'
+        >>> Token("STANDARD", False, "00181030", "ProtocolName", "cd" * 8).reason(None)
+        "an original value of (0018,1030) ProtocolName is in the file's path (value hash cdcdcdcdcdcdcdcd)"
+        """
+        kind = "an original identifying value" if self.identity else "an original value"
+        if where is None:
+            place = "the file's path"
+        elif self.identity or where == "the file meta":
+            place = where
+        else:
+            place = f"{where}, which the plan does not keep"
+        return f"{kind} of {self.source()} is in {place} (value hash {self.digest})"
 
 
 # ---------------------------------------------------------------- the plan as a tree
@@ -202,7 +229,20 @@ def _where(ranges: list[tuple[int, int, str]], at: int) -> str | None:
     return None
 
 
-def leak_reason(
+class Leak(NamedTuple):
+    """One original value found where the rules forbid it."""
+
+    token: Token
+    where: str | None
+    """The output element path holding it (``the file meta``…); None: the file's path."""
+
+    @property
+    def reason(self) -> str:
+        """What the failure says: the place and the source attribute, never the value."""
+        return self.token.reason(self.where)
+
+
+def first_leak(
     data: bytes,
     dataset_start: int,
     tree: dict[int, Any],
@@ -212,7 +252,7 @@ def leak_reason(
     big: bool = False,
     out_rel: str = "",
     ranges: list[tuple[int, int, str]] | None = None,
-) -> str | None:
+) -> Leak | None:
     """The first leak in ``data`` (a whole file or its header), or None.
 
     ``dataset_start`` is where the data set begins (after the file meta, which the
@@ -230,10 +270,7 @@ def leak_reason(
     located: list[tuple[int, int, str]] | None = None
     for tok in identity:
         if find(path_text, tok.text) >= 0:
-            return (
-                f"an original identifying value of {tok.source()} is in the file's path "
-                f"(value hash {tok.digest})"
-            )
+            return Leak(tok, None)
         at = find(upper, tok.text)
         while at >= 0:
             if located is None:
@@ -242,20 +279,14 @@ def leak_reason(
                 )
             where = "the file meta" if at < dataset_start else _where(located, at)
             if where is None or not _coincidence(where, tok.text, data, implicit):
-                return (
-                    f"an original identifying value of {tok.source()} is in "
-                    f"{where or 'the file outside any element value'} (value hash {tok.digest})"
-                )
+                return Leak(tok, where or "the file outside any element value")
             at = find(upper, tok.text, at + 1)
     others = [t for t in tokens if not t.identity]
     if not others:
         return None
     for tok in others:
         if find(path_text, tok.text) >= 0:
-            return (
-                f"an original value of {tok.source()} is in the file's path "
-                f"(value hash {tok.digest})"
-            )
+            return Leak(tok, None)
     if ranges is None:
         ranges = open_ranges(data, dataset_start, tree, implicit=implicit, big=big)
     pieces = [(0, dataset_start, "the file meta"), *ranges]
@@ -268,11 +299,7 @@ def leak_reason(
     for tok in others:
         hit = find(joined, tok.text)
         if hit >= 0:
-            path = pieces[bisect_right(offsets, hit) - 1][2]
-            return (
-                f"an original value of {tok.source()} is in {path}, which the plan does not keep "
-                f"(value hash {tok.digest})"
-            )
+            return Leak(tok, pieces[bisect_right(offsets, hit) - 1][2])
     return None
 
 

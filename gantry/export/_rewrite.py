@@ -808,13 +808,13 @@ def verify_header(header: bytes, item: ExportItem, *, implicit: bool) -> None:
     except (struct.error, IndexError, KeyError) as exc:
         raise VerificationError("the rewritten header does not parse") from exc
     if item.tokens:
-        from gantry.export._leaks import leak_reason
+        from gantry.export._leaks import first_leak
 
-        reason = leak_reason(
+        leak = first_leak(
             header, start, {}, item.tokens, implicit=implicit, out_rel=item.out_rel, ranges=ranges
         )
-        if reason is not None:
-            raise VerificationError(reason)
+        if leak is not None:
+            raise VerificationError(leak.reason)
 
 
 def _check_structure(

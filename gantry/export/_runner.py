@@ -27,7 +27,7 @@ from gantry.export._apply import (
     export_items,
     staging_file,
 )
-from gantry.export._leaks import Token
+from gantry.export._verification import acknowledged, instance_tokens
 from gantry.plan._pseudonyms import safe_path_component
 from gantry.store import Store
 from gantry.store._layout import EXPORT_MARKER
@@ -313,45 +313,6 @@ def _out_paths(
     return keys.select("file_id").with_columns(pl.Series("out_rel", rels, dtype=pl.String))
 
 
-def _tokens(plan: pl.DataFrame, store: Store, config: Any) -> dict[int, list[Token]]:
-    """The original values verification searches each instance's output for."""
-    from gantry.plan._tokens import verification_tokens, with_effective_actions
-
-    files = plan.select("file_id").unique().lazy()
-    elements = (
-        store.scan("elements")
-        .select("file_id", "path", "tag", "keyword", "vr", "value")
-        .join(files, on="file_id", how="semi")
-    )
-    frame = verification_tokens(
-        with_effective_actions(elements, plan.lazy()),
-        secret=store.secret,
-        acknowledged=acknowledged(config),
-        written=plan.lazy().select("file_id", _written_text()),
-    )
-    out: dict[int, list[Token]] = defaultdict(list)
-    for fid, text, ident, tag, kw, digest in frame.iter_rows():
-        out[fid].append(Token(text, ident, tag, kw, digest))
-    return out
-
-
-def _written_text() -> pl.Expr:
-    """What the plan writes as text (the meanings of an added code sequence too)."""
-    return (
-        pl.when(pl.col("vr") == "SQ")
-        .then(pl.col("new_value").str.extract_all(r'"meaning": "[^"]*"').list.join(" "))
-        .when(pl.col("action") == "REDACT")
-        .then(pl.lit(None, pl.String))
-        .otherwise(pl.col("new_value"))
-        .alias("new_value")
-    )
-
-
-def acknowledged(config: Any) -> list[tuple[str, str]]:
-    """``(tag, value hash)`` pairs the config acknowledges as false alarms."""
-    return [(a.tag, a.value_hash) for a in (getattr(config, "acknowledged", ()) or ())]
-
-
 def run_export(
     store: Store,
     dest: str | os.PathLike[str],
@@ -522,7 +483,7 @@ def _items(
     )
     outs = dict(_out_paths(plan, inst, _name_suffixes(store)).iter_rows())
     started = time.perf_counter()
-    tokens = _tokens(plan, store, config)
+    tokens = instance_tokens(store, plan, config)
     if timing is not None:
         timing.token_seconds = time.perf_counter() - started
     actions: dict[int, list[tuple[str, str, str, str | None]]] = defaultdict(list)

@@ -4,15 +4,16 @@ The written files are read back with the ingest reader into an ``elements``
 frame (same paths and value texts as the session index), so every header check
 is a join of that frame with the profile and with the *original* elements of
 the source instance.  Only the byte scan and the pixel check touch files one at
-a time.  Nothing here trusts the plan for what was done; the plan is read only
-to know which instances were meant to be redacted.
+a time.  The header checks trust no plan for what was done; the byte scan
+(``identifying-values``) applies export verification's own rules
+(:mod:`gantry.export._verification`), which are stated in terms of the plan:
+what it keeps, what it writes.
 """
 
 from __future__ import annotations
 
 import io
 import json
-from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -36,21 +37,16 @@ __all__ = [
     "check_replaced",
     "check_uids",
     "effective_actions",
-    "identifying_tokens",
-    "identity_of",
     "original_uids",
     "raw_private_tokens",
-    "scan_bytes",
     "tag_actions",
 ]
 
 WELL_KNOWN_UID_PREFIX: Final = "1.2.840.10008."
-_NOT_TOKENS: Final = ("US", "SS", "UL", "SL", "FL", "FD", "IS", "DS", "CS", "TM", "SQ", "AT")
 _BULK: Final = ("OB", "OW", "OF", "OD", "OL", "OV", "UN")
 _DUMMIES: Final = {"ANONYMIZED", "ANONYMOUS", "19000101", "19000101000000", "000000", "0", "000Y"}
 _CHANGED: Final = ("Z", "D", "U", "S", "P", "H", "R")
 _MIN_TOKEN: Final = 4
-_MIN_NAME_PART: Final = 3
 
 
 @dataclass(frozen=True)
@@ -117,8 +113,10 @@ CHECKS: Final[dict[str, Check]] = {
         Check(
             "identifying-values",
             "No original identifying values",
-            "The file's bytes hold none of the source instance's original identifying "
-            "values: names, IDs, dates, UIDs and every other value the profile changes.",
+            "Export verification's rules, applied to the file's bytes and path: the "
+            "source instance's identity values (names, IDs, birth date, address, "
+            "pseudonymised values) occur nowhere; every other original value the plan "
+            "removes, empties or replaces occurs only inside elements the plan keeps.",
             leak=True,
         ),
         Check(
@@ -358,21 +356,6 @@ def _supplement(profile: Profile) -> list[str]:
     return list(SUPPLEMENT)
 
 
-def _added_text() -> str:
-    """Text every de-identified file may hold whatever its source: CID 7050 meanings,
-    the de-identification method, dummies, the flags the export sets (upper-case)."""
-    from gantry.profiles import CID7050, ProfileOption
-
-    words = [*CID7050.values(), *(o.value for o in ProfileOption), *_DUMMIES]
-    words += ["Gantry", "basic", "comprehensive", "research", "YES", "MODIFIED", "UNMODIFIED",
-              "REMOVED", "GANTRY", "ISO_IR 100", "ISO_IR 192"]  # fmt: skip
-    return "\n".join(words).upper()
-
-
-def _in_added_text(token: pl.Expr) -> pl.Expr:
-    return pl.lit(_added_text()).str.contains(token.str.to_uppercase(), literal=True)
-
-
 def effective_actions(
     elements: pl.DataFrame, actions: pl.DataFrame, config: Any, profile: Profile
 ) -> pl.DataFrame:
@@ -414,85 +397,6 @@ def effective_actions(
     )
 
 
-_WORD: Final = r"[A-Za-z0-9][A-Za-z0-9._\-]*[0-9][A-Za-z0-9._\-]*|[0-9][A-Za-z0-9._\-]*"
-
-
-def identifying_tokens(
-    source: pl.DataFrame,
-    actions: pl.DataFrame,
-    identity: pl.DataFrame,
-    *,
-    config: Any = None,
-    profile: Profile | None = None,
-) -> pl.DataFrame:
-    """``source_id, token, keyword, tag``: original values that must not reach the output.
-
-    Every text value of an element that is not kept (see :func:`effective_actions`),
-    split at ``\\`` (and at the name separators for PN), plus the identifier-like
-    words of free text (with a digit, 6+ characters; 8+ when only digits), at least 4
-    bytes long, minus values that the same instance legitimately keeps elsewhere;
-    plus the patient's identity (``identity``), always.
-    """
-    if profile is None:
-        el = source.join(actions, on="tag", how="left").with_columns(
-            pl.col("action").fill_null("K").alias("eff")
-        )
-    else:
-        el = effective_actions(source, actions, config, profile)
-    changed = (pl.col("eff") != "K") & ((pl.col("eff") != "C") | pl.col("vr").is_in(["DA", "DT"]))
-    usable = pl.col("value").is_not_null() & ~pl.col("vr").is_in([*_NOT_TOKENS, *_BULK])
-    gone = el.filter(changed & usable).select(
-        pl.col("file_id").alias("source_id"), "value", "vr", "keyword", "tag"
-    )
-    whole = (
-        gone.with_columns(pl.col("value").str.split("\\").alias("token"))
-        .explode("token")
-        .with_columns(
-            pl.when(pl.col("vr") == "PN")
-            .then(pl.concat_list(pl.col("token"), pl.col("token").str.split("^")))
-            .otherwise(pl.concat_list(pl.col("token")))
-            .alias("token")
-        )
-        .explode("token")
-    )
-    words = (
-        gone.filter(pl.col("vr").is_in(["LO", "LT", "SH", "ST", "UT", "UC", "PN"]))
-        .with_columns(pl.col("value").str.extract_all(_WORD).alias("token"))
-        .explode("token")
-        .with_columns(pl.col("token").str.strip_chars("._-"))
-        .filter(
-            (pl.col("token").str.len_chars() >= 8)
-            | ((pl.col("token").str.len_chars() >= 6) & pl.col("token").str.contains("[A-Za-z]"))
-        )
-    )
-    parts = (
-        pl.concat([whole.select(words.columns), words])
-        .with_columns(pl.col("token").str.strip_chars(" \x00^="))
-        .filter(
-            (pl.col("token").str.len_bytes() >= _MIN_TOKEN)
-            & ~pl.col("token").str.starts_with(WELL_KNOWN_UID_PREFIX)
-            & ~pl.col("token").is_in(list(_DUMMIES))
-        )
-    )
-    kept = el.filter(~changed & pl.col("value").is_not_null() & ~pl.col("vr").is_in(_BULK)).select(
-        pl.col("file_id").alias("source_id"), pl.col("value").alias("_kept")
-    )
-    shadowed = (
-        parts.select("source_id", "token")
-        .unique()
-        .join(kept, on="source_id")
-        .filter(pl.col("_kept").str.contains(pl.col("token"), literal=True))
-        .select("source_id", "token")
-        .unique()
-    )
-    parts = parts.join(shadowed, on=["source_id", "token"], how="anti")
-    frames = [parts.select("source_id", "token", "keyword", "tag"), identity]
-    frames = [f.filter(~_in_added_text(pl.col("token"))) for f in frames]
-    return pl.concat(
-        [f.cast({"source_id": pl.Int64}) for f in frames], how="vertical_relaxed"
-    ).unique(["source_id", "token"], keep="first", maintain_order=True)
-
-
 def raw_private_tokens(wanted: dict[int, tuple[str, set[str]]]) -> pl.DataFrame:
     """``source_id, token, keyword, tag`` from private elements the index holds no text for.
 
@@ -522,110 +426,6 @@ def raw_private_tokens(wanted: dict[int, tuple[str, set[str]]]) -> pl.DataFrame:
         schema={"source_id": pl.Int64, "token": pl.String, "keyword": pl.String, "tag": pl.String},
         orient="row",
     )
-
-
-def identity_of(store: Store, source_ids: pl.Series) -> pl.DataFrame:
-    """``source_id, token, keyword, tag``: each instance's patient identity, as searched for.
-
-    Name components of at least 3 characters (and the whole name), PatientID,
-    OtherPatientIDs, IssuerOfPatientID, AccessionNumber, the birth date.
-    """
-    lf = store.scan("instances").filter(pl.col("file_id").is_in(source_ids.implode()))
-    schema = lf.collect_schema()
-    frames = []
-    for name, tag in (
-        ("PatientName", "00100010"),
-        ("PatientID", "00100020"),
-        ("OtherPatientIDs", "00101000"),
-        ("AccessionNumber", "00080050"),
-        ("PatientBirthDate", "00100030"),
-    ):
-        if name not in schema:
-            continue
-        dtype = schema[name]
-        col = pl.col(name)
-        if isinstance(dtype, pl.List):
-            expr = col.cast(pl.List(pl.String))
-        elif dtype == pl.Date:
-            expr = pl.concat_list(col.dt.strftime("%Y%m%d"))
-        elif name == "PatientName":
-            text = col.cast(pl.String)
-            expr = pl.concat_list(text, text.str.replace_all("[=^]", " ").str.split(" "))
-        else:
-            expr = pl.concat_list(col.cast(pl.String))
-        frames.append(
-            lf.select(
-                pl.col("file_id").alias("source_id"),
-                expr.alias("token"),
-                pl.lit(name).alias("keyword"),
-                pl.lit(tag).alias("tag"),
-            ).explode("token")
-        )
-    if not frames:
-        return pl.DataFrame(
-            schema={
-                "source_id": pl.Int64,
-                "token": pl.String,
-                "keyword": pl.String,
-                "tag": pl.String,
-            }
-        )
-    return (
-        pl.concat(frames)
-        .with_columns(pl.col("token").str.strip_chars(" \x00^="))
-        .filter(pl.col("token").str.len_chars() >= _MIN_NAME_PART)
-        .collect()
-    )
-
-
-def _encodings(token: str) -> list[bytes]:
-    out = [token.encode("utf-8", "ignore")]
-    try:
-        latin = token.encode("latin-1")
-    except UnicodeEncodeError:
-        latin = b""
-    if latin and latin not in out:
-        out.append(latin)
-    upper = token.upper().encode("utf-8", "ignore")
-    if upper not in out:
-        out.append(upper)
-    return out
-
-
-def scan_bytes(
-    data: bytes,
-    header: bytes,
-    tokens: Iterable[tuple[str, str | None, str | None]],
-    text_values: list[tuple[str, str]],
-) -> list[dict[str, Any]]:
-    """Search ``data`` for each ``(token, keyword, tag)``; return one hit per token.
-
-    Tokens shorter than 4 bytes are only searched in ``header`` (the bytes outside
-    the pixel data) where a chance match is unlikely.  Each hit names the output
-    element paths whose text holds the token (``text_values``: ``(path, value)``)
-    or says it lies outside any text element.  The token itself is never returned.
-    """
-    hits = []
-    for token, keyword, tag in tokens:
-        haystack = data if len(token.encode("utf-8", "ignore")) >= _MIN_TOKEN else header
-        if not any(enc and enc in haystack for enc in _encodings(token)):
-            continue
-        upper = token.upper()
-        where = [p for p, v in text_values if upper in v.upper()][:3]
-        hits.append(
-            {
-                "rule": "identifying-values",
-                "tag": _tag_text(tag),
-                "keyword": keyword or "(private or unknown)",
-                "path": ", ".join(where) if where else None,
-                "detail": (
-                    f"an original value of {keyword or 'a private element'} is in the file ("
-                    + (f"in {', '.join(where)}" if where else "outside any text element")
-                    + ")"
-                ),
-            }
-        )
-    return hits
 
 
 def check_burned_in(

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,6 +22,7 @@ import polars as pl
 
 from gantry._version import __version__
 from gantry.errors import ExportError
+from gantry.export._leaks import Token
 from gantry.profiles import Profile, load_profile
 from gantry.report._checks import (
     CHECKS,
@@ -33,11 +35,8 @@ from gantry.report._checks import (
     check_replaced,
     check_uids,
     effective_actions,
-    identifying_tokens,
-    identity_of,
     original_uids,
     raw_private_tokens,
-    scan_bytes,
     tag_actions,
 )
 from gantry.store import Store
@@ -56,12 +55,11 @@ REPORT_FILES: Final = frozenset(
     }
 )
 """Files at the top of an export folder that are reports, not exported data."""
+_ELEMENT_PATH: Final = re.compile(r"^[0-9A-F]{8}")
 
 _EXCLUDED_SCHEMA: Final = pl.Schema(
     {"file_id": pl.Int64(), "Modality": pl.String(), "status": pl.String(), "reason": pl.String()}
 )
-_MAX_UNMAPPED_TOKENS: Final = 50_000
-_DEFLATED: Final = "1.2.840.10008.1.2.1.99"
 
 
 @dataclass
@@ -407,20 +405,12 @@ def compliance_report(
             cfg,
         )
     )
-    identity = identity_of(store, source_ids)
-    tokens = pl.concat(
-        [
-            identifying_tokens(source, actions, identity, config=cfg, profile=profile),
-            _raw_private(store, source, actions, cfg, profile),
-        ]
-    ).unique(["source_id", "token"], keep="first", maintain_order=True)
+    rules = _verification_rules(store, source, source_ids, actions, cfg, profile)
     problems.append(
         _file_checks(
             dest,
             out_files,
-            out_el,
-            tokens,
-            identity,
+            rules,
             redact_plan,
             skipped,
             rel_of,
@@ -524,12 +514,90 @@ def _redactions(store: Store, source_ids: pl.Series) -> dict[int, str]:
     return dict(rows.filter(zones != "[]").iter_rows())
 
 
+@dataclass
+class _Rules:
+    """What export verification searched each source instance's output for, and where."""
+
+    tokens: dict[int, list[Token]]
+    paths: dict[int, list[str]]
+    anywhere: list[Token]
+    """Every instance's identity values: what a file with no known source is searched for."""
+
+
+def _verification_rules(
+    store: Store,
+    source: pl.DataFrame,
+    source_ids: pl.Series,
+    actions: pl.DataFrame,
+    cfg: Any,
+    profile: Profile,
+) -> _Rules:
+    """The rules of export verification (:mod:`gantry.export._verification`) for each source.
+
+    The session's plan says which elements are kept and what was written; an
+    instance the plan does not cover (written unplanned) is judged by the
+    profile's actions instead.  Removed private elements the index holds no text
+    for add their values, read from the originals, as ordinary values.
+    """
+    from gantry.export._runner import _session_edits
+    from gantry.export._verification import acknowledged, instance_tokens, written_paths
+    from gantry.plan._tokens import value_hash
+
+    cols = {"file_id": pl.Int64, "path": pl.String, "tag": pl.String, "vr": pl.String,
+            "action": pl.String, "new_value": pl.String}  # fmt: skip
+    plan = (
+        store.scan("plan")
+        .filter(pl.col("file_id").is_in(source_ids.implode()))
+        .select(list(cols))
+        .collect()
+        .cast(cols)
+        if "plan" in store.table_names()
+        else pl.DataFrame(schema=cols)
+    )
+    unplanned = source.join(plan.select("file_id").unique(), on="file_id", how="anti")
+    by_profile = (
+        effective_actions(unplanned, actions, cfg, profile)
+        .filter(pl.col("eff") != "K")
+        .select(
+            "file_id",
+            "path",
+            "tag",
+            "vr",
+            pl.col("eff").alias("action"),
+            pl.lit(None, pl.String).alias("new_value"),
+        )  # fmt: skip
+        .cast(cols)
+    )
+    plan = pl.concat([plan, by_profile])
+    tokens = instance_tokens(store, plan, cfg) if plan.height else {}
+    acks = set(acknowledged(cfg))
+    raw = _raw_private(store, source, actions, cfg, profile)
+    for sid, text, keyword, tag in raw.select("source_id", "token", "keyword", "tag").iter_rows():
+        text = text.upper()
+        digest = value_hash(store.secret, text)
+        if (tag, digest) not in acks:
+            tokens.setdefault(sid, []).append(Token(text, False, tag, keyword or "", digest))
+    edits, _ = _session_edits(store)
+    rows: dict[int, list[tuple[str, str, str, str | None]]] = {}
+    for fid, path, vr, action, nv in plan.select(
+        "file_id", "path", "vr", "action", "new_value"
+    ).iter_rows():
+        rows.setdefault(fid, []).append((path, vr, action, nv))
+    paths = {sid: written_paths(rows.get(sid, []), edits.get(sid, [])) for sid in tokens}
+    seen: set[str] = set()
+    anywhere = []
+    for toks in tokens.values():
+        for t in toks:
+            if t.identity and t.text not in seen:
+                seen.add(t.text)
+                anywhere.append(t)
+    return _Rules(tokens, paths, anywhere)
+
+
 def _file_checks(
     dest: Path,
     out_files: pl.DataFrame,
-    out_el: pl.DataFrame,
-    tokens: pl.DataFrame,
-    identity: pl.DataFrame,
+    rules: _Rules,
     redact_plan: dict[int, str],
     skipped: pl.DataFrame,
     rel_of: dict[str, str],
@@ -537,7 +605,6 @@ def _file_checks(
 ) -> pl.DataFrame:
     """The per-file checks: provenance, the byte scan, redaction; plus unreadable files."""
     rows: list[dict[str, Any]] = []
-    unmapped_tokens = _unmapped_tokens(tokens, identity)
     recorded = set(recorded_paths)
     for path, reason in skipped.select("file_path", "reason").iter_rows():
         rel = rel_of.get(path, path)
@@ -552,26 +619,9 @@ def _file_checks(
                     "detail": "not written by an export recorded in this session",
                 }
             )
-        data = (dest / rel).read_bytes()
-        rows += _scan(rel, data, data, unmapped_tokens, [])
-    by_source: dict[int, list[tuple[str, str | None, str | None]]] = {}
-    for sid, tok, kw, tag in tokens.select("source_id", "token", "keyword", "tag").iter_rows():
-        by_source.setdefault(sid, []).append((tok, kw, tag))
-    texts: dict[str, list[tuple[str, str]]] = {}
-    for rel, p, v in (
-        out_el.filter(pl.col("value").is_not_null() & (pl.col("value") != ""))
-        .select("output_path", "path", "value")
-        .iter_rows()
-    ):
-        texts.setdefault(rel, []).append((p, v))
-    for rel, sid, mapped_by, sha, poff, plen, ts in out_files.select(
-        "output_path",
-        "source_id",
-        "mapped_by",
-        "sha256",
-        "pixel_offset",
-        "pixel_length",
-        "transfer_syntax",
+        rows += _scan(rel, (dest / rel).read_bytes(), None, rules, None)
+    for rel, sid, mapped_by, sha, ts in out_files.select(
+        "output_path", "source_id", "mapped_by", "sha256", "transfer_syntax"
     ).iter_rows():
         data = (dest / rel).read_bytes()
         if mapped_by != "path":
@@ -587,13 +637,7 @@ def _file_checks(
                     "detail": "changed since it was exported (SHA-256 differs)",
                 }
             )
-        wanted = by_source.get(sid, []) if sid is not None else unmapped_tokens
-        if ts == _DEFLATED:
-            plain = _inflated(data)
-            rows += _scan(rel, plain, plain, wanted, texts.get(rel, []))
-        else:
-            header = data if poff is None else data[:poff] + data[poff + (plen or 0) :]
-            rows += _scan(rel, data, header, wanted, texts.get(rel, []))
+        rows += _scan(rel, data, sid, rules, ts)
         if sid is not None and sid in redact_plan:
             bad = check_redaction(data, redact_plan[sid])
             if bad is not None:
@@ -610,46 +654,32 @@ def _file_checks(
 
 
 def _scan(
-    rel: str,
-    data: bytes,
-    header: bytes,
-    wanted: list[tuple[str, str | None, str | None]],
-    texts: list[tuple[str, str]],
+    rel: str, data: bytes, sid: int | None, rules: _Rules, transfer_syntax: str | None
 ) -> list[dict[str, Any]]:
-    """Byte-scan one file's content and its relative path (folder and file names)."""
-    rows = [{"output_path": rel, **hit} for hit in scan_bytes(data, header, wanted, texts)]
-    name = rel.encode("utf-8")
-    for hit in scan_bytes(name, name, wanted, []):
-        hit["detail"] = f"an original value of {hit['keyword']} is in the file's path"
-        rows.append({"output_path": rel, **hit})
-    return rows
+    """Export verification's search of one file's bytes and relative path (one hit at most).
 
-
-def _inflated(data: bytes) -> bytes:
-    """A Deflated Explicit VR Little Endian file with its data set inflated (to be searched).
-
-    The file meta stays as is; the rest is raw deflate. Undecodable data is returned
-    unchanged (the reader has already judged the file).
+    A file with no known source is searched for every instance's identity values.
     """
-    import struct
-    import zlib
+    from gantry.export._verification import file_leak
 
-    try:
-        start = 132 if data[128:132] == b"DICM" else 0
-        (meta_len,) = struct.unpack("<I", data[start + 8 : start + 12])
-        end = start + 12 + meta_len
-        return data[:end] + zlib.decompressobj(-zlib.MAX_WBITS).decompress(data[end:])
-    except (struct.error, zlib.error):
-        return data
-
-
-def _unmapped_tokens(
-    tokens: pl.DataFrame, identity: pl.DataFrame
-) -> list[tuple[str, str | None, str | None]]:
-    """What to search a file with no known source for: every exported instance's values."""
-    pool = tokens if tokens.height <= _MAX_UNMAPPED_TOKENS else identity
-    uniq = pool.unique("token", keep="first", maintain_order=True)
-    return list(uniq.select("token", "keyword", "tag").iter_rows())
+    if sid is None:
+        tokens, paths = rules.anywhere, []
+    else:
+        tokens, paths = rules.tokens.get(sid, []), rules.paths.get(sid, [])
+    leak = file_leak(data, tokens, paths, transfer_syntax=transfer_syntax or "", out_rel=rel)
+    if leak is None:
+        return []
+    tok = leak.token
+    return [
+        {
+            "output_path": rel,
+            "rule": "identifying-values",
+            "tag": f"({tok.tag[:4]},{tok.tag[4:]})",
+            "keyword": tok.keyword or "(private or unknown)",
+            "path": leak.where if leak.where and _ELEMENT_PATH.match(leak.where) else None,
+            "detail": leak.reason,
+        }
+    ]
 
 
 def _assemble(
