@@ -321,6 +321,22 @@ class Session:
         cfg = self._config_or_stored(config)
         return preview(self._store, cfg, include_kept=include_kept)
 
+    def preview_failures(self, config: Any = None) -> pl.DataFrame:
+        """Instances that export verification would fail, before any file is written.
+
+        The plan is built in memory from ``config`` (nothing is written) and the
+        verification rules of export are applied to the index: one row per
+        predicted hit with ``file_id``, the output element ``path``, the source
+        attribute (``tag``, ``keyword``), ``identity``, ``value_hash`` (what an
+        ``acknowledged`` entry of the config names) and the ``reason`` export
+        would give; never the value.  See
+        :func:`gantry.export._verification.predict_failures`.
+        """
+        from gantry.export._verification import predict_failures
+
+        cfg = self._config_or_stored(config)
+        return predict_failures(self._store, cfg)
+
     def create_config(self, path: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
         """Write the commented default config (YAML v2) to ``path`` and return it.
 

@@ -120,5 +120,15 @@ def preview(db: Path, config: Path | str | None, kept: bool, fmt: str, out: Path
     def body() -> None:
         with Session(db, read_only=True) as s:
             print_frame(s.preview(config, include_kept=kept), fmt, out)
+            failures = s.preview_failures(config)
+        if failures.height:
+            click.echo(
+                f"export verification would fail {failures['file_id'].n_unique()} instance(s); "
+                "fix the config (or acknowledge a known false alarm by attribute and "
+                "value_hash under `acknowledged`) first:",
+                err=True,
+            )
+            shown = failures.select("file_id", "path", "tag", "keyword", "value_hash")
+            click.echo(str(shown.head(50)), err=True)
 
     run_guarded(body)

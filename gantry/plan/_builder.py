@@ -188,10 +188,12 @@ def _enum_text(value: Any) -> str:
     return str(getattr(value, "value", value))
 
 
-def build_plan(store: Store, config: Any) -> pl.DataFrame:
+def build_plan(store: Store, config: Any, *, persist: bool = True) -> pl.DataFrame:
     """Compute the remediation plan for every indexed instance (writes no DICOM).
 
     Returns the plan frame (schema :data:`PLAN_SCHEMA`); the caller persists it.
+    New patients' pseudonym numbers and the documents' checks are recorded in
+    the store unless ``persist`` is False (a dry run: nothing is written).
     """
     from gantry.profiles import load_profile
 
@@ -215,7 +217,12 @@ def build_plan(store: Store, config: Any) -> pl.DataFrame:
     method = _enum_text(_config_value(pseudo_cfg, "method", "counter"))
     width = int(_config_value(pseudo_cfg, "width", 4) or 4)
     patients = assign_pseudonyms(
-        store, inst["PatientID"].unique().to_list(), template=template, method=method, width=width
+        store,
+        inst["PatientID"].unique().to_list(),
+        template=template,
+        method=method,
+        width=width,
+        persist=persist,
     )
     jitter = _config_value(config, "date_jitter")
     lo = int(_config_value(jitter, "min_days", -365))
@@ -330,7 +337,9 @@ def build_plan(store: Store, config: Any) -> pl.DataFrame:
         clean_content="clean-structured-content" in option_names,
         clean_graphics="clean-graphics" in option_names,
     )
-    el = document_actions(el, store, check="clean-structured-content" in option_names)
+    el = document_actions(
+        el, store, check="clean-structured-content" in option_names, persist=persist
+    )
 
     # well-known UIDs are never remapped; U on a non-UI element (a sequence) keeps it
     local = _has_local_uid(pl.col("value")) & ~pl.col("tag").is_in(definition_uid_tags())

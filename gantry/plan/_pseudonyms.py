@@ -19,13 +19,20 @@ def patient_key(secret: bytes, patient_id: str) -> str:
 
 
 def assign_pseudonyms(
-    store: Store, patient_ids: list[str], *, template: str, method: str, width: int = 4
+    store: Store,
+    patient_ids: list[str],
+    *,
+    template: str,
+    method: str,
+    width: int = 4,
+    persist: bool = True,
 ) -> pl.DataFrame:
     """Return ``PatientID, patient_key, number, pseudonym`` for ``patient_ids``.
 
     Numbers already given (table ``pseudonyms``, keyed by the HMAC of the PatientID,
     never the ID itself) are kept; new patients get the next numbers in the order of
-    their keys, so adding patients later never renumbers earlier ones.
+    their keys, so adding patients later never renumbers earlier ones.  With
+    ``persist=False`` (a dry run) the new numbers are not recorded.
     """
     secret = store.secret
     ids = sorted(set(patient_ids))
@@ -43,7 +50,7 @@ def assign_pseudonyms(
     start = int(known["number"].max() or 0) + 1 if known.height else 1
     new = new.with_columns(pl.int_range(start, start + new.height, dtype=pl.Int64).alias("number"))
     merged = pl.concat([merged.filter(pl.col("number").is_not_null()), new]).sort("number")
-    if new.height:
+    if new.height and persist:
         all_known = pl.concat([known, new.select("patient_key", "number")]).unique("patient_key")
         store.write_table(PSEUDONYM_TABLE, all_known.sort("number"))
     if method == "hash":

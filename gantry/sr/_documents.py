@@ -62,8 +62,9 @@ def document_text(data: bytes, mime_type: str) -> str:
     raise ValueError(f"no text extractor for MIME type {mime_type!r}")
 
 
-def check_documents(store: Store, *, check: bool) -> pl.DataFrame:
-    """Decide every encapsulated document's fate and persist the ``documents`` table."""
+def check_documents(store: Store, *, check: bool, persist: bool = True) -> pl.DataFrame:
+    """Decide every encapsulated document's fate and persist the ``documents`` table
+    (unless ``persist`` is False: a dry run)."""
     from gantry.audit._rules import TEXT_PATTERNS
     from gantry.sr._clean import identity_words
 
@@ -81,7 +82,7 @@ def check_documents(store: Store, *, check: bool) -> pl.DataFrame:
         for fid, path in docs.iter_rows():
             rows.append(_check_one(fid, path, tokens, patterns))
     table = pl.DataFrame(rows, schema=_SCHEMA, orient="row")
-    if docs.height or DOCUMENTS_TABLE in store.table_names():
+    if persist and (docs.height or DOCUMENTS_TABLE in store.table_names()):
         store.write_table(DOCUMENTS_TABLE, table)
     return table
 
@@ -121,14 +122,16 @@ def document_exclusions(store: Store) -> pl.DataFrame:
     )
 
 
-def document_actions(el: pl.DataFrame, store: Store, *, check: bool) -> pl.DataFrame:
+def document_actions(
+    el: pl.DataFrame, store: Store, *, check: bool, persist: bool = True
+) -> pl.DataFrame:
     """Check the documents (:func:`check_documents`) and keep the clean ones in the plan.
 
     A checked-clean document's Encapsulated Document element is kept (``K``)
     instead of the profile's dummy; every other document's instance is
     excluded at export, so its element's action does not matter.
     """
-    docs = check_documents(store, check=check)
+    docs = check_documents(store, check=check, persist=persist)
     clean = docs.filter(pl.col("status") == "clean")["file_id"]
     keep = (pl.col("path") == ENCAPSULATED_DOCUMENT) & pl.col("file_id").is_in(clean.implode())
     return el.with_columns(
