@@ -87,11 +87,17 @@ def written_text() -> pl.Expr:
 
 
 def token_frame(
-    store: Store, plan: pl.DataFrame, config: Any, *, elements: pl.LazyFrame | None = None
+    store: Store,
+    plan: pl.DataFrame,
+    config: Any,
+    *,
+    elements: pl.LazyFrame | None = None,
+    identity_only: bool = False,
 ) -> pl.DataFrame:
     """The tokens of every instance ``plan`` covers (schema ``gantry.plan._tokens.TOKEN_SCHEMA``).
 
-    ``elements`` defaults to the index's elements of those instances.
+    ``elements`` defaults to the index's elements of those instances;
+    ``identity_only`` keeps only the identity values.
     """
     from gantry.plan._tokens import verification_tokens, with_effective_actions
 
@@ -106,6 +112,7 @@ def token_frame(
         secret=store.secret,
         acknowledged=acknowledged(config),
         written=plan.lazy().select("file_id", written_text()),
+        identity_only=identity_only,
     )
 
 

@@ -405,7 +405,8 @@ def compliance_report(
             cfg,
         )
     )
-    rules = _verification_rules(store, source, source_ids, actions, cfg, profile)
+    unmapped = out_files["source_id"].null_count() > 0 or skipped.height > 0
+    rules = _verification_rules(store, source, source_ids, actions, cfg, profile, unmapped=unmapped)
     problems.append(
         _file_checks(
             dest,
@@ -531,13 +532,17 @@ def _verification_rules(
     actions: pl.DataFrame,
     cfg: Any,
     profile: Profile,
+    *,
+    unmapped: bool = False,
 ) -> _Rules:
     """The rules of export verification (:mod:`gantry.export._verification`) for each source.
 
     The session's plan says which elements are kept and what was written; an
     instance the plan does not cover (written unplanned) is judged by the
     profile's actions instead.  Removed private elements the index holds no text
-    for add their values, read from the originals, as ordinary values.
+    for add their values, read from the originals, as ordinary values.  With
+    ``unmapped`` (a file whose source is unknown), every planned instance's
+    identity values are what such a file is searched for.
     """
     from gantry.export._runner import _session_edits
     from gantry.export._verification import acknowledged, instance_tokens, written_paths
@@ -584,13 +589,19 @@ def _verification_rules(
     ).iter_rows():
         rows.setdefault(fid, []).append((path, vr, action, nv))
     paths = {sid: written_paths(rows.get(sid, []), edits.get(sid, [])) for sid in tokens}
-    seen: set[str] = set()
-    anywhere = []
-    for toks in tokens.values():
-        for t in toks:
-            if t.identity and t.text not in seen:
-                seen.add(t.text)
-                anywhere.append(t)
+    anywhere: list[Token] = []
+    if unmapped and "plan" in store.table_names():
+        from gantry.export._verification import token_frame
+
+        everyone = token_frame(
+            store, store.scan("plan").select(list(cols)).collect(), cfg, identity_only=True
+        ).unique("text", keep="first", maintain_order=True)
+        anywhere = [
+            Token(text, True, tag, kw, digest)
+            for text, tag, kw, digest in everyone.select(
+                "text", "tag", "keyword", "digest"
+            ).iter_rows()
+        ]
     return _Rules(tokens, paths, anywhere)
 
 
