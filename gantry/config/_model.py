@@ -568,4 +568,8 @@ class Config:
             "sr_text": self.sr_text,
             "sr_drop": list(self.sr_drop),
             "overlays": self.overlays,
+            "acknowledged": [
+                {"attribute": tag_text(a.tag), "value_hash": a.value_hash}
+                for a in self.acknowledged
+            ],
         }

@@ -147,4 +147,11 @@ sr_drop: []
 # image by OCR (pip install 'gantry[ocr]') and fail the instance if identifying
 # text shows; remove: drop them only.
 overlays: remove
+
+# Known false alarms of output verification, allowed on purpose. A verification
+# failure (export, `gantry preview`, the compliance report) names the source
+# attribute and a keyed hash of the value, never the value; list both to let that
+# one value through, e.g. {attribute: ProtocolName, value_hash: 0123456789abcdef}.
+# Every export records the list in `runs`.
+acknowledged: []
 """

@@ -257,6 +257,26 @@ CASES: list[tuple[str, dict[str, Any], str, str]] = [
         "safe_private_tags[0].creator",
         "private creator",
     ),
+    # acknowledged false alarms of verification
+    ("ack-list", {"acknowledged": "x"}, "acknowledged", "a list"),
+    (
+        "ack-attribute",
+        {"acknowledged": [{"attribute": "Nope", "value_hash": "0123456789abcdef"}]},
+        "acknowledged[0].attribute",
+        "'0010,0010'",
+    ),
+    (
+        "ack-hash",
+        {"acknowledged": [{"attribute": "PatientName", "value_hash": "xyz"}]},
+        "acknowledged[0].value_hash",
+        "16 hex digits",
+    ),
+    (
+        "ack-unknown",
+        {"acknowledged": [{"attribute": "PatientName", "value_hash": "0" * 16, "valu": 1}]},
+        "acknowledged[0].valu",
+        "known key",
+    ),
 ]
 
 

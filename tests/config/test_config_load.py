@@ -239,3 +239,14 @@ def test_empty_sections_mean_empty(tmp_path: Path) -> None:
 def test_missing_file() -> None:
     with pytest.raises(FileNotFoundError):
         load_config("/nonexistent/gantry.yaml")
+
+
+def test_acknowledged_round_trips_and_changes_the_config_hash() -> None:
+    from gantry.plan._coverage import config_hash
+
+    cfg = load_config(
+        {"acknowledged": [{"attribute": "ProtocolName", "value_hash": "0123456789ABCDEF"}]}
+    )
+    assert [(a.tag, a.value_hash) for a in cfg.acknowledged] == [("00181030", "0123456789abcdef")]
+    assert load_config(cfg.to_dict()) == cfg
+    assert config_hash(cfg) != config_hash(load_config({}))
