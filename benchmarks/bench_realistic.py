@@ -11,7 +11,9 @@ every identifying element), writes the default config (``create_config``), then
 ingests, plans and exports in a fresh session, and scans every output byte (and path)
 for canaries.  The naive pydicom script of ``bench_export.py`` runs on the same files
 as the plain baseline.  Targets: export completes for >= 99.9% of the files, 0 canary
-leaks, verification <= 20% of the export's wall time.
+leaks, verification <= 20% of the export's wall time.  ``preview_failures`` runs before
+the plan (its prediction is compared with the export's failures) and the compliance
+report reads the export back under the same rules.
 """
 
 from __future__ import annotations
@@ -53,9 +55,15 @@ def _deidentify(src: str, work: str, workers: int | None) -> dict[str, Any]:
         s.create_config(config, overwrite=True)
         ingest = s.ingest(src, workers=workers, progress=False)
         t0 = time.perf_counter()
+        predicted = s.preview_failures(config)
+        preview_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
         s.anonymize(config)
         plan_s = time.perf_counter() - t0
         r = s.export(Path(work) / "out", config=config, workers=workers, progress=False)
+        t0 = time.perf_counter()
+        report = s.compliance_report(r, profile=config)
+        report_s = time.perf_counter() - t0
     n_workers = workers or os.cpu_count() or 1
     reasons = Counter(
         re.sub(r"value hash [0-9a-f]+", "value hash …", x) for x in r.failed["reason"].to_list()
@@ -64,6 +72,13 @@ def _deidentify(src: str, work: str, workers: int | None) -> dict[str, Any]:
         "indexed": ingest.indexed,
         "ingest_s": ingest.seconds,
         "plan_s": plan_s,
+        "preview_s": preview_s,
+        "predicted failures": predicted["file_id"].n_unique(),
+        "predicted ids": sorted(predicted["file_id"].unique().to_list()),
+        "failed ids": sorted(r.failed["file_id"].to_list()),
+        "compliance": report.verdict,
+        "compliance problems": report.problems.group_by("rule").len().rows(),
+        "report_s": report_s,
         "selected": r.selected,
         "exported": r.exported,
         "excluded": r.excluded.height,
@@ -128,6 +143,10 @@ def main() -> None:
         f"exported {g['exported']:,} of {g['selected']:,} ({done:.2%}); excluded "
         f"{g['excluded']}, failed {g['failed']}; files with a canary: {g['canary leaks']}\n"
         f"verification: {g['verify share']:.1%} of the export's wall time\n"
+        f"preview_failures predicted {g['predicted failures']} failing instance(s) in "
+        f"{g['preview_s']:.1f} s (the same as export: "
+        f"{g['predicted ids'] == g['failed ids']}); compliance report "
+        f"{g['compliance']} in {g['report_s']:.1f} s {g['compliance problems'] or ''}\n"
     )
     if g["failures"]:
         print("failures:", g["failures"], "\n")
