@@ -138,7 +138,15 @@ TEXT_VRS = ("LO", "LT", "SH", "ST", "UT", "UC", "PN")
 
 TYPE2_SEQUENCES = ["00081111", "00400555"]
 """Referenced Performed Procedure Step Sequence (SR Document Series) and Acquisition
-Context Sequence: Type 2 where they occur, so emptied rather than removed."""
+Context Sequence: Type 2 where they occur, so emptied rather than removed.
+
+Kept by hand: an attribute's type depends on the IOD module it sits in (PS3.3), and
+neither the repository nor a dependency ships PS3.3's module tables in a form to
+read (pydicom's dictionary has VR and VM only; dciodvfy compiles them into its
+binary).  These are the sequences that Table E.1-1 removes with a compound X/Z
+code and that are Type 2 in the IODs Gantry writes; the dciodvfy tests
+(``tests/export/test_bundled.py``, ``tests/sr``) fail if a written file lacks a
+Type 2 attribute, which is how a missing entry shows."""
 
 BULK_VRS = ("OB", "OW", "OF", "OD", "OL", "OV", "UN")
 _VR_FITS: dict[str, str] = {
