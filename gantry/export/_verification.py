@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import struct
 import zlib
-from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
@@ -104,8 +103,14 @@ def token_frame(
     files = plan.select("file_id").unique().lazy()
     if elements is None:
         elements = store.scan("elements")
-    elements = elements.select("file_id", "path", "tag", "keyword", "vr", "value").join(
-        files, on="file_id", how="semi"
+    from gantry.plan._tokens import TEXT_FILTER
+
+    # only text values can be tokens (a sequence's action reaches its items through
+    # the plan's rows, not through the sequence's own element)
+    elements = (
+        elements.select("file_id", "path", "tag", "keyword", "vr", "value")
+        .filter(TEXT_FILTER)
+        .join(files, on="file_id", how="semi")
     )
     return verification_tokens(
         with_effective_actions(elements, plan.lazy()),
@@ -118,10 +123,18 @@ def token_frame(
 
 def instance_tokens(store: Store, plan: pl.DataFrame, config: Any) -> dict[int, list[Token]]:
     """The original values verification searches each instance's output for."""
-    out: dict[int, list[Token]] = defaultdict(list)
-    for fid, text, ident, tag, kw, digest in token_frame(store, plan, config).iter_rows():
-        out[fid].append(Token(text, ident, tag, kw, digest))
-    return out
+    frame = token_frame(store, plan, config)
+    cols = ["text", "identity", "tag", "keyword", "digest"]
+    # one Token object per distinct value: the lists of a series share them, and so
+    # does the pickle that carries a chunk of items to a worker
+    frame = frame.with_columns((pl.struct(cols).rank("dense").cast(pl.Int64) - 1).alias("_tid"))
+    firsts = frame.unique("_tid").sort("_tid")
+    shared = [Token(*row) for row in firsts.select(cols).iter_rows()]
+    per_file = frame.group_by("file_id").agg("_tid")
+    return {
+        fid: [shared[i] for i in tids]
+        for fid, tids in zip(per_file["file_id"].to_list(), per_file["_tid"].to_list(), strict=True)
+    }
 
 
 def written_paths(

@@ -29,6 +29,7 @@ from gantry.plan._paths import sequence_ancestors
 
 __all__ = [
     "IDENTITY_TAGS",
+    "TEXT_FILTER",
     "TOKEN_SCHEMA",
     "identity_in_kept",
     "value_hash",
@@ -71,6 +72,8 @@ _NOT_TEXT: Final = (
     "US", "SS", "UL", "SL", "FL", "FD", "SV", "UV", "AT", "SQ",
     "OB", "OW", "OF", "OD", "OL", "OV", "UN",
 )  # fmt: skip
+TEXT_FILTER: Final = pl.col("value").is_not_null() & ~pl.col("vr").is_in(_NOT_TEXT)
+"""Elements whose value can be a token (text, not numbers, sequences or bulk data)."""
 _DUMMIES: Final = ("ANONYMIZED", "ANONYMOUS", "19000101", "19000101000000", "000000", "000Y")
 _MIN_VALUE: Final = 4  # bytes: shorter values are too common to mean anything
 _MIN_NAME_PART: Final = 3
@@ -214,13 +217,24 @@ def verification_tokens(
             .unique()
             .collect()
         )
-        cand = (
-            frame.filter(~pl.col("identity"))
-            .select("file_id", "text", "tag")
-            .join(plan_text, on="file_id")
-            .filter(pl.col("_w").str.contains(pl.col("text"), literal=True))
-        )
-        drop += [(f, t, g) for f, t, g, w in cand.iter_rows() if contains(w, t)]
+        values = frame.filter(~pl.col("identity")).select("file_id", "text", "tag")
+        patterns = values["text"].unique().to_list()
+        if patterns and plan_text.height:
+            # candidates from one Aho-Corasick pass over the written texts
+            cand = (
+                plan_text.with_columns(
+                    pl.col("_w").str.extract_many(patterns, overlapping=True).alias("text")
+                )
+                .filter(pl.col("text").list.len() > 0)
+                .explode("text")
+                .unique(["file_id", "_w", "text"])
+                .join(values, on=["file_id", "text"])
+            )
+            drop += [
+                (f, t, g)
+                for f, w, t, g in cand.select("file_id", "_w", "text", "tag").iter_rows()
+                if contains(w, t)
+            ]
     if drop:
         frame = frame.join(
             pl.DataFrame(drop, schema=["file_id", "text", "tag"], orient="row").unique(),
@@ -240,10 +254,11 @@ def verification_tokens(
             on=["tag", "digest"],
             how="anti",
         )
-    # an identity value wins over the same text as an ordinary value
-    frame = frame.sort("identity", descending=True).unique(
-        ["file_id", "text"], keep="first", maintain_order=True
-    )
+    # an identity value wins over the same text as an ordinary value; otherwise the
+    # lowest tag names it (the same choice in every run, so preview and export agree)
+    frame = frame.sort(
+        ["file_id", "text", "identity", "tag"], descending=[False, False, True, False]
+    ).unique(["file_id", "text"], keep="first", maintain_order=True)
     return frame.select(list(TOKEN_SCHEMA)).cast(TOKEN_SCHEMA)
 
 
