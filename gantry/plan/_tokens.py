@@ -242,11 +242,11 @@ def verification_tokens(
             how="anti",
         )
     texts = frame["text"].unique().to_list()
-    digests = dict(zip(texts, (value_hash(secret, t) for t in texts), strict=True))
-    frame = frame.with_columns(
-        pl.col("text").replace_strict(digests, return_dtype=pl.String).alias("digest"),
-        pl.col("keyword").fill_null(""),
+    digests = pl.DataFrame(
+        {"text": texts, "digest": [value_hash(secret, t) for t in texts]},
+        schema={"text": pl.String, "digest": pl.String},
     )
+    frame = frame.join(digests, on="text", how="left").with_columns(pl.col("keyword").fill_null(""))
     ack = list(acknowledged)
     if ack:
         frame = frame.join(
