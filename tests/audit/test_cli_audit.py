@@ -52,7 +52,7 @@ def test_audit_prints_summary_and_writes_findings(db: Path, tmp_path: Path, suff
     assert result.exit_code == 0, result.output
     assert "profile-action" in result.output and "burned-in" in result.output
     assert "1 instances unresolved" in result.output
-    frame = pl.read_parquet(out) if suffix == ".parquet" else pl.read_csv(out)
+    frame = pl.read_parquet(out) if suffix == ".parquet" else pl.read_csv(out, infer_schema=False)
     with Session(db, read_only=True) as s:
         assert frame.height == s.sql("SELECT count(*) FROM findings").item()
     assert {"file_id", "path", "rule", "severity", "message", "resolved"} <= set(frame.columns)
