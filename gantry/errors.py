@@ -111,11 +111,13 @@ class StoreError(GantryError):
 class StoreLockedError(StoreError):
     """Another writer holds the session store."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, pid: int | None = None) -> None:
         self.path = str(path)
+        self.pid = pid
+        holder = f"process {pid}" if pid is not None else "another process"
         super().__init__(
-            f"session `{self.path}` is open for writing by another process or Session; "
-            "close it first, or open this one with read_only=True"
+            f"session `{self.path}` is open for writing by {holder} (a script, a shell "
+            "command or a notebook kernel); close it there first, or open it read-only"
         )
 
 

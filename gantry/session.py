@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import warnings
+import weakref
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
@@ -11,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
-from gantry.errors import StoreNotFoundError
+from gantry.errors import StoreError, StoreNotFoundError
 from gantry.ingest._limits import IngestLimits
 from gantry.ingest._runner import IngestResult, ProgressCallback, run_ingest
 from gantry.ingest._scan import as_paths
@@ -102,6 +104,7 @@ class Session:
         self._layout = Layout.for_catalog(path)
         self._read_only = read_only
         self._opened: Store | None = None
+        self._closed_because: str | None = None
         self._model_of: Model | None = None
         self._vault_key: VaultKey | None = None
         if read_only or self._layout.catalog.exists():
@@ -111,11 +114,17 @@ class Session:
 
     def _open(self, *, create: bool) -> Store:
         """The store, opened on first use; only ``create=True`` (ingest) may make one."""
+        if self._closed_because is not None:
+            raise StoreError(f"this Session on `{self.path}` {self._closed_because}")
         if self._opened is None:
             if not create and not self._layout.catalog.exists():
                 raise StoreNotFoundError(self._layout.catalog)
+            if not self._read_only:
+                _replace_earlier_writer(self)
             self._opened = Store(self._layout.catalog, read_only=self._read_only)
             self._model_of = Model(self._opened)
+            if not self._read_only:
+                _WRITERS[_writer_key(self._layout.catalog)] = self
         return self._opened
 
     @property
@@ -144,9 +153,37 @@ class Session:
         return self._open(create=True)
 
     def close(self) -> None:
-        """Release the session (connection and writer lock)."""
+        """Release the session (connection and writer lock); closing twice does nothing.
+
+        A closed Session cannot be used again: open a new one on the same path.
+        ``with Session(path) as s:`` closes on leaving the block, and opening a
+        second writing Session on the same path in this process closes the first.
+
+        Examples
+        --------
+        >>> import tempfile, pathlib
+        >>> from gantry.testing import make_instance
+        >>> tmp = pathlib.Path(tempfile.mkdtemp())
+        >>> _ = make_instance(tmp / "dicom" / "ct1.dcm")
+        >>> s = Session(tmp / "p.db")
+        >>> _ = s.ingest(tmp / "dicom", workers=1, progress=False)
+        >>> again = Session(tmp / "p.db")   # a re-run notebook cell: replaces `s`
+        >>> again.sql("SELECT count(*) AS n FROM instances")["n"][0]
+        1
+        >>> again.close()
+        """
+        self._release("was closed; open a new Session on the same path")
+
+    def _release(self, because: str) -> None:
+        if self._closed_because is None:
+            self._closed_because = because
         if self._opened is not None:
             self._opened.close()
+            self._opened = None
+            self._model_of = None
+        key = _writer_key(self._layout.catalog)
+        if _WRITERS.get(key) is self:
+            del _WRITERS[key]
 
     def __enter__(self) -> Session:
         return self
@@ -912,3 +949,26 @@ def _load_config(config: Any) -> Any:
     if isinstance(config, Config):
         return config
     return load_config(config)
+
+
+# One writing Session per store in this process: re-running ``s = Session(path)`` in a
+# notebook replaces the earlier handle instead of failing on its own lock.
+_WRITERS: weakref.WeakValueDictionary[str, Session] = weakref.WeakValueDictionary()
+
+
+def _writer_key(catalog: Path) -> str:
+    return str(catalog.resolve())
+
+
+def _replace_earlier_writer(session: Session) -> None:
+    earlier = _WRITERS.get(_writer_key(session.path))
+    if earlier is None or earlier is session:
+        return
+    pending = earlier._model_of.pending if earlier._model_of is not None else 0
+    if pending:
+        warnings.warn(
+            f"an earlier Session on `{session.path}` had {pending} unsaved edits; "
+            "they are discarded (call save() before opening the session again)",
+            stacklevel=4,
+        )
+    earlier._release("was replaced by a newer Session on the same path; use that one")

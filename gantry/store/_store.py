@@ -234,8 +234,15 @@ class Store:
         try:
             fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError as exc:
+            fh.seek(0)
+            holder = fh.read().strip()
             fh.close()
-            raise StoreLockedError(self.layout.catalog) from exc
+            pid = int(holder) if holder.isdigit() else None
+            raise StoreLockedError(self.layout.catalog, pid) from exc
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"{os.getpid()}\n")  # named in the error another process gets
+        fh.flush()
         self._lock_fh = fh
 
     def _release_lock(self) -> None:
