@@ -3,10 +3,25 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
+import polars as pl
 
-from gantry.cli._app import cli, config_option, db_option, print_frame, run_guarded
+from gantry.cli._app import (
+    cli,
+    config_option,
+    db_option,
+    detail,
+    pick_query,
+    print_frame,
+    query_option,
+    run_guarded,
+    status,
+    summary,
+    table_options,
+    workers_option,
+)
 from gantry.pixels._transfer_syntax import Compression
 
 _config_option = config_option(
@@ -25,29 +40,47 @@ def anonymize(db: Path, config: Path | str | None) -> None:
         with Session(db) as s:
             counts = s.anonymize(config)
             n = s.sql("SELECT count(*) AS n, count(DISTINCT file_id) AS f FROM plan").row(0)
-            click.echo(f"plan: {n[0]} actions over {n[1]} instances")
-            print_frame(counts)
+            summary(f"plan: {n[0]} actions over {n[1]} instances", actions=n[0], instances=n[1])
+            detail("actions by rule:", counts, "by_rule")
 
     run_guarded(body)
 
 
 @cli.command()
 @db_option
-@click.option("--where", default=None, help="SQL filter over the plan, e.g. \"action = 'X'\".")
-@click.option("--limit", default=50, show_default=True)
+@query_option("the plan, e.g. \"action = 'X'\"", old="where")
 @click.option(
-    "--format", "fmt", type=click.Choice(["table", "csv", "json", "parquet"]), default="table"
+    "--limit",
+    default=50,
+    show_default=True,
+    help="Rows to show on the terminal (every row goes to --out).",
 )
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None)
-def plan(db: Path, where: str | None, limit: int, fmt: str, out: Path | None) -> None:
-    """Show the persisted plan (one row per action)."""
+@table_options
+def plan(
+    db: Path,
+    query: str | None,
+    query_alias: str | None,
+    limit: int,
+    fmt: str,
+    out: Path | None,
+    wide: bool,
+) -> None:
+    """Show the persisted plan (one row per action), with each instance's source path."""
     from gantry.session import Session
 
     def body() -> None:
+        where = pick_query(query, query_alias, "where")
         with Session(db) as s:
             cond = f"WHERE {where}" if where else ""
             lim = "" if out is not None else f"LIMIT {int(limit)}"
-            print_frame(s.sql(f"SELECT * FROM plan {cond} ORDER BY file_id, path {lim}"), fmt, out)
+            total = s.sql(f"SELECT count(*) AS n FROM plan {cond}").item()
+            frame = s.sql(
+                "SELECT p.*, i.file_path AS source_path FROM plan p "
+                f"LEFT JOIN instances i USING (file_id) {cond} ORDER BY file_id, path {lim}"
+            )
+            print_frame(frame, fmt, out)
+            if out is None and total > frame.height:
+                status(f"{frame.height} of {total} plan rows shown (--limit N, or --out FILE)")
 
     run_guarded(body)
 
@@ -59,7 +92,7 @@ def plan(db: Path, where: str | None, limit: int, fmt: str, out: Path | None) ->
     "YAML config v2, or a built-in profile name (default: the config of the last "
     "`anonymize`, kept in the session)."
 )
-@click.option("--query", default=None, help="SQL WHERE over instances selecting what to export.")
+@query_option("instances, selecting what to export")
 @click.option("--unsafe", is_flag=True, help="Also export instances with unresolved findings.")
 @click.option(
     "--compression",
@@ -74,9 +107,10 @@ def plan(db: Path, where: str | None, limit: int, fmt: str, out: Path | None) ->
     help="Refuse (with a reason) instances the stored plan does not cover, instead of "
     "planning them again first.",
 )
-@click.option("--workers", "-j", type=int, default=None)
+@workers_option
 @click.option("--no-verify", is_flag=True, help="Skip reading the written files back.")
-@click.option("--quiet", "-q", is_flag=True)
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar; print only the summary line.")
+@click.option("--wide", is_flag=True, help="List every excluded or failed instance, whole reasons.")
 @click.option(
     "--scheduler",
     metavar="ADDRESS",
@@ -95,6 +129,7 @@ def export(
     quiet: bool,
     scheduler: str | None,
     strict: bool,
+    wide: bool,
 ) -> None:
     """Write de-identified copies into DEST (a folder, or a peer: dicom://AE@host:port);
     exit 1 if any instance failed.
@@ -118,23 +153,25 @@ def export(
                 strict=strict,
             )
             if r.planned_again:
-                click.echo(
+                status(
                     f"planned again first: {r.planned_again} selected instances the stored "
                     "plan did not cover (indexed or edited after it, or another config)"
                 )
-            click.echo(
+            summary(
                 f"exported {r.exported} files ({r.bytes_written / 1e6:.1f} MB) to {r.dest} in "
                 f"{r.seconds:.2f} s ({r.files_per_second:.0f} files/s); already done "
-                f"{r.already_done}; excluded {r.excluded.height}; failed {r.failed.height}"
+                f"{r.already_done}; excluded {r.excluded.height}; failed {r.failed.height}",
+                **r.as_dict(),
             )
-            if r.excluded.height:
-                click.echo("excluded (see the session's `exports`/`findings` tables):")
-                print_frame(r.excluded.group_by("reason").len("instances"))
-            if r.failed.height:
-                click.echo("FAILED:", err=True)
-                print_frame(r.failed.group_by("reason").len("instances"))
-                return 1
-            return 0
+            for frame, title in ((r.excluded, "excluded"), (r.failed, "failed")):
+                if frame.height:
+                    listed = instances_by_reason(s, frame, each=wide)
+                    detail(
+                        f"{title} (the session's `exports` table has every row):",
+                        listed,
+                        title,
+                    )
+            return 1 if r.failed.height else 0
 
     run_guarded(body)
 
@@ -152,3 +189,28 @@ def maps(dest: Path, db: Path) -> None:
                 click.echo(f"{name}: {p}")
 
     run_guarded(body)
+
+
+def instances_by_reason(s: Any, frame: pl.DataFrame, *, each: bool = False) -> pl.DataFrame:
+    """``file_id, reason`` rows grouped by reason and device, or (``each``) one per instance
+    with its source path."""
+    ids = frame.select(pl.col("file_id").cast(pl.Int64), "reason")
+    info = (
+        s.table("instances")
+        .filter(pl.col("file_id").is_in(ids["file_id"].implode()))
+        .select(
+            "file_id",
+            pl.col("file_path").alias("source_path"),
+            *[pl.col(c).cast(pl.String) for c in ("Manufacturer", "ManufacturerModelName")],
+        )
+        .collect()
+    )
+    joined = ids.join(info, on="file_id", how="left")
+    if each:
+        return joined.select("reason", "source_path", "file_id").sort("reason", "source_path")
+    keys = ["reason", "Manufacturer", "ManufacturerModelName"]
+    return (
+        joined.group_by(keys)
+        .agg(pl.len().alias("instances"), pl.col("source_path").min().alias("for example"))
+        .sort("instances", *keys, descending=[True, False, False, False], nulls_last=True)
+    )

@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import click
 
-from gantry.cli._app import cli, db_option, print_frame, run_guarded
+from gantry.cli._app import (
+    cli,
+    db_option,
+    detail,
+    print_frame,
+    run_guarded,
+    say,
+    status,
+    summary,
+    table_options,
+    workers_option,
+)
 
 _DEMO_CONFIG = """\
 # Gantry config v2 for the demo (see docs/config.md for every key).
@@ -27,7 +39,7 @@ machines:
 @cli.command()
 @click.argument("dest", type=click.Path(file_okay=False, path_type=Path), default="gantry-demo")
 @click.option("--patients", default=4, show_default=True, help="Synthetic patients to make.")
-@click.option("--seed", default=0, show_default=True)
+@click.option("--seed", default=0, show_default=True, help="Random seed of the sample.")
 @click.option("--no-run", is_flag=True, help="Only write the sample; do not run the pipeline.")
 def demo(dest: Path, patients: int, seed: int, no_run: bool) -> None:
     """Make a synthetic sample in DEST and run the whole pipeline on it.
@@ -41,61 +53,84 @@ def demo(dest: Path, patients: int, seed: int, no_run: bool) -> None:
 
     corpus = make_corpus(dest / "dicom", patients=patients, seed=seed)
     clutter = make_clutter(dest / "dicom" / "clutter")
-    click.echo(
+    say(
         f"wrote {len(corpus.paths)} DICOM files for {patients} patients and "
         f"{len(clutter)} clutter files under {dest / 'dicom'}"
     )
     if no_run:
+        summary(f"sample in {dest / 'dicom'}", sample=str(dest / "dicom"))
         return
 
     config = dest / "gantry.yaml"
     config.write_text(_DEMO_CONFIG)
-    click.echo(f"wrote the demo config {config} (basic profile, shifted dates, one redaction zone)")
+    say(f"wrote the demo config {config} (basic profile, shifted dates, one redaction zone)")
 
     def body() -> int:
+        from gantry.report import write_manifest_html
         from gantry.session import Session
 
         with Session(dest / "project.db") as s:
             r = s.ingest(dest / "dicom", progress=False)
-            click.echo(
+            say(
                 f"\n== ingest: {r.indexed} instances, {r.elements} elements, "
                 f"{r.skipped} files skipped, {r.seconds:.2f} s"
             )
-            click.echo(str(s.info()))
+            say(str(s.info()))
             report = s.audit(config)
             s.save_analysis(report)
-            click.echo(f"\n== audit: {len(report)} findings")
-            print_frame(report.summary(by="rule"))
+            say(f"\n== audit: {len(report)} findings")
+            detail("findings by rule:", report.summary(by="rule"), "findings_by_rule")
             counts = s.anonymize(config)
-            click.echo("\n== plan (actions by rule, top 12)")
-            print_frame(counts.head(12))
+            detail("\n== plan (actions by rule, top 12)", counts.head(12), "plan_by_rule")
             e = s.export(dest / "export", config=config, progress=False)
-            click.echo(
+            say(
                 f"\n== export: {e.exported} clean files in {dest / 'export'} "
                 f"({e.files_per_second:.0f} files/s, verified), excluded {e.excluded.height} "
                 f"(unresolved findings), failed {e.failed.height}"
             )
             if e.excluded.height:
-                print_frame(e.excluded.group_by("reason").len("instances"))
+                detail("excluded, by reason:", _by_reason(e.excluded), "excluded")
             maps = s.export_maps(dest / "maps")
-            click.echo(
+            say(
                 f"maps (keep them apart from the export): {', '.join(str(p) for p in maps.values())}"
             )
-            click.echo(
-                f'\nTry: gantry sql "SELECT action, count(*) FROM plan GROUP BY 1" --db {dest / "project.db"}'
-            )
-            return 0 if e.ok else 1
+            compliance = s.compliance_report(dest / "export", profile=config, out=dest / "report")
+            manifest = write_manifest_html(s, dest / "export")
+        pages = {"compliance": compliance.outputs["html"], "manifest": manifest}
+        summary(
+            f"\nreports: {pages['compliance']} ({compliance.verdict}) and {pages['manifest']}\n"
+            f'Try: gantry sql "SELECT action, count(*) FROM plan GROUP BY 1" '
+            f"--db {dest / 'project.db'}",
+            exported=e.exported,
+            excluded=e.excluded.height,
+            failed=e.failed.height,
+            verdict=compliance.verdict,
+            reports={k: str(v) for k, v in pages.items()},
+            db=str(dest / "project.db"),
+        )
+        return 0 if e.ok else 1
 
     run_guarded(body)
+
+
+def _by_reason(frame: object) -> object:
+    """Instances by reason (and by device when the frame names it)."""
+    import polars as pl
+
+    assert isinstance(frame, pl.DataFrame)
+    keys = [c for c in ("reason", "Manufacturer", "ManufacturerModelName") if c in frame.columns]
+    return (
+        frame.group_by(keys)
+        .len("instances")
+        .sort("instances", *keys, descending=[True] + [False] * len(keys))
+    )
 
 
 @cli.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 @db_option
-@click.option(
-    "--workers", "-j", type=int, default=None, help="Worker processes (default: all cores)."
-)
-@click.option("--quiet", "-q", is_flag=True, help="No progress bar, one summary line.")
+@workers_option
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar; print only the summary line.")
 @click.option(
     "--scheduler",
     metavar="ADDRESS",
@@ -137,13 +172,17 @@ def ingest(
                 cluster=scheduler,
                 limits=limits,
             )
-            click.echo(
+            summary(
                 f"indexed {r.indexed} instances ({r.elements} elements), skipped {r.skipped}, "
                 f"already indexed {r.already_indexed}, in {r.seconds:.2f} s "
-                f"({r.files_per_second:.0f} files/s)"
+                f"({r.files_per_second:.0f} files/s)",
+                indexed=r.indexed,
+                elements=r.elements,
+                skipped=r.skipped,
+                already_indexed=r.already_indexed,
+                seconds=round(r.seconds, 3),
             )
-            if not quiet:
-                click.echo(str(s.info()))
+            say(str(s.info()))
 
     run_guarded(body)
 
@@ -151,12 +190,13 @@ def ingest(
 @cli.command()
 @click.argument("query")
 @db_option
-@click.option(
-    "--format", "fmt", type=click.Choice(["table", "csv", "json", "parquet"]), default="table"
-)
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None)
-def sql(query: str, db: Path, fmt: str, out: Path | None) -> None:
-    """Run a SQL QUERY over the session's tables and views."""
+@table_options
+def sql(query: str, db: Path, fmt: str, out: Path | None, wide: bool) -> None:
+    """Run a SQL QUERY over the session's tables and views.
+
+    Tables: instances, elements, skipped, runs and what the stages write (findings,
+    plan, exports, ...); views patients, studies, series, duplicates.
+    """
     from gantry.session import Session
 
     def body() -> None:
@@ -168,12 +208,34 @@ def sql(query: str, db: Path, fmt: str, out: Path | None) -> None:
 
 @cli.command()
 @db_option
-def info(db: Path) -> None:
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Also write the counts to this file (.json, or .csv/.parquet/.html for the totals).",
+)
+def info(db: Path, out: Path | None) -> None:
     """Counts by patient/study/series/modality/manufacturer; skipped files by reason."""
     from gantry.session import Session
 
     def body() -> None:
+        import polars as pl
+
         with Session(db) as s:
-            click.echo(str(s.info()))
+            i = s.info()
+        data = {
+            "totals": i.totals,
+            "by_modality": i.by_modality.to_dicts(),
+            "by_manufacturer": i.by_manufacturer.to_dicts(),
+            "skipped_by_reason": i.skipped_by_reason.to_dicts(),
+        }
+        if out is not None:
+            if out.suffix.lower() == ".json":
+                out.write_text(json.dumps(data, indent=1, default=str))
+                status(f"wrote {out}")
+            else:
+                totals = pl.DataFrame({"count": list(i.totals), "n": list(i.totals.values())})
+                print_frame(totals, None, out)
+        summary(str(i), **data)
 
     run_guarded(body)
