@@ -64,7 +64,7 @@ def output() -> Output:
 
 # -- logging: stderr, third-party warnings counted ---------------------------------------------
 
-_THIRD_PARTY = ("py.warnings", "pydicom", "pynetdicom")
+_THIRD_PARTY = ("pydicom", "pynetdicom")
 
 
 class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
@@ -80,6 +80,11 @@ class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
     def emit(self, record: logging.LogRecord) -> None:
         self.stream = sys.stderr  # follow redirection (tests, CliRunner)
         if _is_input_warning(record):
+            from gantry._messages import mask
+
+            # third-party warnings may quote a value from a file: never print one
+            first = record.getMessage().splitlines()[0] if record.getMessage() else ""
+            record.msg, record.args = mask(re.sub(r"^\S+\.py:\d+: ", "", first)), None
             self.counted += 1
             if not self.example:
                 self.example = _short(record.getMessage())
@@ -89,7 +94,7 @@ class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
 
 
 def _is_input_warning(record: logging.LogRecord) -> bool:
-    if record.name.split(".")[0] in _THIRD_PARTY:
+    if record.name == "py.warnings" or record.name.split(".")[0] in _THIRD_PARTY:
         return record.levelno >= logging.WARNING
     # gantry._messages.capture_warnings logs masked third-party warnings as "Category: text"
     return record.name == "gantry" and bool(re.match(r"\w*Warning: ", record.getMessage()))
@@ -97,7 +102,6 @@ def _is_input_warning(record: logging.LogRecord) -> bool:
 
 def _short(text: str) -> str:
     text = " ".join(text.split())
-    text = re.sub(r"^\S+\.py:\d+: ", "", text)  # warnings' "file:line: " prefix
     return text if len(text) <= 80 else text[:77] + "..."
 
 

@@ -56,6 +56,7 @@ _level_option = click.option(
     type=click.Choice(["PATIENT", "STUDY", "SERIES", "IMAGE"], case_sensitive=False),
     default="STUDY",
     show_default=True,
+    help="Query/retrieve level.",
 )
 
 
@@ -87,7 +88,14 @@ def echo(url: str, ae_title: str, tls_cert: Path | None, tls_key: Path | None,
 @_query_option
 @_level_option
 @_ae_option
-@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "csv", "json", "text"]),
+    default="table",
+    show_default=True,
+    help="How the matches are printed.",
+)
 @_tls_options
 def find(url: str, query: tuple[str, ...], level: str, ae_title: str, fmt: str,
          tls_cert: Path | None, tls_key: Path | None, tls_ca: Path | None) -> None:  # fmt: skip
@@ -155,15 +163,27 @@ pacs.command("get", help="C-GET what matches (same association), then ingest it 
 
 @cli.command()
 @db_option
-@click.option("--port", type=int, required=True)
-@click.option("--ae-title", default="GANTRY", show_default=True)
+@click.option("--port", type=int, required=True, help="TCP port to listen on.")
+@click.option("--ae-title", default="GANTRY", show_default=True, help="Our (called) AE title.")
 @click.option("--dest", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="Folder the received files are kept in.")  # fmt: skip
 @click.option("--host", default="0.0.0.0", show_default=True, help="Address to listen on.")
 @click.option("--allow", multiple=True, metavar="AE",
               help="Accept only these calling AE titles (repeatable).")  # fmt: skip
-@click.option("--batch-size", type=int, default=500, show_default=True)
-@click.option("--batch-seconds", type=float, default=5.0, show_default=True)
+@click.option(
+    "--batch-size",
+    type=int,
+    default=500,
+    show_default=True,
+    help="Ingest after this many received files.",
+)
+@click.option(
+    "--batch-seconds",
+    type=float,
+    default=5.0,
+    show_default=True,
+    help="...or after this many seconds with files waiting.",
+)
 @_tls_options
 def listen(db: Path, port: int, ae_title: str, dest: Path, host: str, allow: tuple[str, ...],
            batch_size: int, batch_seconds: float, tls_cert: Path | None, tls_key: Path | None,

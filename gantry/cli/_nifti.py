@@ -6,7 +6,15 @@ from pathlib import Path
 
 import click
 
-from gantry.cli._app import cli, db_option, print_frame, run_guarded
+from gantry.cli._app import (
+    cli,
+    db_option,
+    detail,
+    query_option,
+    run_guarded,
+    summary,
+    workers_option,
+)
 
 
 @cli.command("export-nifti")
@@ -18,8 +26,14 @@ from gantry.cli._app import cli, db_option, print_frame, run_guarded
     default=None,
     help="YAML config v2 (default: the last plan's, else built-in defaults).",
 )
-@click.option("--query", default=None, help="SQL WHERE over instances selecting what to convert.")
-@click.option("--layout", type=click.Choice(["bids", "flat"]), default="bids", show_default=True)
+@query_option("instances, selecting what to convert")
+@click.option(
+    "--layout",
+    type=click.Choice(["bids", "flat"]),
+    default="bids",
+    show_default=True,
+    help="BIDS folders and names (sub-*/ses-*/anat/...), or one file per series.",
+)
 @click.option(
     "--rules",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -27,8 +41,8 @@ from gantry.cli._app import cli, db_option, print_frame, run_guarded
     help="BIDS datatype/suffix rules (YAML or JSON with `bids_rules:`).",
 )
 @click.option("--unsafe", is_flag=True, help="Also convert instances with unresolved findings.")
-@click.option("--workers", "-j", type=int, default=None)
-@click.option("--quiet", "-q", is_flag=True)
+@workers_option
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar; print only the summary line.")
 def export_nifti(
     dest: Path,
     db: Path,
@@ -55,17 +69,28 @@ def export_nifti(
                 workers=workers,
                 progress=False if quiet else None,
             )
-            click.echo(
+            summary(
                 f"converted {r.converted} of {r.conversions.height} series to {r.dest} "
                 f"({layout}) in {r.seconds:.2f} s; unmatched {r.unmatched.height}; "
-                f"not converted {r.not_converted.height}"
+                f"not converted {r.not_converted.height}",
+                converted=r.converted,
+                series=r.conversions.height,
+                dest=str(r.dest),
+                layout=layout,
+                seconds=round(r.seconds, 3),
             )
             if r.unmatched.height:
-                click.echo("unmatched (no BIDS rule; add one with --rules, or use --layout flat):")
-                print_frame(r.unmatched.select("series_uid", "Modality", "SeriesNumber", "reason"))
+                detail(
+                    "unmatched (no BIDS rule; add one with --rules, or use --layout flat):",
+                    r.unmatched.select("series_uid", "Modality", "SeriesNumber", "reason"),
+                    "unmatched",
+                )
             if r.not_converted.height:
-                click.echo("NOT CONVERTED:", err=True)
-                print_frame(r.not_converted.select("series_uid", "Modality", "instances", "reason"))
+                detail(
+                    "NOT CONVERTED:",
+                    r.not_converted.select("series_uid", "Modality", "instances", "reason"),
+                    "not_converted",
+                )
                 return 1
             return 0
 

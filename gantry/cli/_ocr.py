@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from gantry.cli._app import cli, db_option, run_guarded
+from gantry.cli._app import cli, db_option, query_option, run_guarded, summary, workers_option
 
 
 def _frames(value: str) -> str | int:
@@ -15,9 +15,13 @@ def _frames(value: str) -> str | int:
 
 @cli.command()
 @db_option
-@click.option("--query", default=None, help="SQL WHERE over instances selecting what to scan.")
+@query_option("instances, selecting what to scan")
 @click.option(
-    "--engine", type=click.Choice(["rapidocr", "tesseract"]), default="rapidocr", show_default=True
+    "--engine",
+    type=click.Choice(["rapidocr", "tesseract"]),
+    default="rapidocr",
+    show_default=True,
+    help="OCR engine (rapidocr needs the ocr extra; tesseract the tesseract-ocr program).",
 )
 @click.option(
     "--frames",
@@ -25,10 +29,16 @@ def _frames(value: str) -> str | int:
     help="Frames of multi-frame images: 'sample' (first, middle, last), 'all', or a count.",
 )
 @click.option("--safe", is_flag=True, help="Read every frame (only such a scan clears an image).")
-@click.option("--min-confidence", type=float, default=0.5, show_default=True)
+@click.option(
+    "--min-confidence",
+    type=float,
+    default=0.5,
+    show_default=True,
+    help="Ignore text the engine is less sure of (0..1).",
+)
 @click.option("--rescan", is_flag=True, help="Scan again what an earlier scan covers.")
-@click.option("--workers", "-j", type=int, default=None)
-@click.option("--quiet", "-q", is_flag=True)
+@workers_option
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar; print only the summary.")
 def scan(
     db: Path,
     query: str | None,
@@ -55,6 +65,19 @@ def scan(
                 workers=workers,
                 progress=False if quiet else None,
             )
-            click.echo(str(result))
+            summary(str(result), **_fields(result))
 
     run_guarded(body)
+
+
+def _fields(result: object) -> dict[str, object]:
+    """The scan result's plain fields, for --json."""
+    import dataclasses
+
+    if not dataclasses.is_dataclass(result):
+        return {"result": str(result)}
+    return {
+        f.name: getattr(result, f.name)
+        for f in dataclasses.fields(result)
+        if isinstance(getattr(result, f.name), int | float | str | bool | None)
+    }

@@ -7,7 +7,18 @@ from pathlib import Path
 
 import click
 
-from gantry.cli._app import cli, config_option, db_option, print_frame, run_guarded
+from gantry.cli._app import (
+    OUT_FORMATS,
+    cli,
+    config_option,
+    db_option,
+    detail,
+    run_guarded,
+    status,
+    summary,
+    write_frame,
+)
+from gantry.errors import GantryError
 
 _config_option = config_option(
     "YAML config v2 the export used, or a built-in profile name (default: the config of "
@@ -37,13 +48,21 @@ def compliance(export_dir: Path, db: Path, config: Path | str | None, out: Path 
     def body() -> int:
         with Session(db, read_only=True) as s:
             r = s.compliance_report(export_dir, profile=config, out=out or export_dir)
-        click.echo(str(r))
+        summary(
+            str(r),
+            verdict=r.verdict,
+            compliant=r.compliant,
+            **{k: v for k, v in r.summary.items()},
+            outputs={k: str(v) for k, v in r.outputs.items()},
+        )
         if r.problems.height:
-            print_frame(
-                r.problems.group_by("rule", "keyword").len("problems").sort("rule", "keyword")
+            detail(
+                "problems by rule and keyword:",
+                r.problems.group_by("rule", "keyword").len("problems").sort("rule", "keyword"),
+                "problems",
             )
         for key, path in r.outputs.items():
-            click.echo(f"{key}: {path}")
+            status(f"{key}: {path}")
         return 0 if r.compliant else 1
 
     run_guarded(body)
@@ -53,18 +72,20 @@ def compliance(export_dir: Path, db: Path, config: Path | str | None, out: Path 
 @click.argument("out", type=click.Path(dir_okay=False, path_type=Path))
 @db_option
 @click.option(
-    "--format", "fmt", type=click.Choice(["csv", "parquet"]), default=None,
-    help="Default: from OUT's suffix (.parquet), else csv.",
+    "--format", "fmt", type=click.Choice(["csv", "parquet", "text", "json"]), default=None,
+    help="File format of OUT (default: from its suffix, .parquet or .csv); "
+    "text/json choose how the summary is printed.",
 )  # fmt: skip
 def audit_report(out: Path, db: Path, fmt: str | None) -> None:
-    """Write what the plan changes in each instance, and why, to OUT."""
+    """Write what the plan changes in each instance, and why, to OUT (.csv or .parquet)."""
     from gantry.session import Session
 
     def body() -> None:
         with Session(db, read_only=True) as s:
-            chosen = fmt or ("parquet" if out.suffix == ".parquet" else "csv")
+            chosen = fmt if fmt in ("csv", "parquet") else None
+            chosen = chosen or ("parquet" if out.suffix.lower() == ".parquet" else "csv")
             path = s.audit_report(out, format=chosen)
-        click.echo(f"wrote {path}")
+        summary(f"wrote {path}", wrote=str(path), format=chosen)
 
     run_guarded(body)
 
@@ -72,7 +93,12 @@ def audit_report(out: Path, db: Path, fmt: str | None) -> None:
 @report.command("manifest")
 @click.argument("export_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @db_option
-@click.option("--max-thumbnails", default=24, show_default=True)
+@click.option(
+    "--max-thumbnails",
+    default=24,
+    show_default=True,
+    help="Before/after pairs of redacted images shown (each opens full size on click).",
+)
 def manifest(export_dir: Path, db: Path, max_thumbnails: int) -> None:
     """Write EXPORT_DIR/manifest.html (counts, series, redaction thumbnails)."""
     from gantry.report import write_manifest_html
@@ -81,7 +107,7 @@ def manifest(export_dir: Path, db: Path, max_thumbnails: int) -> None:
     def body() -> None:
         with Session(db, read_only=True) as s:
             path = write_manifest_html(s, export_dir, max_thumbnails=max_thumbnails)
-        click.echo(f"wrote {path}")
+        summary(f"wrote {path}", wrote=str(path))
 
     run_guarded(body)
 
@@ -94,16 +120,34 @@ def manifest(export_dir: Path, db: Path, max_thumbnails: int) -> None:
     type=click.Choice(["instance", "series", "study", "patient"]),
     default="instance",
     show_default=True,
+    help="One row per instance, series, study or patient (the levels above are joined in).",
 )
-@click.option("--partition-by", type=click.Choice(["PatientID", "Modality"]), default=None)
+@click.option(
+    "--partition-by",
+    type=click.Choice(["PatientID", "Modality"]),
+    default=None,
+    help="Write a folder of Parquet files, one per value (Parquet only).",
+)
 def export_table(out: Path, db: Path, level: str, partition_by: str | None) -> None:
-    """Write the index flattened at LEVEL to Parquet OUT (+ OUT.schema.json)."""
+    """Write the index flattened at LEVEL to OUT; its suffix picks the format.
+
+    .parquet (default for other names; with OUT.schema.json), .csv, .json or .html.
+    """
     from gantry.session import Session
 
     def body() -> None:
+        fmt = OUT_FORMATS.get(out.suffix.lower(), "parquet")
+        if fmt != "parquet" and partition_by:
+            raise GantryError("`--partition-by` writes Parquet: give OUT a .parquet name or none")
         with Session(db, read_only=True) as s:
-            path = s.to_parquet(out, level=level, partition_by=partition_by)
-        doc = json.loads(path.with_name(path.name + ".schema.json").read_text())
-        click.echo(f"wrote {doc['rows']} {level} rows to {path}")
+            if fmt == "parquet":
+                path = s.to_parquet(out, level=level, partition_by=partition_by)
+                doc = json.loads(path.with_name(path.name + ".schema.json").read_text())
+                rows = doc["rows"]
+            else:
+                frame = s.to_polars(level)
+                write_frame(frame, out, fmt)
+                path, rows = out, frame.height
+        summary(f"wrote {rows} {level} rows to {path}", wrote=str(path), rows=rows, format=fmt)
 
     run_guarded(body)

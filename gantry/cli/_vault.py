@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from gantry.cli._app import cli, db_option, run_guarded
+from gantry.cli._app import cli, db_option, query_option, run_guarded, summary
 from gantry.errors import VaultKeyError
 
 _key_option = click.option(
@@ -108,7 +108,7 @@ def keys_rotate(
     metavar="ID",
     help="Original PatientID to lock (repeat the option; default: every patient).",
 )
-@click.option("--query", default=None, help="SQL WHERE over instances selecting patients.")
+@query_option("instances, selecting patients")
 def lock(
     db: Path, key: Path, passphrase_env: str | None, patients: tuple[str, ...], query: str | None
 ) -> None:
@@ -119,7 +119,7 @@ def lock(
         with Session(db) as s:
             s.load_key(key, _passphrase(passphrase_env))
             n = s.lock_identities(list(patients) if patients else None, query=query)
-        click.echo(f"locked {n} patient identities")
+        summary(f"locked {n} patient identities", locked=n)
 
     run_guarded(body)
 
