@@ -34,7 +34,7 @@ from gantry.errors import GantryError, QueryError, StoreLockedError, StoreNotFou
 F = TypeVar("F", bound=Callable[..., Any])
 
 DEFAULT_DB = "gantry.db"
-TABLE_ROWS: Final = 50
+TABLE_ROWS: Final = 200
 """Rows a table shows on the terminal; the row count says when it is cut."""
 OUT_FORMATS: Final = {".csv": "csv", ".json": "json", ".parquet": "parquet", ".html": "html"}
 
@@ -442,6 +442,15 @@ def detail(title: str, df: pl.DataFrame, key: str | None = None) -> None:
         return
     click.echo(title)
     click.echo(format_table(df, wide=_OUTPUT.wide))
+
+
+def problem(title: str, df: pl.DataFrame, key: str | None = None) -> None:
+    """What failed: title and table on stderr (also under -q), or in the JSON summary."""
+    if _OUTPUT.fmt == "json":
+        _OUTPUT.summary[key or _key(title)] = df.to_dicts()
+        return
+    click.echo(title, err=True)
+    click.echo(format_table(df, wide=_OUTPUT.wide), err=True)
 
 
 def _key(title: str) -> str:

@@ -15,6 +15,7 @@ from gantry.cli._app import (
     detail,
     pick_query,
     print_frame,
+    problem,
     query_option,
     run_guarded,
     status,
@@ -163,14 +164,18 @@ def export(
                 f"{r.already_done}; excluded {r.excluded.height}; failed {r.failed.height}",
                 **r.as_dict(),
             )
-            for frame, title in ((r.excluded, "excluded"), (r.failed, "failed")):
-                if frame.height:
-                    listed = instances_by_reason(s, frame, each=wide)
-                    detail(
-                        f"{title} (the session's `exports` table has every row):",
-                        listed,
-                        title,
-                    )
+            if r.excluded.height:
+                detail(
+                    "excluded (the session's `exports` table has every row):",
+                    instances_by_reason(s, r.excluded, each=wide),
+                    "excluded",
+                )
+            if r.failed.height:
+                problem(
+                    "FAILED (the session's `exports` table has every row):",
+                    instances_by_reason(s, r.failed, each=wide),
+                    "failed",
+                )
             return 1 if r.failed.height else 0
 
     run_guarded(body)

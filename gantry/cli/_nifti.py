@@ -10,6 +10,7 @@ from gantry.cli._app import (
     cli,
     db_option,
     detail,
+    problem,
     query_option,
     run_guarded,
     summary,
@@ -86,7 +87,7 @@ def export_nifti(
                     "unmatched",
                 )
             if r.not_converted.height:
-                detail(
+                problem(
                     "NOT CONVERTED:",
                     r.not_converted.select("series_uid", "Modality", "instances", "reason"),
                     "not_converted",

@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
-from tqdm.auto import tqdm
 
 from gantry._lifeline import LifelinePool
 from gantry._pool import pool_context
+from gantry._progress import tqdm
 from gantry.errors import ConfigError, ExportError
 from gantry.export._apply import (
     ExportItem,

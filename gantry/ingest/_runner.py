@@ -15,10 +15,10 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-from tqdm.auto import tqdm
 
 from gantry._lifeline import LifelinePool
 from gantry._pool import pool_context
+from gantry._progress import tqdm
 from gantry.ingest._limits import IngestLimits
 from gantry.ingest._scan import iter_files
 from gantry.store import Store

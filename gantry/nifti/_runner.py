@@ -27,9 +27,9 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import polars as pl
 import pydicom
-from tqdm.auto import tqdm
 
 from gantry._deps import require
+from gantry._progress import tqdm
 from gantry.errors import ConfigError, ExportError
 from gantry.nifti._rules import BidsRule, load_bids_rules, pick_rule
 from gantry.nifti._sidecar import sidecar

@@ -20,9 +20,9 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
 
 import polars as pl
-from tqdm.auto import tqdm
 
 from gantry._pool import pool_context
+from gantry._progress import tqdm
 from gantry.errors import ConfigError
 
 if TYPE_CHECKING:

@@ -54,9 +54,20 @@ def bar_chart(
     (2, True, True)
     """
     names = [str(x) for x in labels]
-    label_w = min(220, 12 + 7 * max((len(x) for x in names), default=1))
-    row_h, top = 22, 28 if title else 8
-    height = top + row_h * max(1, len(names)) + 8
+    longest = max((len(x) for x in names), default=1)
+    # short labels sit left of their bar; long ones get their own line(s) above it
+    beside = longest <= 24
+    label_w = 12 + 7 * longest if beside else 0
+    per_line = max(20, (width - 8) // 7)
+    wrapped = [[n] if beside else _wrap(n, per_line) for n in names]
+    bar_h = 16
+    top = 28 if title else 8
+    parts_y: list[int] = []
+    y = top
+    for lines in wrapped:
+        parts_y.append(y)
+        y += (0 if beside else 15 * len(lines)) + bar_h + 8
+    height = y + 4
     vmax = max((float(v) for v in values), default=0.0) or 1.0
     span = width - label_w - 70
     parts = [
@@ -67,18 +78,38 @@ def bar_chart(
     if title:
         parts.append(f'<text x="4" y="16" font-weight="bold">{escape(title)}</text>')
     for i, (label, value) in enumerate(zip(names, values, strict=True)):
-        y = top + i * row_h
+        y0 = parts_y[i]
         w = max(0.0, float(value)) / vmax * span
         fill = colors[i] if colors is not None else color
-        short = label if len(label) <= 30 else label[:29] + "…"
+        if beside:
+            parts.append(
+                f'<text x="{label_w - 6}" y="{y0 + 13}" text-anchor="end">{escape(label)}</text>'
+            )
+            bar_y = y0
+        else:
+            for k, line in enumerate(wrapped[i]):
+                parts.append(f'<text x="4" y="{y0 + 12 + 15 * k}">{escape(line)}</text>')
+            bar_y = y0 + 15 * len(wrapped[i])
         parts.append(
-            f'<text x="{label_w - 6}" y="{y + 15}" text-anchor="end">{escape(short)}</text>'
-            f'<rect x="{label_w}" y="{y + 3}" width="{w:.1f}" height="{row_h - 6}" fill="{fill}">'
-            f"<title>{escape(label)}: {_fmt(float(value))}</title></rect>"
-            f'<text x="{label_w + w + 4:.1f}" y="{y + 15}">{_fmt(float(value))}</text>'
+            f'<rect x="{label_w + 4}" y="{bar_y + 1}" width="{w:.1f}" height="{bar_h}" '
+            f'fill="{fill}"><title>{escape(label)}: {_fmt(float(value))}</title></rect>'
+            f'<text x="{label_w + w + 8:.1f}" y="{bar_y + 13}">{_fmt(float(value))}</text>'
         )
     parts.append("</svg>")
     return Chart("".join(parts))
+
+
+def _wrap(text: str, width: int) -> list[str]:
+    """``text`` in lines of at most ``width`` characters, broken at spaces where possible.
+
+    Examples
+    --------
+    >>> _wrap("PixelData: burned-in text risk (BurnedInAnnotation is YES)", 24)
+    ['PixelData: burned-in', 'text risk', '(BurnedInAnnotation is', 'YES)']
+    """
+    import textwrap
+
+    return textwrap.wrap(text, width, break_long_words=True, break_on_hyphens=False) or [""]
 
 
 def pass_fail_bar(passed: int, failed: int, *, width: int = 520, title: str = "") -> Chart:

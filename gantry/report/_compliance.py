@@ -58,7 +58,13 @@ REPORT_FILES: Final = frozenset(
 _ELEMENT_PATH: Final = re.compile(r"^[0-9A-F]{8}")
 
 _EXCLUDED_SCHEMA: Final = pl.Schema(
-    {"file_id": pl.Int64(), "Modality": pl.String(), "status": pl.String(), "reason": pl.String()}
+    {
+        "file_id": pl.Int64(),
+        "Modality": pl.String(),
+        "device": pl.String(),
+        "status": pl.String(),
+        "reason": pl.String(),
+    }
 )
 
 
@@ -87,8 +93,8 @@ class ComplianceReport:
     problems : polars.DataFrame
         One row per problem: ``output_path, rule, tag, keyword, path, detail`` (no values).
     excluded : polars.DataFrame
-        Instances not exported: ``file_id`` (session key), ``Modality``, ``status``
-        (``excluded`` or ``failed``), ``reason``.
+        Instances not exported: ``file_id`` (session key), ``Modality``, ``device``
+        (manufacturer and model), ``status`` (``excluded`` or ``failed``), ``reason``.
     codecs : polars.DataFrame
         ``transfer_syntax, name, files``.
     outputs : dict of str to Path
@@ -278,11 +284,23 @@ def _excluded(
     frame = pl.concat(
         [p.select(pl.col("file_id").cast(pl.Int64), "status", "reason") for p in parts]
     )
-    modality = store.sql("SELECT file_id, Modality FROM instances") if frame.height else None
+    have = set(store.scan("instances").collect_schema().names()) if frame.height else set()
+    parts_of_device = [c for c in ("Manufacturer", "ManufacturerModelName") if c in have]
+    device = f"concat_ws(' ', {', '.join(parts_of_device)})" if parts_of_device else "NULL"
+    modality = (
+        store.sql(
+            f"SELECT file_id, {'Modality' if 'Modality' in have else 'NULL'} AS Modality, "
+            f"nullif({device}, '') AS device FROM instances"
+        )
+        if frame.height
+        else None
+    )
     if modality is None:
         return pl.DataFrame(schema=_EXCLUDED_SCHEMA)
     return (
-        frame.join(modality.cast({"Modality": pl.String}), on="file_id", how="left")
+        frame.join(
+            modality.cast({"Modality": pl.String, "device": pl.String}), on="file_id", how="left"
+        )
         .select(list(_EXCLUDED_SCHEMA))
         .cast(_EXCLUDED_SCHEMA)
         .sort("status", "Modality", "file_id", nulls_last=True)

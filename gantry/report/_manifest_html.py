@@ -19,7 +19,9 @@ from gantry.store import Store
 __all__ = ["write_manifest_html"]
 
 Original = Literal["pixelated", "full", "none"]
-_THUMB: Final = 160
+_THUMB: Final = 240
+_FULL: Final = 1024
+"""Largest side of the full-size image a thumbnail opens (zones still outlined)."""
 
 
 def _store(session: Any) -> Store:
@@ -45,7 +47,8 @@ def _exported(store: Store, dest: Path) -> pl.DataFrame:
     )
 
 
-def _thumb(path: str | Path, zones: list[tuple[int, int, int, int]], mode: str) -> str:
+def _thumb(path: str | Path, zones: list[tuple[int, int, int, int]], mode: str) -> tuple[str, str]:
+    """The thumbnail and the full-size image of ``path``'s first frame, zones outlined."""
     import pydicom
 
     from gantry.pixels import decode
@@ -60,7 +63,11 @@ def _thumb(path: str | Path, zones: list[tuple[int, int, int, int]], mode: str) 
     if mode == "pixelated":
         pixelate(image, zones, block=max(8, max(image.shape[:2]) // 24))
     small, factor = thumbnail(image, _THUMB)
-    return data_uri(png_bytes(outline(small, zones, factor)))
+    full, full_factor = thumbnail(image, _FULL)
+    return (
+        data_uri(png_bytes(outline(small, zones, factor))),
+        data_uri(png_bytes(outline(full, zones, full_factor))),
+    )
 
 
 def _thumbnails(
@@ -90,13 +97,23 @@ def _thumbnails(
             break
         zones = [tuple(int(v) for v in z) for z in json.loads(zones_json).get("zones", [])]
         try:
-            after = _thumb(dest / rel, zones, "after")  # type: ignore[arg-type]
-            before = _thumb(src, zones, original) if original != "none" else None  # type: ignore[arg-type]
+            after, after_full = _thumb(dest / rel, zones, "after")  # type: ignore[arg-type]
+            before, before_full = (
+                _thumb(src, zones, original) if original != "none" else (None, None)  # type: ignore[arg-type]
+            )
         except Exception as exc:  # a thumbnail is a courtesy: report it, never fail the page
             errors.append(f"{rel}: {type(exc).__name__}")
             continue
         thumbs.append(
-            {"output_path": rel, "before": before, "after": after, "zones": zones, "rule": rule}
+            {
+                "output_path": rel,
+                "before": before,
+                "before_full": before_full,
+                "after": after,
+                "after_full": after_full,
+                "zones": zones,
+                "rule": rule,
+            }
         )
     return thumbs, total, errors
 

@@ -87,7 +87,19 @@ def render_compliance(report: ComplianceReport) -> str:
     )
     leaks, leaks_more = _rows(report.leaks)
     others, others_more = _rows(report.problems.filter(~pl.col("rule").is_in(leak_rules)))
-    excluded, excluded_more = _rows(report.excluded)
+    excluded, excluded_more = _rows(
+        report.excluded.group_by("status", "reason", "Modality", "device")
+        .agg(pl.len().alias("instances"), pl.col("file_id").min().alias("example"))
+        .sort(
+            "instances",
+            "status",
+            "reason",
+            "Modality",
+            "device",
+            descending=[True, False, False, False, False],
+            nulls_last=True,
+        )  # fmt: skip
+    )
     files, files_more = _rows(
         report.files.sort(
             pl.col("status").replace_strict({"fail": 0, "missing": 1, "pass": 2}, default=3),

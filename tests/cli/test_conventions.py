@@ -167,7 +167,7 @@ def test_machines_suggest_writes_a_loadable_stub(db: Path, tmp_path: Path) -> No
 def test_tables_say_what_they_cut() -> None:
     df = pl.DataFrame({"n": range(300), "reason": ["x" * 200] * 300})
     text = format_table(df)
-    assert "50 of 300 rows shown" in text and "x" * 200 not in text
+    assert "200 of 300 rows shown" in text and "x" * 200 not in text
     wide = format_table(df, wide=True)
     assert "rows shown" not in wide and "x" * 200 in wide
     many = pl.DataFrame({f"column_{i}": ["value"] for i in range(60)})

@@ -63,7 +63,7 @@ def test_sql_formats(demo: Path, tmp_path: Path) -> None:
 def test_bad_sql_is_one_clear_line(demo: Path) -> None:
     r = CliRunner().invoke(cli, ["sql", "SELEC 1", "--db", str(demo / "project.db")])
     assert r.exit_code == 2
-    assert r.output.startswith("error: `query` could not be run")
+    assert r.output.startswith("error: the query could not be run")
     assert "Traceback" not in r.output
 
 
@@ -75,7 +75,7 @@ def test_info_and_plan(demo: Path) -> None:
         cli, ["plan", "--db", db, "--where", "action = 'U'", "--limit", "5", "--format", "csv"]
     )
     assert r.exit_code == 0
-    lines = r.output.strip().splitlines()
+    lines = r.stdout.strip().splitlines()  # the deprecation note of --where is on stderr
     assert lines[0].startswith("file_id,path,tag") and len(lines) == 6
 
 

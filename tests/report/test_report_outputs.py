@@ -145,13 +145,16 @@ def test_manifest_html(env: Env) -> None:
     assert f'<td class="num">{manifest.height}</td>' in html
     for uid in manifest["SeriesInstanceUID"].unique():
         assert uid in html
-    # two redacted US instances: a before and an after image each, zones outlined in red
-    assert len(page.imgs) == 4
-    after = [i for i in page.imgs if str(i["alt"]).startswith("after")]
-    assert len(after) == 2
-    thumb = _png_gray(str(after[0]["src"]))
-    assert thumb.shape[2] == 3
-    assert (thumb[0, 0] == [220, 30, 30]).all()  # the zone's corner is outlined
+    # two redacted US instances: a before and an after thumbnail each, and each opens a
+    # full-size image; zones outlined in red in all of them
+    assert len(page.imgs) == 8
+    after = [i for i in page.imgs if str(i["alt"]).startswith("after: ")]
+    full = [i for i in page.imgs if str(i["alt"]).startswith("after, full size: ")]
+    assert len(after) == len(full) == 2
+    for image in (after[0], full[0]):
+        thumb = _png_gray(str(image["src"]))
+        assert thumb.shape[2] == 3
+        assert (thumb[0, 0] == [220, 30, 30]).all()  # the zone's corner is outlined
     rel = str(after[0]["alt"]).removeprefix("after: ")
     exported = decode(pydicom.dcmread(env.dest / rel))
     assert (exported[..., 1:11, 1:39, :] == 0).all()  # and blank inside, in the file itself
