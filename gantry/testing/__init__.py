@@ -34,6 +34,7 @@ from gantry.testing._pixels import decode_pixels
 from gantry.testing._realistic import make_realistic_corpus
 from gantry.testing._specs import InstanceSpec, PatientSpec, SeriesSpec, StudySpec
 from gantry.testing._sr import make_dose_sr, make_encapsulated_pdf, make_text_sr
+from gantry.testing._synthetic_index import make_synthetic_index
 from gantry.testing._volumes import SeriesFiles, make_series
 
 __all__ = [
@@ -53,5 +54,6 @@ __all__ = [
     "make_instance",
     "make_realistic_corpus",
     "make_series",
+    "make_synthetic_index",
     "make_text_sr",
 ]

@@ -1,7 +1,9 @@
-"""Every notebook in notebooks/ runs top to bottom, and is stored without outputs."""
+"""Every notebook in notebooks/ runs top to bottom without a warning, keeps its outputs in
+the folder it names, uses only the public API, and is stored without outputs."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -53,3 +55,32 @@ def test_notebook_runs(path: Path, tmp_path: Path) -> None:
         if out.output_type == "error"
     ]
     assert not errors
+    streams = [
+        out
+        for cell in book.cells
+        if cell.cell_type == "code"
+        for out in cell.outputs
+        if out.output_type == "stream"
+    ]
+    assert not [o.text for o in streams if o.name == "stderr"], path.name  # no warning at all
+    assert not [o.text for o in streams if "Warning" in o.text], path.name
+    kept = tmp_path / "output" / path.stem
+    assert kept.is_dir() and any(kept.iterdir()), f"{path.name} keeps nothing in {kept}"
+    images = [
+        out
+        for cell in book.cells
+        if cell.cell_type == "code"
+        for out in cell.outputs
+        if "image/png" in out.get("data", {})
+    ]
+    if path.stem in ("01_getting_started", "02_redaction"):
+        assert images, f"{path.name} shows its images with matplotlib"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_only_the_public_api(path: Path) -> None:
+    book = nbformat.read(path, as_version=4)
+    code = "\n".join(c.source for c in book.cells if c.cell_type == "code")
+    private = re.findall(r"(?:from|import)\s+(gantry[\w.]*\._\w+)", code)
+    assert not private, f"{path.name} imports private modules: {private}"
+    assert "tempfile" not in code and "rmtree(work)" not in code  # outputs stay to be opened
