@@ -168,13 +168,13 @@ def export(
                 detail(
                     "excluded (the session's `exports` table has every row):",
                     instances_by_reason(s, r.excluded, each=wide),
-                    "excluded",
+                    "excluded_instances",
                 )
             if r.failed.height:
                 problem(
                     "FAILED (the session's `exports` table has every row):",
                     instances_by_reason(s, r.failed, each=wide),
-                    "failed",
+                    "failed_instances",
                 )
             return 1 if r.failed.height else 0
 
@@ -198,8 +198,15 @@ def maps(dest: Path, db: Path) -> None:
 
 def instances_by_reason(s: Any, frame: pl.DataFrame, *, each: bool = False) -> pl.DataFrame:
     """``file_id, reason`` rows grouped by reason and device, or (``each``) one per instance
-    with its source path."""
-    ids = frame.select(pl.col("file_id").cast(pl.Int64), "reason")
+    with its source path.
+
+    A reason's per-file particulars (sizes, counts: a last clause with digits, as in
+    ``"... is truncated: 2730 bytes hold fewer than ..."``) go to a ``detail`` column, so
+    that one kind of failure is one row.
+    """
+    ids = frame.select(pl.col("file_id").cast(pl.Int64), "reason").with_columns(
+        split_reason(pl.col("reason"))
+    )
     info = (
         s.table("instances")
         .filter(pl.col("file_id").is_in(ids["file_id"].implode()))
@@ -212,10 +219,32 @@ def instances_by_reason(s: Any, frame: pl.DataFrame, *, each: bool = False) -> p
     )
     joined = ids.join(info, on="file_id", how="left")
     if each:
-        return joined.select("reason", "source_path", "file_id").sort("reason", "source_path")
+        return joined.select("reason", "detail", "source_path", "file_id").sort(
+            "reason", "source_path"
+        )
     keys = ["reason", "Manufacturer", "ManufacturerModelName"]
     return (
         joined.group_by(keys)
         .agg(pl.len().alias("instances"), pl.col("source_path").min().alias("for example"))
         .sort("instances", *keys, descending=[True, False, False, False], nulls_last=True)
     )
+
+
+def split_reason(reason: pl.Expr) -> list[pl.Expr]:
+    """``reason`` without its per-file particulars, and those particulars as ``detail``.
+
+    Examples
+    --------
+    >>> df = pl.DataFrame({"r": ["CodecError: pixel data (1.2.840.10008.1.2.1) is "
+    ...                          "truncated: 2730 bytes hold fewer than 1 frame(s)",
+    ...                          "duplicate SOP Instance UID: the first file is exported"]})
+    >>> df.select(split_reason(pl.col("r"))).rows()
+    [('CodecError: pixel data (1.2.840.10008.1.2.1) is truncated', '2730 bytes hold fewer than 1 frame(s)'), ('duplicate SOP Instance UID: the first file is exported', None)]
+    """  # noqa: E501
+    tail = reason.str.extract(r":\s+([^:]*\d[^:]*)$", 1)
+    general = (
+        pl.when(tail.is_not_null())
+        .then(reason.str.replace(r":\s+[^:]*\d[^:]*$", ""))
+        .otherwise(reason)
+    )
+    return [general.alias("reason"), tail.alias("detail")]

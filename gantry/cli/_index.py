@@ -66,6 +66,7 @@ def demo(dest: Path, patients: int, seed: int, no_run: bool) -> None:
     say(f"wrote the demo config {config} (basic profile, shifted dates, one redaction zone)")
 
     def body() -> int:
+        from gantry.cli._deid import instances_by_reason
         from gantry.report import write_manifest_html
         from gantry.session import Session
 
@@ -89,7 +90,11 @@ def demo(dest: Path, patients: int, seed: int, no_run: bool) -> None:
                 f"(unresolved findings), failed {e.failed.height}"
             )
             if e.excluded.height:
-                detail("excluded, by reason:", _by_reason(e.excluded), "excluded")
+                detail(
+                    "excluded, by reason and device:",
+                    instances_by_reason(s, e.excluded),
+                    "excluded_instances",
+                )
             maps = s.export_maps(dest / "maps")
             say(
                 f"maps (keep them apart from the export): {', '.join(str(p) for p in maps.values())}"
@@ -111,19 +116,6 @@ def demo(dest: Path, patients: int, seed: int, no_run: bool) -> None:
         return 0 if e.ok else 1
 
     run_guarded(body)
-
-
-def _by_reason(frame: object) -> object:
-    """Instances by reason (and by device when the frame names it)."""
-    import polars as pl
-
-    assert isinstance(frame, pl.DataFrame)
-    keys = [c for c in ("reason", "Manufacturer", "ManufacturerModelName") if c in frame.columns]
-    return (
-        frame.group_by(keys)
-        .len("instances")
-        .sort("instances", *keys, descending=[True] + [False] * len(keys))
-    )
 
 
 @cli.command()

@@ -17,7 +17,7 @@ from click.testing import CliRunner
 from gantry.cli import cli
 from gantry.cli._app import format_table
 from gantry.config import load_config
-from gantry.testing import make_corpus
+from gantry.testing import make_corpus, make_instance
 
 
 def _run(*args: str) -> click.testing.Result:
@@ -174,3 +174,33 @@ def test_tables_say_what_they_cut() -> None:
     text = format_table(many)
     assert "of 60 columns shown" in text
     assert all(len(line) <= 170 for line in text.splitlines())
+
+
+def test_failures_are_grouped_by_reason_with_source_paths_beside(tmp_path: Path) -> None:
+    # two files whose pixel data is cut short by different amounts, in folders named
+    # like patients: one reason row, no path or size in it; --wide lists each file
+    for i, (folder, keep) in enumerate((("DOE^JOHN", 3), ("SMITH^ANNA", 5))):
+        ds = make_instance(modality="CT", SOPInstanceUID=f"1.2.826.0.1.99.{i}")
+        ds.PixelData = ds.PixelData[: len(ds.PixelData) // keep]
+        (tmp_path / "in" / folder).mkdir(parents=True)
+        ds.save_as(tmp_path / "in" / folder / "a.dcm")
+    db = str(tmp_path / "p.db")
+    assert _run("ingest", str(tmp_path / "in"), "--db", db, "-j", "1", "-q").exit_code == 0
+    r = _run("export", str(tmp_path / "out"), "--db", db, "-j", "1", "-q",
+             "--compression", "j2k", "--json")  # fmt: skip
+    assert r.exit_code == 1
+    doc = json.loads(r.stdout)
+    assert doc["failed"] == 2 and doc["exported"] == 0
+    failed = doc["failed_instances"]
+    assert len(failed) == 1 and failed[0]["instances"] == 2, failed
+    reason = failed[0]["reason"]
+    assert "truncated" in reason and "bytes" not in reason
+    assert "DOE" not in reason and "SMITH" not in reason and "/" not in reason
+    assert "DOE^JOHN" in failed[0]["for example"]
+    r = _run("export", str(tmp_path / "out2"), "--db", db, "-j", "1", "--compression", "j2k",
+             "--wide", "--json")  # fmt: skip
+    each = json.loads(r.stdout)["failed_instances"]
+    assert len(each) == 2 and all("bytes" in row["detail"] for row in each)
+    assert {Path(row["source_path"]).parent.name for row in each} == {"DOE^JOHN", "SMITH^ANNA"}
+    r = _run("export", str(tmp_path / "out3"), "--db", db, "-j", "1", "--compression", "j2k")
+    assert "FAILED" in r.stderr and "FAILED" not in r.stdout  # the header and its table
