@@ -75,6 +75,7 @@ class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
         self.verbose = verbose
         self.counted = 0
         self.example = ""
+        self.previous_level = logging.WARNING
         self.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
 
     def emit(self, record: logging.LogRecord) -> None:
@@ -121,16 +122,18 @@ def _setup_logging(quiet: bool, verbose: int, log_level: str | None) -> _StderrH
         root.removeHandler(old)
     handler = _StderrHandler(verbose=level <= logging.INFO)
     root.addHandler(handler)
+    handler.previous_level = root.level
     root.setLevel(min(level, logging.WARNING))  # input warnings reach the counter
     handler.setLevel(logging.DEBUG)
     handler.addFilter(lambda r: r.levelno >= level or _is_input_warning(r))
     logging.captureWarnings(True)
-    warnings.simplefilter("default")
+    warnings.simplefilter("default")  # inside the verb's catch_warnings block
     return handler
 
 
 def _finish_logging(handler: _StderrHandler) -> None:
     logging.getLogger().removeHandler(handler)
+    logging.getLogger().setLevel(handler.previous_level)
     logging.captureWarnings(False)
     if handler.counted and not handler.verbose and not _OUTPUT.quiet:
         click.echo(
@@ -213,12 +216,15 @@ class GantryCommand(click.Command):
             wide=bool(params.get("wide")),
             out=out,
         )
-        handler = _setup_logging(quiet, int(shared.get("verbose") or 0), shared.get("log_level"))
-        try:
-            return super().invoke(ctx)
-        finally:
-            _flush_summary()
-            _finish_logging(handler)
+        with warnings.catch_warnings():
+            handler = _setup_logging(
+                quiet, int(shared.get("verbose") or 0), shared.get("log_level")
+            )
+            try:
+                return super().invoke(ctx)
+            finally:
+                _flush_summary()
+                _finish_logging(handler)
 
 
 class GantryGroup(click.Group):
@@ -355,17 +361,24 @@ _MADE_BY: Final = {
 }
 
 _PYTHON_WORDS: Final = [
-    (re.compile(r"\block_identities\b(\(\))?"), "`gantry lock`"),
-    (re.compile(r"\benable_reversible_anonymization\b(\(\))?"), "`gantry keys init`"),
-    (re.compile(r"\bkey_path\b"), "--key"),
-    (re.compile(r"\bread_only=True\b"), "a verb that only reads"),
+    (re.compile(r"`?\block_identities\b(\(\))?`?"), "`gantry lock`"),
+    (re.compile(r"`?\benable_reversible_anonymization\b(\(\))?`?"), "`gantry keys init`"),
+    (re.compile(r"`?\bkey_path\b`?"), "`--key`"),
+    (re.compile(r"`?\bread_only=True\b`?"), "a verb that only reads"),
     (re.compile(r"`?\bquery\b`?(?= could not be run)"), "the query"),
-    (re.compile(r"\bsession\.(\w+)\(\)"), r"`\1`"),
+    (re.compile(r"`?\bsession\.(\w+)\(\)`?"), r"`\1`"),
 ]
 
 
 def cli_words(exc: BaseException) -> str:
-    """``exc``'s message in the words of the command line (no Python names, no engine dump)."""
+    """``exc``'s message in the words of the command line (no Python names, no engine dump).
+
+    Examples
+    --------
+    >>> from gantry.errors import VaultError
+    >>> cli_words(VaultError("no identity vault in this session: run `lock_identities` first"))
+    'no identity vault in this session: run `gantry lock` first'
+    """
     text = str(exc)
     missing = re.search(r"Table with name (\w+) does not exist", text)
     if isinstance(exc, QueryError) and missing:
