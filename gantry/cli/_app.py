@@ -572,7 +572,8 @@ def _fitting_columns(df: pl.DataFrame, width: int) -> int:
         longest = 4
         if sample.len():
             lengths = sample.cast(pl.String, strict=False).str.len_chars()
-            longest = int(lengths.max() or 4) if dtype != pl.Null else 4
+            top = lengths.max()
+            longest = top if isinstance(top, int) and dtype != pl.Null else 4
         used += min(max(len(name), longest, 4), 60) + 3
         if used > width and n:
             return max(n, 2)
