@@ -438,6 +438,12 @@ def status(text: str) -> None:
         click.echo(text, err=True)
 
 
+def notice(text: str) -> None:
+    """Something the user should know about how the verb ran: stderr, also under -q."""
+    if _OUTPUT.fmt == "text":
+        click.echo(text, err=True)
+
+
 def summary(text: str, **data: Any) -> None:
     """The verb's summary: ``text`` on stdout, or ``data`` in the one JSON object it prints."""
     if _OUTPUT.fmt == "json":

@@ -13,6 +13,7 @@ from gantry.cli._app import (
     config_option,
     db_option,
     detail,
+    notice,
     pick_query,
     print_frame,
     problem,
@@ -154,7 +155,7 @@ def export(
                 strict=strict,
             )
             if r.planned_again:
-                status(
+                notice(
                     f"planned again first: {r.planned_again} selected instances the stored "
                     "plan did not cover (indexed or edited after it, or another config)"
                 )

@@ -111,8 +111,8 @@ def test_strict_export_refuses_what_the_plan_does_not_cover(tmp_path: Path) -> N
         assert set(refused["reason"]) == {"not planned: indexed after the plan was built"}
         assert r.exported == len(_written(tmp_path / "out")) == r.selected - len(b)
     got = CliRunner().invoke(
-        cli, ["export", str(tmp_path / "out2"), "--db", str(tmp_path / "s.db"), "--strict", "-q"]
-    )
+        cli, ["export", str(tmp_path / "out2"), "--db", str(tmp_path / "s.db"), "--strict"]
+    )  # not -q: that prints only the summary line, without the table of reasons
     assert got.exit_code == 0, got.output
     assert "not planned: indexed after the plan was built" in got.output
 
