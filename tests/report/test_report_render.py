@@ -71,6 +71,8 @@ document.getElementById('page').addEventListener('load', () => {{
     scrollWidth: view.scrollWidth, clientWidth: view.clientWidth, overflowing: over,
     images: [...doc.images].filter(i => i.complete && i.naturalWidth > 0).length,
     allImages: doc.images.length,
+    scrolledBoxes: [...doc.querySelectorAll('.scroll')]
+      .filter(e => e.scrollWidth > e.clientWidth + 0.5).length,
     zoom: zoom ? {{display: win.getComputedStyle(zoom).display,
                    width: zoom.querySelector('img').getBoundingClientRect().width}} : null,
   }});
@@ -117,6 +119,34 @@ def artifacts(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
+@pytest.fixture(scope="module")
+def leaky(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A compliance report that fails: every finding listed file by file, long paths."""
+    from gantry import Session
+    from gantry.testing import make_corpus
+
+    root = tmp_path_factory.mktemp("leaky")
+    make_corpus(root / "dicom", patients=2, series_per_study=2, instances_per_series=2, seed=5)
+    config = {"phi_tags": {"0010,0010": {"action": "keep"}}}
+    with Session(root / "p.db") as s:
+        s.ingest(root / "dicom", workers=1, progress=False)
+        s.anonymize(config)
+        bad = s.export(root / "export", config=config, safe=False, verify=False, workers=1,
+                       progress=False)  # fmt: skip
+        report = s.compliance_report(bad, profile=config, out=root / "report")
+    assert not report.compliant and report.leaks.height
+    return report.outputs["html"]
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_a_failing_compliance_report_fits(leaky: Path, width: int, tmp_path: Path) -> None:
+    m = _measure(leaky, width, tmp_path)
+    assert "Each finding, file by file" in leaky.read_text()
+    assert m["scrollWidth"] <= m["clientWidth"], f"overflows at {width} px: {m}"
+    if width >= 1280:  # long paths wrap: every table fits a desktop without scrolling
+        assert m["scrolledBoxes"] == 0, m
+
+
 def test_demo_writes_both_pages(demo: Path) -> None:
     for page in PAGES:
         assert (demo / page).is_file(), page
@@ -132,6 +162,8 @@ def test_page_renders_without_overflow(
     assert m["clientWidth"] == width
     assert m["scrollWidth"] <= m["clientWidth"], f"{page} overflows at {width} px: {m}"
     assert m["images"] == m["allImages"], f"an image did not load: {m}"
+    if width >= 1280:
+        assert m["scrolledBoxes"] == 0, f"a table of {page} needs scrolling at {width} px: {m}"
     shot = artifacts / f"{path.stem}-{width}.png"
     wrapper = tmp_path / "shot.html"
     wrapper.write_text(
