@@ -21,6 +21,7 @@ The tree::
     ├── RedactionError                   a redaction zone could not be applied or verified
     ├── ExportError                      an export failed or did not verify
     ├── NetworkError                     a DICOM / DICOMweb peer refused, timed out or failed
+    ├── PluginError                      a plugin failed to load or has the wrong type
     ├── VaultError                       the identity vault
     │   ├── VaultKeyError                missing or wrong key
     │   └── TamperedVaultError           authenticated decryption failed
@@ -51,6 +52,7 @@ __all__ = [
     "MissingDependencyError",
     "NetworkError",
     "PlanError",
+    "PluginError",
     "QueryError",
     "RedactionError",
     "SchemaVersionError",
@@ -235,6 +237,39 @@ class VaultKeyError(VaultError):
 
 class TamperedVaultError(VaultError):
     """Authenticated decryption failed: the vault was altered or rows were moved."""
+
+
+class PluginError(GantryError):
+    """A plugin (a Python entry point) failed to load, or is not what its kind expects.
+
+    Parameters
+    ----------
+    name : str
+        The entry point's name.
+    group : str
+        Its entry-point group (``gantry.audit_rules``, ...).
+    reason : str
+        What went wrong (the exception type and message of an import error, or
+        the type expected and found).
+    distribution : str or None
+        The distribution that declared it.
+
+    Examples
+    --------
+    >>> err = PluginError("my-rule", "gantry.audit_rules", "expected AuditRule, got int")
+    >>> str(err)
+    'plugin `my-rule` (gantry.audit_rules) failed: expected AuditRule, got int'
+    """
+
+    def __init__(
+        self, name: str, group: str, reason: str, *, distribution: str | None = None
+    ) -> None:
+        self.name = name
+        self.group = group
+        self.reason = reason
+        self.distribution = distribution
+        source = f" from {distribution}" if distribution else ""
+        super().__init__(f"plugin `{name}` ({group}){source} failed: {reason}")
 
 
 class MissingDependencyError(GantryError, ImportError):

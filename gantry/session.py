@@ -407,9 +407,10 @@ class Session:
         ----------
         query : str, optional
             SQL ``WHERE`` over ``instances`` (default: every instance).
-        engine : {"rapidocr", "tesseract"}
+        engine : {"rapidocr", "tesseract"} or a plugin name
             ``rapidocr`` needs ``pip install 'gantry[ocr]'``; ``tesseract`` also the
-            ``tesseract-ocr`` program.
+            ``tesseract-ocr`` program; any other name is a pixel-detector plugin
+            (``docs/plugins.md``).
         frames : {"sample", "all"}, int or frame numbers, optional
             Frames of a multi-frame image to read: first, middle and last by default,
             every frame with ``safe=True``. Only a scan of every frame clears an image.

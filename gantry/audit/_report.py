@@ -20,6 +20,7 @@ import polars as pl
 import pyarrow.parquet as pq
 
 from gantry.audit._machines import match_machines
+from gantry.audit._plugins import findings_schema, plugin_rules
 from gantry.audit._rules import (
     FINDINGS_SCHEMA,
     RULES,
@@ -52,7 +53,9 @@ def findings_queries(
 ) -> list[pl.LazyFrame]:
     """The lazy queries whose union is every finding (nothing is read yet).
 
-    Each has the columns of :data:`~gantry.audit.FINDINGS_SCHEMA`.
+    Each has the columns of :data:`~gantry.audit.FINDINGS_SCHEMA`; the queries
+    of audit-rule plugins (``docs/plugins.md``) come last, their ``rule`` and
+    ``message`` Enums widened to hold the plugins' values.
 
     Parameters
     ----------
@@ -64,7 +67,9 @@ def findings_queries(
         Only what can be a high, unresolved finding (see :func:`unresolved`).
     """
     from gantry.audit._ocr import ocr_coverage, ocr_findings
+    from gantry.audit._plugins import plugin_findings
 
+    rules = plugin_rules()  # a broken plugin fails here, before any query runs
     instances = store.scan("instances")
     elements = store.scan("elements")
     matched = match_machines(instances, context.machines, elements=elements)
@@ -75,6 +80,7 @@ def findings_queries(
     ]
     if coverage is not None and not kept_only:  # its findings are all resolved
         queries.append(ocr_findings(store, instances, context))
+    queries += plugin_findings(elements, instances, context, rules, kept_only=kept_only)
     return queries
 
 
@@ -139,12 +145,14 @@ class AuditReport:
         """Wall time of the audit (seconds)."""
 
     @classmethod
-    def _from_parts(cls, parts: list[Path], folder: Path, *, seconds: float) -> AuditReport:
+    def _from_parts(
+        cls, parts: list[Path], folder: Path, *, seconds: float, schema: pl.Schema = FINDINGS_SCHEMA
+    ) -> AuditReport:
         """A report reading spilled Parquet parts; the folder goes with the report."""
         if parts:
-            lazy = pl.scan_parquet([str(p) for p in parts], schema=FINDINGS_SCHEMA)
+            lazy = pl.scan_parquet([str(p) for p in parts], schema=schema)
         else:
-            lazy = pl.LazyFrame(schema=FINDINGS_SCHEMA)
+            lazy = pl.LazyFrame(schema=schema)
         report = cls(lazy, seconds=seconds)
         report._parts = parts
         report._rows = sum(pq.ParquetFile(p).metadata.num_rows for p in parts)
@@ -315,14 +323,20 @@ def audit(store: Store, config: Any = None) -> AuditReport:
     folder = Path(tempfile.mkdtemp(prefix="gantry-audit-"))
     parts: list[Path] = []
     try:
+        schema = findings_schema(plugin_rules())
         for i, query in enumerate(findings_queries(store, context)):
             part = folder / f"part-{i:02d}.parquet"
-            query.sink_parquet(str(part), maintain_order=False)
+            query.cast(schema).sink_parquet(str(part), maintain_order=False)
             parts.append(part)
     except pl.exceptions.PolarsError as exc:
         shutil.rmtree(folder, ignore_errors=True)
         raise _failed(exc) from exc
-    return AuditReport._from_parts(parts, folder, seconds=time.perf_counter() - started)
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    return AuditReport._from_parts(
+        parts, folder, seconds=time.perf_counter() - started, schema=schema
+    )
 
 
 def unresolved(store: Store, config: Any = None) -> pl.DataFrame:
@@ -387,7 +401,8 @@ def save_findings(store: Store, report: AuditReport) -> int:
     True
     """
     findings = report.to_polars()
-    with store.run("audit", {"rules": list(RULES)}) as counts:
+    rules = [*RULES, *(r.id for r in plugin_rules())]
+    with store.run("audit", {"rules": rules}) as counts:
         store.write_table("findings", findings)
         counts.update(
             {

@@ -7,7 +7,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from gantry.cli import _audit, _ctp, _deid, _index, _net, _nifti, _ocr, _report, _vault  # noqa: F401  (registers verbs)
+from gantry.cli import (  # noqa: F401  (registers verbs)
+    _audit,
+    _ctp,
+    _deid,
+    _index,
+    _net,
+    _nifti,
+    _ocr,
+    _plugins,
+    _report,
+    _vault,
+)
 from gantry.cli._app import cli
 
 __all__ = ["cli", "main"]

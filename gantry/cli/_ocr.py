@@ -18,10 +18,10 @@ def _frames(value: str) -> str | int:
 @query_option("instances, selecting what to scan")
 @click.option(
     "--engine",
-    type=click.Choice(["rapidocr", "tesseract"]),
     default="rapidocr",
     show_default=True,
-    help="OCR engine (rapidocr needs the ocr extra; tesseract the tesseract-ocr program).",
+    help="OCR engine (rapidocr needs the ocr extra; tesseract the tesseract-ocr program), "
+    "or a pixel-detector plugin (see `gantry plugins`).",
 )
 @click.option(
     "--frames",

@@ -200,7 +200,7 @@ def _as_bgr(image: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(image[:, :, ::-1])
 
 
-_FACTORIES: Final = {"rapidocr": RapidOcrEngine, "tesseract": TesseractEngine}
+_FACTORIES: Final[dict[str, Any]] = {"rapidocr": RapidOcrEngine, "tesseract": TesseractEngine}
 
 
 @functools.lru_cache(maxsize=8)
@@ -210,7 +210,9 @@ def get_engine(name: str = "rapidocr", *, min_confidence: float = 0.5) -> OcrEng
     Raises
     ------
     ConfigError
-        ``name`` is not an engine.
+        ``name`` is neither an engine nor a pixel-detector plugin (``docs/plugins.md``).
+    PluginError
+        The pixel-detector plugin ``name`` failed to load or to build.
     MissingDependencyError
         The engine's package (``pip install 'gantry[ocr]'``) or program is missing.
 
@@ -221,9 +223,32 @@ def get_engine(name: str = "rapidocr", *, min_confidence: float = 0.5) -> OcrEng
     ...
     gantry.errors.ConfigError: `engine` must be one of 'rapidocr', 'tesseract', got 'easyocr'
     """
-    if name not in _FACTORIES:
-        raise ConfigError("engine", expected=_one_of(ENGINES), got=name)
-    engine: OcrEngine = _FACTORIES[name](min_confidence=min_confidence)
+    if name in _FACTORIES:
+        engine: OcrEngine = _FACTORIES[name](min_confidence=min_confidence)
+        return engine
+    return _plugin_engine(name, min_confidence)
+
+
+def _plugin_engine(name: str, min_confidence: float) -> OcrEngine:
+    """A pixel-detector plugin (``gantry.pixel_detectors`` entry point) built as an engine."""
+    from gantry.errors import PluginError
+    from gantry.plugins import GROUPS, PixelDetector, PluginKind, discover, load_plugin
+
+    kind = PluginKind.PIXEL_DETECTOR
+    if name not in {p.name for p in discover(kind)}:
+        names = (*ENGINES, *(p.name for p in discover(kind)))
+        raise ConfigError("engine", expected=_one_of(names), got=name)
+    factory = load_plugin(kind, name)
+    try:
+        engine = factory(min_confidence=min_confidence)
+    except Exception as exc:  # the plugin's own code
+        raise PluginError(
+            name, GROUPS[kind], f"could not be built ({type(exc).__name__}: {exc})"
+        ) from exc
+    if not isinstance(engine, PixelDetector):
+        raise PluginError(
+            name, GROUPS[kind], f"expected PixelDetector, got {type(engine).__name__}"
+        )
     return engine
 
 

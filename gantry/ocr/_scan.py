@@ -226,9 +226,7 @@ def current_regions(store: Store) -> pl.DataFrame:
 
 
 def _todo(store: Store, selected: pl.DataFrame, engine: str, full: bool) -> pl.DataFrame:
-    scans = current_scans(store).filter(
-        (pl.col("status") == "ok") & (pl.col("engine") == engine)
-    )
+    scans = current_scans(store).filter((pl.col("status") == "ok") & (pl.col("engine") == engine))
     if full:
         scans = scans.filter(pl.col("all_frames"))
     return selected.join(scans.select("file_id"), on="file_id", how="anti")
@@ -255,10 +253,8 @@ def scan_pixels(
     executor: Executor | None = None,
 ) -> ScanResult:
     """OCR the selected instances; see :meth:`gantry.Session.scan_pixels`."""
-    from gantry.ocr._engine import ENGINES, _one_of, get_engine
+    from gantry.ocr._engine import get_engine
 
-    if engine not in ENGINES:
-        raise ConfigError("engine", expected=_one_of(ENGINES), got=engine)
     if isinstance(frames, str) and frames not in ("sample", "all"):
         raise ConfigError("frames", expected="'sample', 'all', an int or frame numbers", got=frames)
     get_engine(engine, min_confidence=min_confidence)  # a missing package fails before any work

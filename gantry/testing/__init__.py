@@ -31,6 +31,7 @@ from gantry.testing._canaries import find_canaries
 from gantry.testing._clutter import make_clutter
 from gantry.testing._corpus import Corpus, make_corpus
 from gantry.testing._pixels import decode_pixels
+from gantry.testing._plugins import make_plugin_distribution
 from gantry.testing._realistic import make_realistic_corpus
 from gantry.testing._specs import InstanceSpec, PatientSpec, SeriesSpec, StudySpec
 from gantry.testing._sr import make_dose_sr, make_encapsulated_pdf, make_text_sr
@@ -52,6 +53,7 @@ __all__ = [
     "make_dose_sr",
     "make_encapsulated_pdf",
     "make_instance",
+    "make_plugin_distribution",
     "make_realistic_corpus",
     "make_series",
     "make_synthetic_index",
