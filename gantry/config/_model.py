@@ -191,6 +191,8 @@ class PhiTagRule:
     action: TagAction
     name: str | None = None
     value: str | None = None
+    plugin: str | None = None
+    """A plan-action plugin (``gantry.plan_actions``) computing the REPLACE value."""
 
 
 def render_template(template: str, *, id: str, hash: str) -> str:  # noqa: A002
@@ -516,6 +518,8 @@ class Config:
                 entry["name"] = rule.name
             if rule.value is not None:
                 entry["value"] = rule.value
+            if rule.plugin is not None:
+                entry["plugin"] = rule.plugin
             phi[tag_text(tag)] = entry
         machines = []
         for m in self.machines:

@@ -290,7 +290,7 @@ class _Validator:
         return TagMap(rules)
 
     def phi_rule(self, tag: str, raw: Any, path: str) -> PhiTagRule:
-        d = self.mapping(raw, path, ("action", "name", "value"))
+        d = self.mapping(raw, path, ("action", "name", "value", "plugin"))
         names = [a.value for a in TagAction]
         if "action" not in d:
             self.fail(f"{path}.action", _one_of(names), None)
@@ -338,7 +338,10 @@ class _Validator:
                 f"({tag[:4]},{tag[4:]}) has VR {vr or 'unknown'}",
             )
         value = d.get("value")
-        if action is TagAction.REPLACE:
+        plugin = d.get("plugin")
+        if plugin is not None:
+            plugin = self.plan_action_plugin(plugin, action, value, path)
+        elif action is TagAction.REPLACE:
             if value is None:
                 self.fail(f"{path}.value", "a replacement value (required by REPLACE)", None)
             if isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -346,7 +349,27 @@ class _Validator:
             value = self.template(value, f"{path}.value", need_placeholder=False)
         elif value is not None:
             self.fail(f"{path}.value", "absent (only REPLACE takes a value)", value)
-        return PhiTagRule(tag, action, name, value)
+        return PhiTagRule(tag, action, name, value, plugin)
+
+    def plan_action_plugin(self, raw: Any, action: TagAction, value: Any, path: str) -> str:
+        """The name of an installed plan-action plugin (loaded: a broken one raises PluginError)."""
+        from gantry.plugins import PluginKind, discover, load_plugin
+
+        name = self.str_(raw, f"{path}.plugin").strip()
+        if action is not TagAction.REPLACE:
+            self.fail(f"{path}.action", "REPLACE (a plugin computes the new value)", action.value)
+        if value is not None:
+            self.fail(f"{path}.value", "absent (the plugin computes the value)", value)
+        names = [p.name for p in discover(PluginKind.PLAN_ACTION)]
+        if name not in names:
+            self.fail(
+                f"{path}.plugin",
+                _one_of(names) if names else "an installed plan-action plugin (none installed)",
+                name,
+                did_you_mean(name, names) if names else None,
+            )
+        load_plugin(PluginKind.PLAN_ACTION, name)
+        return name
 
     def sr_drop(self, value: Any) -> tuple[str, ...]:
         from gantry.sr._drop import VALUE_TYPES
@@ -557,9 +580,7 @@ class _Validator:
         return tuple(out)
 
     def burned_in(self, value: Any) -> BurnedIn:
-        d = self.mapping(
-            value, "burned_in", ("exclude_without_zone", "ocr_redact", "ocr_padding")
-        )
+        d = self.mapping(value, "burned_in", ("exclude_without_zone", "ocr_redact", "ocr_padding"))
         return BurnedIn(
             self.bool_(d.get("exclude_without_zone", True), "burned_in.exclude_without_zone"),
             ocr_redact=self.choice(

@@ -325,7 +325,9 @@ def build_plan(store: Store, config: Any, *, persist: bool = True) -> pl.DataFra
         .otherwise(pl.lit("K"))
     )
     rule = (
-        pl.when(pl.col("_o_action").is_not_null())
+        pl.when(pl.col("_o_plugin").is_not_null())
+        .then(pl.concat_str(pl.lit("plugin:"), pl.col("_o_plugin")))
+        .when(pl.col("_o_action").is_not_null())
         .then(pl.lit("config"))
         .when(pl.col("tag").is_in(keep))
         .then(pl.lit("keep"))
@@ -448,16 +450,15 @@ def _has_local_uid(value: pl.Expr) -> pl.Expr:
 
 
 def _config_overrides(config: Any) -> pl.DataFrame:
-    rows: dict[str, list[Any]] = {"_o_tag": [], "_o_action": [], "_o_value": []}
+    rows: dict[str, list[Any]] = {"_o_tag": [], "_o_action": [], "_o_value": [], "_o_plugin": []}
     for tag, rule in (_config_value(config, "phi_tags", {}) or {}).items():
         action = _config_value(rule, "action", "REMOVE")
         letter = getattr(action, "plan_action", None) or CONFIG_ACTIONS[_enum_text(action).upper()]
         rows["_o_tag"].append(str(tag).replace(",", "").upper())
         rows["_o_action"].append(letter)
         rows["_o_value"].append(_config_value(rule, "value"))
-    return pl.DataFrame(
-        rows, schema={"_o_tag": pl.String, "_o_action": pl.String, "_o_value": pl.String}
-    )
+        rows["_o_plugin"].append(_config_value(rule, "plugin"))
+    return pl.DataFrame(rows, schema=dict.fromkeys(rows, pl.String))
 
 
 def _private_action(config: Any, profile: Any) -> pl.Expr:
@@ -657,6 +658,40 @@ def _drop_covered_by_parent(el: pl.DataFrame) -> pl.DataFrame:
     return el.join(covered, on=["file_id", "path"], how="anti")
 
 
+def _plugin_values(rows: pl.DataFrame) -> pl.DataFrame:
+    """``new_value`` of REPLACE rows whose value a plan-action plugin computes.
+
+    Each distinct value is transformed once; ``None`` from the plugin empties
+    the element.  A plugin that raises fails the plan with a PluginError naming it.
+    """
+    from gantry.errors import PluginError
+    from gantry.plugins import GROUPS, PluginKind, load_plugin
+
+    if rows.height == 0:
+        return rows
+    kind = PluginKind.PLAN_ACTION
+    pairs = rows.select("_o_plugin", pl.col("value").fill_null("")).unique()
+    new = []
+    for name, value in pairs.iter_rows():
+        action = load_plugin(kind, name)
+        try:
+            out = action.apply(value)
+        except Exception as exc:  # the plugin's own code; never quote the value
+            raise PluginError(name, GROUPS[kind], f"`apply` failed ({type(exc).__name__})") from exc
+        if out is not None and not isinstance(out, str):
+            raise PluginError(
+                name, GROUPS[kind], f"`apply` must return str or None, got {type(out).__name__}"
+            )
+        new.append(out or "")
+    mapping = pairs.with_columns(pl.Series("_plugin_value", new, dtype=pl.String))
+    return (
+        rows.with_columns(pl.col("value").fill_null("").alias("_v"))
+        .join(mapping, left_on=["_o_plugin", "_v"], right_on=["_o_plugin", "value"], how="left")
+        .with_columns(pl.col("_plugin_value").alias("new_value"))
+        .drop("_v", "_plugin_value")
+    )
+
+
 def _new_values(el: pl.DataFrame, secret: bytes, uid_root: str, config: Any) -> pl.DataFrame:
     """Fill ``new_value`` for each action."""
     base = el.with_columns(pl.lit(None, pl.String).alias("new_value"))
@@ -686,7 +721,10 @@ def _new_values(el: pl.DataFrame, secret: bytes, uid_root: str, config: Any) -> 
         base.filter(pl.col("action") == "P").with_columns(pl.col("pseudonym").alias("new_value"))
     )
     # R replace with a template
-    r = base.filter(pl.col("action") == "R")
+    r = base.filter((pl.col("action") == "R") & pl.col("_o_plugin").is_null())
+    out.append(
+        _plugin_values(base.filter((pl.col("action") == "R") & pl.col("_o_plugin").is_not_null()))
+    )
     if r.height:
         r = r.with_columns(
             pl.struct("_o_value", "number", "patient_key")

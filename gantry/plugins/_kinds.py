@@ -134,7 +134,7 @@ class PlanActionPlugin:
     title : str
         What it does.
     apply : callable
-        ``apply(value: str) -> str | None``: the new value (``None`` removes it).
+        ``apply(value: str) -> str | None``: the new value (``None`` empties the element).
 
     Examples
     --------

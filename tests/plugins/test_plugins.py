@@ -51,6 +51,11 @@ SITE_RULES = """
 
     UPPER = PlanActionPlugin("upper", "upper-cases the value", str.upper)
 
+    def _fail(value):
+        raise KeyError(value)
+
+    FAILING = PlanActionPlugin("failing", "raises", _fail)
+
     class BrightBox:
         name = "bright-box"
 
@@ -166,6 +171,11 @@ def test_plugin_audit_rule_produces_findings_and_blocks_export(
         # the export's own check (kept elements only) agrees
         blocked = unresolved(s.store)
         assert blocked.filter(blocked["rule"] == "site-ct-modality")["file_id"].to_list() == [ct_id]
+        s.anonymize()
+        exported = s.export(tmp_path / "out")  # safe=True: the CT stays out
+        assert exported.excluded["file_id"].to_list() == [ct_id]
+        assert "site policy: CT instances need sign-off" in exported.excluded["reason"].item()
+        assert exported.exported == 1  # the MR
         assert s.save_analysis(report) == len(report)
         assert s.sql("SELECT count(*) FROM findings WHERE rule = 'site-ct-modality'").item() == 1
 
@@ -265,3 +275,51 @@ def test_pixel_detector_plugin_scans_like_an_ocr_engine(install: object, tmp_pat
         engines = s.sql("SELECT DISTINCT engine FROM ocr_scans")["engine"].to_list()
         assert engines == ["bright-box"]
         assert s.sql("SELECT count(*) FROM text_regions").item() == result.regions
+
+
+def test_plan_action_plugin_computes_replace_values(install: object, tmp_path: Path) -> None:
+    import pydicom
+
+    install("site-plugins", {"site_rules": SITE_RULES}, GROUPS_OK)  # type: ignore[operator]
+    make_instance(tmp_path / "dicom" / "mr.dcm", modality="MR", SeriesDescription="axial head")
+    config = {"phi_tags": {"0008,103E": {"action": "REPLACE", "plugin": "upper"}}}
+    with Session(tmp_path / "p.db") as s:
+        s.ingest(tmp_path / "dicom", workers=1, progress=False)
+        s.anonymize(config)
+        row = s.sql("SELECT action, rule, new_value FROM plan WHERE tag = '0008103E'").row(0)
+        assert row == ("R", "plugin:upper", "AXIAL HEAD")
+        s.export(tmp_path / "out")
+    (written,) = (tmp_path / "out").rglob("*.dcm")
+    assert pydicom.dcmread(written).SeriesDescription == "AXIAL HEAD"
+
+
+@pytest.mark.parametrize(
+    ("entry", "error", "match"),
+    [
+        ({"action": "REPLACE", "plugin": "nope"}, ConfigError, r"phi_tags\.0008,103E\.plugin"),
+        ({"action": "REMOVE", "plugin": "upper"}, ConfigError, "REPLACE"),
+        ({"action": "REPLACE", "plugin": "broken"}, PluginError, "plugin `broken`"),
+    ],
+)
+def test_plan_action_plugin_mistakes_are_named(
+    entry: dict[str, str], error: type[Exception], match: str, install: object
+) -> None:
+    from gantry.config import load_config
+
+    eps = {"gantry.plan_actions": {"upper": "site_rules:UPPER", "broken": "site_rules:CT_MODALITY"}}
+    install("site-plugins", {"site_rules": SITE_RULES}, eps)  # type: ignore[operator]
+    with pytest.raises(error, match=match):
+        load_config({"phi_tags": {"0008,103E": entry}})
+
+
+def test_plan_action_plugin_that_raises_fails_the_plan_naming_it(
+    install: object, tmp_path: Path
+) -> None:
+    eps = {"gantry.plan_actions": {"failing": "site_rules:FAILING"}}
+    install("site-plugins", {"site_rules": SITE_RULES}, eps)  # type: ignore[operator]
+    make_instance(tmp_path / "dicom" / "mr.dcm", modality="MR", SeriesDescription="axial head")
+    with Session(tmp_path / "p.db") as s:
+        s.ingest(tmp_path / "dicom", workers=1, progress=False)
+        with pytest.raises(PluginError, match=r"`apply` failed \(KeyError\)") as info:
+            s.anonymize({"phi_tags": {"0008,103E": {"action": "REPLACE", "plugin": "failing"}}})
+    assert "axial" not in str(info.value).lower()  # the value is never quoted
