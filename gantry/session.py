@@ -550,6 +550,8 @@ class Session:
             DICOMweb base URL (STOW-RS): the verified files are staged beside the
             catalog and sent, with a per-file status in ``exports`` and ``transfers``
             (see :func:`gantry.net.export_to_peer`, docs/network.md).
+            Or ``"plugin://<name>/<destination>"``: staged and verified the same
+            way, then handed to that exporter plugin (docs/plugins.md).
         config : Config, mapping, path or None
             The config to export with (default: the one the stored plan was built
             with, kept in the store; else the defaults).
@@ -580,8 +582,15 @@ class Session:
             Either way nothing unplanned is ever written.
         """
         from gantry.export import run_export
+        from gantry.export._plugin import export_to_plugin, is_plugin_url
         from gantry.net._peer import is_dicom_url, is_web_url
 
+        if is_plugin_url(dest):  # an exporter plugin: stage, verify, hand over
+            return export_to_plugin(
+                self, str(dest), config=config, safe=safe, query=query, verify=verify,
+                compression=compression, workers=workers, progress=progress,
+                executor=executor, cluster=cluster, strict=strict,
+            )  # fmt: skip
         if is_dicom_url(dest) or is_web_url(dest):  # a network peer: stage, verify, send
             from gantry.net import export_to_peer
 

@@ -74,7 +74,14 @@ SITE_RULES = """
         name = "folder"
 
         def send(self, folder, destination, **options):
-            return sum(1 for p in folder.rglob("*") if p.is_file())
+            import shutil
+            from pathlib import Path
+
+            files = sorted(folder.rglob("*.dcm"))
+            Path(destination).mkdir(parents=True, exist_ok=True)
+            for i, path in enumerate(files):
+                shutil.copyfile(path, Path(destination) / f"{i}.dcm")
+            return len(files)
 """
 
 GROUPS_OK = {
@@ -130,7 +137,7 @@ def test_each_kind_loads_with_its_type(install: object, tmp_path: Path) -> None:
     assert isinstance(exporter, Exporter)
     (tmp_path / "out").mkdir()
     (tmp_path / "out" / "a.dcm").write_bytes(b"x")
-    assert exporter.send(tmp_path / "out", "nowhere") == 1
+    assert exporter.send(tmp_path / "out", str(tmp_path / "copy")) == 1
     # a pixel detector is an OCR engine by its entry-point name
     engine = get_engine("bright-box")
     assert isinstance(engine, PixelDetector)
@@ -323,3 +330,23 @@ def test_plan_action_plugin_that_raises_fails_the_plan_naming_it(
         with pytest.raises(PluginError, match=r"`apply` failed \(KeyError\)") as info:
             s.anonymize({"phi_tags": {"0008,103E": {"action": "REPLACE", "plugin": "failing"}}})
     assert "axial" not in str(info.value).lower()  # the value is never quoted
+
+
+def test_exporter_plugin_receives_the_verified_export(install: object, tmp_path: Path) -> None:
+    import pydicom
+
+    install("site-plugins", {"site_rules": SITE_RULES}, GROUPS_OK)  # type: ignore[operator]
+    make_instance(tmp_path / "dicom" / "mr.dcm", modality="MR", PatientName="Canary^Zed")
+    target = tmp_path / "delivered"
+    with Session(tmp_path / "p.db") as s:
+        s.ingest(tmp_path / "dicom", workers=1, progress=False)
+        result = s.export(f"plugin://folder/{target}", workers=1)
+        assert (result.plugin, result.sent, result.exported) == ("folder", 1, 1)
+        assert result.dest.parent.name.endswith(".outbox")  # staged beside the catalog
+        details = s.sql("SELECT details, counts FROM runs WHERE kind = 'send'").row(0)
+        assert '"plugin": "folder"' in details[0] and '"sent": 1' in details[1]
+        with pytest.raises(PluginError, match="no such plugin"):
+            s.export(f"plugin://nope/{target}")
+    (delivered,) = target.iterdir()
+    assert b"Canary" not in delivered.read_bytes()
+    assert pydicom.dcmread(delivered).PatientName != "Canary^Zed"
