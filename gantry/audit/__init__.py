@@ -13,6 +13,7 @@ True
 """
 
 from gantry.audit._machines import match_machines
+from gantry.audit._ocr import OcrStatus, ocr_status
 from gantry.audit._preview import preview
 from gantry.audit._report import AuditReport, audit, save_findings, unresolved
 from gantry.audit._rules import FINDINGS_SCHEMA, RULES, Rule, Severity
@@ -21,10 +22,12 @@ __all__ = [
     "FINDINGS_SCHEMA",
     "RULES",
     "AuditReport",
+    "OcrStatus",
     "Rule",
     "Severity",
     "audit",
     "match_machines",
+    "ocr_status",
     "preview",
     "save_findings",
     "unresolved",

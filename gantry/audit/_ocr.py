@@ -8,7 +8,8 @@ whether the ``burned-in`` risk of that image is resolved.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import dataclasses
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
@@ -25,7 +26,7 @@ from gantry.audit._rules import (
 if TYPE_CHECKING:
     from gantry.store import Store
 
-__all__ = ["ocr_coverage", "ocr_findings", "redacted_regions"]
+__all__ = ["OcrStatus", "ocr_coverage", "ocr_findings", "ocr_status", "redacted_regions"]
 
 
 def redacted_regions(regions: pl.DataFrame | pl.LazyFrame, policy: str) -> pl.LazyFrame:
@@ -100,4 +101,98 @@ def ocr_findings(store: Store, instances: pl.LazyFrame, ctx: AuditContext) -> pl
             pl.lit(True).alias("resolved"),
         )
         .cast(FINDINGS_SCHEMA)
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class OcrStatus:
+    """Where the OCR scan stands, in images (see :func:`ocr_status`).
+
+    Attributes
+    ----------
+    scanned : int
+        Images whose latest scan read every frame.
+    with_text : int
+        Of those, images with text the policy redacts (the plan redacts them).
+    cleared : int
+        Of those, images with no such text (their burned-in risk is cleared).
+    partial : int
+        Images whose latest scan read only some frames (a sample): not cleared.
+    failed : int
+        Images whose latest scan could not read the pixels.
+    needs_scan : int
+        Images with a burned-in text risk that no machine zone and no complete
+        scan resolves: a safe export excludes them until they are scanned.
+    regions : int
+        Text regions the plan redacts, in the ``with_text`` images.
+    """
+
+    scanned: int = 0
+    with_text: int = 0
+    cleared: int = 0
+    partial: int = 0
+    failed: int = 0
+    needs_scan: int = 0
+    regions: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return dataclasses.asdict(self)
+
+    def __str__(self) -> str:
+        return (
+            f"{self.scanned} images scanned in full: {self.cleared} cleared (no text), "
+            f"{self.with_text} with text to redact ({self.regions} regions); "
+            f"{self.partial} scanned in part, {self.failed} failed, "
+            f"{self.needs_scan} still need a scan"
+        )
+
+
+def ocr_status(store: Store, config: Any = None) -> OcrStatus:
+    """Count scanned, cleared and text-bearing images, and those that still need a scan.
+
+    ``config`` (a config, mapping, path, :class:`~gantry.audit.AuditContext` or None)
+    decides the policy (``burned_in.ocr_redact``) and the machine zones.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> from gantry import Session
+    >>> from gantry.testing import make_instance
+    >>> tmp = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = make_instance(tmp / "dicom" / "us.dcm", modality="US")
+    >>> with Session(tmp / "p.db") as s:
+    ...     _ = s.ingest(tmp / "dicom", workers=1, progress=False)
+    ...     print(ocr_status(s.store))
+    0 images scanned in full: 0 cleared (no text), 0 with text to redact (0 regions); \
+0 scanned in part, 0 failed, 1 still need a scan
+    """
+    from gantry.audit._machines import match_machines
+    from gantry.audit._rules import AuditContext, burned_in_findings
+    from gantry.ocr import current_regions, current_scans
+
+    ctx = config if isinstance(config, AuditContext) else AuditContext.from_config(config)
+    if "instances" not in store.table_names():
+        return OcrStatus()
+    instances = store.scan("instances")
+    matched = match_machines(instances, ctx.machines, elements=store.scan("elements"))
+    coverage = ocr_coverage(store, ctx.ocr_redact)
+    risk = burned_in_findings(instances, matched, ctx, coverage).collect()
+    scans = current_scans(store)
+    counts: dict[str, int] = {}
+    if coverage is not None:
+        counts = dict(coverage.group_by("_ocr").len().collect().iter_rows())
+    flagged = redacted_regions(current_regions(store), ctx.ocr_redact)
+    redacted_ids = (
+        coverage.filter(pl.col("_ocr") == "redacted").select("file_id")
+        if coverage is not None
+        else pl.LazyFrame(schema={"file_id": pl.Int64})
+    )
+    return OcrStatus(
+        scanned=counts.get("clear", 0) + counts.get("redacted", 0),
+        with_text=counts.get("redacted", 0),
+        cleared=counts.get("clear", 0),
+        partial=counts.get("partial", 0),
+        failed=int((scans["status"] != "ok").sum()),
+        needs_scan=int((~risk["resolved"]).sum()),
+        regions=flagged.join(redacted_ids, on="file_id", how="semi").collect().height,
     )

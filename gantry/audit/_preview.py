@@ -12,7 +12,7 @@ from gantry.audit._rules import AuditContext, with_actions
 if TYPE_CHECKING:
     from gantry.store import Store
 
-__all__ = ["PREVIEW_SCHEMA", "ACTION_NAMES", "preview"]
+__all__ = ["PREVIEW_SCHEMA", "ACTION_NAMES", "ocr_rows", "preview"]
 
 #: What each plan letter does (the ``effect`` column of :func:`preview`).
 ACTION_NAMES: Final[dict[str, str]] = {
@@ -73,7 +73,12 @@ def preview(store: Store, config: Any = None, *, include_kept: bool = False) -> 
         ``private``, ``default-keep``, ``machine:<name>``), ``tag``,
         ``keyword``, ``action`` (plan letter), ``effect`` (in words),
         ``elements`` and ``instances``; most frequent first.  File meta
-        (group 0002) is rebuilt at export and not counted.
+        (group 0002) is rebuilt at export and not counted.  Last come the
+        OCR rows on ``PixelData`` (:func:`ocr_rows`): ``ocr:scanned`` (images
+        whose latest scan read every frame), ``ocr`` (of those, images with
+        text to redact; ``elements`` counts the text regions), ``ocr:cleared``
+        (no text found) and ``ocr:needs-scan`` (a burned-in text risk that
+        neither a machine zone nor a full scan resolves).
 
     Examples
     --------
@@ -132,8 +137,35 @@ def preview(store: Store, config: Any = None, *, include_kept: bool = False) -> 
         pl.col("elements").cast(pl.UInt32),
         pl.col("instances").cast(pl.UInt32),
     )
-    return (
+    counts = (
         out.select(list(PREVIEW_SCHEMA))
         .sort(["elements", "tag", "rule"], descending=[True, False, False])
         .collect(engine="streaming")
     )
+    return pl.concat([counts, ocr_rows(store, context)])
+
+
+#: The OCR rows of :func:`preview`: rule, action, effect, and the ``OcrStatus`` fields
+#: counted as elements and as instances.
+_OCR_ROWS: Final = (
+    ("ocr:scanned", "-", "every frame read by OCR", "scanned", "scanned"),
+    ("ocr", "REDACT", "redact pixels (text found)", "regions", "with_text"),
+    ("ocr:cleared", "K", "keep pixels (no text found)", "cleared", "cleared"),
+    ("ocr:needs-scan", "-", "burned-in risk: excluded by safe export until scanned",
+     "needs_scan", "needs_scan"),
+)  # fmt: skip
+
+
+def ocr_rows(store: Store, context: AuditContext) -> pl.DataFrame:
+    """The OCR state as preview rows (tag ``7FE00010``): images scanned in full, with
+    text to redact (elements: text regions), cleared, and still needing a scan; rows
+    that count nothing are left out."""
+    from gantry.audit._ocr import ocr_status
+
+    status = ocr_status(store, context).as_dict()
+    rows = [
+        (rule, "7FE00010", "PixelData", action, effect, status[elements], status[instances])
+        for rule, action, effect, elements, instances in _OCR_ROWS
+        if status[instances]
+    ]
+    return pl.DataFrame(rows, schema=PREVIEW_SCHEMA, orient="row")

@@ -11,6 +11,7 @@ import pydicom
 import pytest
 
 from gantry import Session
+from gantry.audit import ocr_status
 from gantry.cli import main
 from gantry.ocr import display_frame
 from gantry.testing._text import box_iou, make_text_instance
@@ -83,7 +84,9 @@ def test_scan_resumes_and_keeps_the_latest_scan(session: Session) -> None:
     assert first.scanned == 2
     again = session.scan_pixels(workers=1, progress=False)
     assert (again.skipped, again.scanned) == (2, 3)  # only what was not scanned yet
-    redo = session.scan_pixels(query="file_path LIKE '%us_%'", rescan=True, workers=1, progress=False)
+    redo = session.scan_pixels(
+        query="file_path LIKE '%us_%'", rescan=True, workers=1, progress=False
+    )
     assert redo.scanned == 2
     per_file = session.sql("SELECT file_id, count(*) AS n FROM ocr_scans GROUP BY 1")
     assert per_file.height == 5 and per_file["n"].max() == 1
@@ -98,8 +101,17 @@ def test_safe_export_clears_text_free_images_and_redacts_text(
     blocked = {int(f) for f in before.filter(pl.col("rule") == "burned-in")["file_id"]}
     us_ids = {_fid(session, n) for n in ("us_text", "us_clean", "sc_text", "cine")}
     assert us_ids <= blocked  # no scan yet: today's fail-closed exclusion
+    assert _ocr_preview(session) == {"ocr:needs-scan": (4, 4)}
 
     session.scan_pixels(safe=True, workers=1, progress=False)  # every frame
+    regions = session.sql("SELECT count(*) FROM text_regions WHERE file_id != "
+                          f"{_fid(session, 'us_clean')}").item()  # fmt: skip
+    assert _ocr_preview(session) == {
+        "ocr:scanned": (5, 5),  # the CT too
+        "ocr": (regions, 3),  # text in us_text, sc_text and the cine
+        "ocr:cleared": (2, 2),  # us_clean and the CT
+    }
+    assert str(ocr_status(session.store)).startswith("5 images scanned in full: 2 cleared")
     report = session.audit()
     assert report.unresolved().filter(pl.col("rule") == "burned-in").height == 0
     ocr = report.to_polars().filter(pl.col("rule") == "burned-in-ocr")
@@ -131,6 +143,11 @@ def test_safe_export_clears_text_free_images_and_redacts_text(
     assert written.BurnedInAnnotation == "NO"
 
 
+def _ocr_preview(s: Session) -> dict[str, tuple[int, int]]:
+    rows = s.preview().filter(pl.col("rule").str.starts_with("ocr"))
+    return {r: (e, i) for r, e, i in rows.select("rule", "elements", "instances").iter_rows()}
+
+
 def _same_pixels_outside(ds: pydicom.Dataset, original: Path, zones: list) -> bool:
     src = pydicom.dcmread(original).pixel_array
     got = ds.pixel_array
@@ -147,6 +164,8 @@ def test_sampled_scan_does_not_clear_a_cine(session: Session, tmp_path: Path) ->
     un = session.audit().unresolved()
     cine = un.filter(pl.col("file_id") == _fid(session, "cine"))
     assert cine.height == 1 and "sampled frames only" in cine["reason"].item()
+    status = ocr_status(session.store)
+    assert (status.partial, status.scanned, status.needs_scan) == (1, 0, 4)
     session.anonymize()
     r = session.export(tmp_path / "out", safe=True, query="file_path LIKE '%cine.dcm'",
                        workers=1, progress=False)  # fmt: skip
@@ -163,7 +182,9 @@ def test_policy_phi_keeps_harmless_text(session: Session) -> None:
     assert session.sql("SELECT count(*) FROM text_regions WHERE NOT phi").item() == 1
 
 
-def test_second_pass_fails_an_instance_whose_text_survives(session: Session, tmp_path: Path) -> None:
+def test_second_pass_fails_an_instance_whose_text_survives(
+    session: Session, tmp_path: Path
+) -> None:
     session.scan_pixels(query="file_path LIKE '%us_text.dcm'", workers=1, progress=False)
     # boxes in the wrong place (as a bad detection would give): the plan redacts them,
     # the text stays, and the second OCR pass on the written pixels catches it
