@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -20,6 +21,9 @@ from gantry.cli._app import (
     workers_option,
 )
 
+if TYPE_CHECKING:
+    from gantry.audit import OcrStatus
+
 _DEMO_CONFIG = """\
 # Gantry config v2 for the demo (see docs/config.md for every key).
 version: 2
@@ -32,7 +36,8 @@ machines:
     match: {manufacturer: Sonoria, model: Sonoria S8}
     redaction_zones: [[0, 8, 0, 64]]
     fill: 0
-# secondary captures have no zone: under safe export they are excluded, with a reason
+# secondary captures and screen captures have no zone: OCR reads them (gantry scan);
+# those with no text are cleared, text found is redacted (burned_in.ocr_redact)
 """
 
 
@@ -45,16 +50,20 @@ def demo(dest: Path, patients: int, seed: int, no_run: bool) -> None:
     """Make a synthetic sample in DEST and run the whole pipeline on it.
 
     Writes DEST/dicom (patients with PHI in headers, nested sequences, private
-    blocks, compressed and multi-frame images, plus clutter), then ingests it into
-    DEST/project.db, audits it, plans the anonymization, exports clean copies to
-    DEST/export and the re-identification maps to DEST/maps.
+    blocks, compressed and multi-frame images, screen captures with burned-in
+    text, plus clutter), then ingests it into DEST/project.db, audits it, OCRs
+    the images with a burned-in text risk and no zone (clearing those without
+    text), plans the anonymization, exports clean copies to DEST/export and the
+    re-identification maps to DEST/maps.
     """
     from gantry.testing import make_clutter, make_corpus
 
     corpus = make_corpus(dest / "dicom", patients=patients, seed=seed)
+    captures = _write_captures(dest / "dicom" / "captures", corpus.patients[0], seed)
     clutter = make_clutter(dest / "dicom" / "clutter")
     say(
-        f"wrote {len(corpus.paths)} DICOM files for {patients} patients and "
+        f"wrote {len(corpus.paths)} DICOM files for {patients} patients, {len(captures)} "
+        f"screen captures with the first patient's name burned in, and "
         f"{len(clutter)} clutter files under {dest / 'dicom'}"
     )
     if no_run:
@@ -78,6 +87,9 @@ def demo(dest: Path, patients: int, seed: int, no_run: bool) -> None:
             )
             say(str(s.info()))
             report = s.audit(config)
+            scanned = _scan_burned_in(s, report, config)
+            if scanned is not None:
+                report = s.audit(config)  # the scan cleared or resolved the burned-in risks
             s.save_analysis(report)
             say(f"\n== audit: {len(report)} findings")
             detail("findings by rule:", report.summary(by="rule"), "findings_by_rule")
@@ -109,6 +121,7 @@ def demo(dest: Path, patients: int, seed: int, no_run: bool) -> None:
             exported=e.exported,
             excluded=e.excluded.height,
             failed=e.failed.height,
+            ocr=scanned.as_dict() if scanned is not None else None,
             verdict=compliance.verdict,
             reports={k: str(v) for k, v in pages.items()},
             db=str(dest / "project.db"),
@@ -116,6 +129,54 @@ def demo(dest: Path, patients: int, seed: int, no_run: bool) -> None:
         return 0 if e.ok else 1
 
     run_guarded(body)
+
+
+def _write_captures(folder: Path, patient: Any, seed: int) -> list[Path]:
+    """Two screen captures (RGB secondary captures) with the patient's name, ID and birth
+    date drawn into the pixels."""
+    from gantry.testing._text import make_text_instance
+
+    identity = {
+        "PatientName": patient.name,
+        "PatientID": patient.patient_id,
+        "PatientBirthDate": patient.birth_date,
+    }
+    paths = []
+    for i in range(2):
+        path = folder / f"CAPTURE{i + 1}.dcm"
+        make_text_instance(
+            path, kind="screen", rows=128, columns=256, size=14, seed=seed * 10 + i,
+            Manufacturer="Viewstation", **identity,
+        )  # fmt: skip
+        paths.append(path)
+    return paths
+
+
+def _scan_burned_in(s: Any, report: Any, config: Path) -> OcrStatus | None:
+    """OCR every frame of the images whose burned-in text risk is unresolved; say what it
+    found.  None when there was nothing to scan or the OCR extra is missing."""
+    import polars as pl
+
+    from gantry.audit import ocr_status
+    from gantry.errors import MissingDependencyError
+
+    risky = report.unresolved().filter(pl.col("rule") == "burned-in")["file_id"].unique()
+    if risky.len() == 0:
+        return None
+    query = f"file_id IN ({', '.join(str(int(f)) for f in risky.sort())})"
+    try:  # in this process: a handful of images does not pay for a worker pool
+        r = s.scan_pixels(query=query, safe=True, workers=1, progress=False)
+    except MissingDependencyError as exc:
+        say(f"\n== scan: skipped, {exc}; those images stay excluded")
+        return None
+    status = ocr_status(s.store, config)
+    say(
+        f"\n== scan: OCR read every frame of the {r.selected} images with a burned-in text "
+        f"risk and no zone ({r.frames} frames, {r.seconds:.1f} s): {status.cleared} cleared "
+        f"(no text), {status.with_text} with text to redact ({r.regions} regions, "
+        f"{r.phi_regions} identifying), {r.failed} failed"
+    )
+    return status
 
 
 @cli.command()

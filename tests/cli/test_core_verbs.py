@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -12,17 +13,37 @@ from gantry.cli import cli, main
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def demo_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     root = tmp_path_factory.mktemp("cli")
     result = CliRunner().invoke(cli, ["demo", str(root / "d"), "--patients", "2"])
     assert result.exit_code == 0, result.output
-    return root / "d"
+    return root / "d", result.output
+
+
+@pytest.fixture(scope="module")
+def demo(demo_run: tuple[Path, str]) -> Path:
+    return demo_run[0]
 
 
 def test_demo_runs_the_pipeline(demo: Path) -> None:
     assert (demo / "export" / "manifest.csv").is_file()
     assert (demo / "maps" / "patient_map.csv").is_file()
     assert list((demo / "export").rglob("*.dcm"))
+
+
+def test_demo_scans_burned_in_risks(demo_run: tuple[Path, str]) -> None:
+    """Secondary captures without text are cleared, the screen captures are redacted, and
+    nothing is excluded for a burned-in text risk."""
+    import polars as pl
+
+    demo, output = demo_run
+    assert re.search(r"== scan: OCR read every frame of the (\d+) images", output)
+    scanned = int(re.search(r"of the (\d+) images", output).group(1))  # type: ignore[union-attr]
+    assert f"{scanned - 2} cleared (no text), 2 with text to redact" in output
+    assert "PixelData: burned-in" not in output  # no exclusion for it
+    manifest = pl.read_csv(demo / "export" / "manifest.csv")
+    boxed = manifest.filter(pl.col("redacted_boxes").is_not_null() & (pl.col("Modality") != "US"))
+    assert boxed.height == 2  # the screen captures; the ultrasound has its machine zone
 
 
 def test_sql_formats(demo: Path, tmp_path: Path) -> None:
