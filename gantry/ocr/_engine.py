@@ -9,8 +9,10 @@ inside the PyPI wheel, so nothing is fetched at run time) and ``"tesseract"``
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import functools
+import hashlib
 import os
 import shutil
 from typing import Any, Final, Protocol, runtime_checkable
@@ -91,19 +93,28 @@ def _box_of(points: Any, rows: int, cols: int) -> tuple[int, int, int, int]:
 class RapidOcrEngine:
     """PP-OCR detection and recognition through ``rapidocr_onnxruntime`` (models in the wheel).
 
+    The detector reads the whole image at its own size (text 10 px high is lost
+    when it is shrunk); the recogniser reads only the detected boxes, in one batch
+    per image, and remembers what it read: a line drawn identically on the next
+    frame of a cine is not recognised again.
+
     Parameters
     ----------
     min_confidence : float
         Boxes whose recognition score is below this are dropped.
+    threads : int, optional
+        ONNX Runtime threads per model (default ``$GANTRY_OCR_THREADS``, else 1:
+        parallel scans run one engine per worker process).  Above 1, idle threads
+        sleep instead of spinning, so a busy machine does not pay for them.
     """
 
     name = "rapidocr"
 
-    def __init__(self, *, min_confidence: float = 0.5) -> None:
+    def __init__(self, *, min_confidence: float = 0.5, threads: int | None = None) -> None:
         from gantry._deps import require
 
         module = require("rapidocr_onnxruntime", extra="ocr")
-        threads = int(os.environ.get("GANTRY_OCR_THREADS", "-1") or -1)
+        self.threads = threads if threads is not None else ocr_threads()
         self._ocr = module.RapidOCR(
             # the angle classifier is for rotated document text; burned-in text is upright
             use_cls=False,
@@ -112,23 +123,89 @@ class RapidOcrEngine:
             det_limit_type="max",
             det_limit_side_len=1024,
             text_score=min_confidence,
-            intra_op_num_threads=threads,
-            inter_op_num_threads=1 if threads > 0 else -1,
+            intra_op_num_threads=self.threads,
+            inter_op_num_threads=1,
         )
+        if self.threads > 1:
+            _sleeping_threads(self._ocr.text_det.infer, self.threads)
+            _sleeping_threads(self._ocr.text_rec.session, self.threads)
         self.min_confidence = min_confidence
+        self._read: collections.OrderedDict[bytes, tuple[str, float]] = collections.OrderedDict()
 
     def read(self, image: np.ndarray) -> list[TextBox]:
+        # rapidocr's own pipeline (RapidOCR.__call__) without the angle classifier,
+        # with remembered recognitions
+        ocr = self._ocr
         img = _as_bgr(image)
-        result, _ = self._ocr(img, use_cls=False)
         rows, cols = img.shape[:2]
+        work, ratio_h, ratio_w = ocr.preprocess(img)  # only sides over 2000 or under 30 px
+        record: dict[str, Any] = {"preprocess": {"ratio_h": ratio_h, "ratio_w": ratio_w}}
+        work, record = ocr.maybe_add_letterbox(work, record)  # very flat images get a margin
+        found, _ = ocr.auto_text_det(work)
+        if found is None or len(found) == 0:
+            return []
+        texts = self._recognise(ocr.get_crop_img_list(work, found))
+        corners = ocr._get_origin_points(found, record, rows, cols)
         out = []
-        for points, text, score in result or ():
-            if float(score) < self.min_confidence or not _meaningful(str(text)):
+        for points, (text, score) in zip(corners, texts, strict=True):
+            if score < self.min_confidence or not _meaningful(text):
                 continue
             r1, r2, c1, c2 = _box_of(points, rows, cols)
             if r2 > r1 and c2 > c1:
-                out.append(TextBox(r1, r2, c1, c2, round(float(score), 4), str(text).strip()))
+                out.append(TextBox(r1, r2, c1, c2, round(score, 4), text.strip()))
         return out
+
+    def _recognise(self, crops: list[np.ndarray]) -> list[tuple[str, float]]:
+        """``(text, score)`` of each crop; crops read before come from memory."""
+        keys = [_digest(c) for c in crops]
+        todo = {k: c for k, c in zip(keys, crops, strict=True) if k not in self._read}
+        if todo:
+            got, _ = self._ocr.text_rec(list(todo.values()))
+            for k, (text, score) in zip(todo, got, strict=True):
+                self._read[k] = (str(text), float(score))
+                if len(self._read) > _REMEMBERED:
+                    self._read.popitem(last=False)
+        return [self._read[k] for k in keys]
+
+
+#: Crops whose recognition an engine remembers.
+_REMEMBERED: Final = 2048
+
+
+def _digest(crop: np.ndarray) -> bytes:
+    shape = np.asarray(crop.shape, dtype=np.int64).tobytes()
+    return hashlib.blake2b(shape + crop.tobytes(), digest_size=16).digest()
+
+
+def ocr_threads() -> int:
+    """ONNX Runtime threads per engine: ``$GANTRY_OCR_THREADS``, else 1.
+
+    Examples
+    --------
+    >>> import os
+    >>> os.environ.pop("GANTRY_OCR_THREADS", None) and None
+    >>> ocr_threads()
+    1
+    """
+    value = os.environ.get("GANTRY_OCR_THREADS", "").strip()
+    return max(1, int(value)) if value.lstrip("-").isdigit() else 1
+
+
+def _sleeping_threads(wrapper: Any, threads: int) -> None:
+    """Rebuild the ONNX session of a rapidocr model wrapper with ``threads`` threads that
+    sleep when idle (ONNX Runtime's default spins them, burning a shared core)."""
+    import onnxruntime as ort  # type: ignore[import-untyped]
+
+    old = wrapper.session
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 4
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    wrapper.session = ort.InferenceSession(
+        old._model_path, sess_options=opts, providers=["CPUExecutionProvider"]
+    )
 
 
 class TesseractEngine:
@@ -148,6 +225,8 @@ class TesseractEngine:
         self._pt = require("pytesseract", extra="ocr")
         if shutil.which("tesseract") is None:
             raise MissingDependencyError("tesseract", extra="ocr", install=TESSERACT_INSTALL)
+        # the program's OpenMP threads spin on every core unless told otherwise
+        os.environ.setdefault("OMP_THREAD_LIMIT", str(ocr_threads()))
         self.min_confidence = min_confidence
 
     def read(self, image: np.ndarray) -> list[TextBox]:

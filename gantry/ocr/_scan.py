@@ -9,6 +9,7 @@ per text box.  After a rescan, only each file's latest scan is kept.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import sys
 import time
@@ -126,7 +127,7 @@ def scan_file(
     import pydicom
 
     from gantry.ocr._display import display_frame, frame_count, sample_frames
-    from gantry.ocr._engine import get_engine
+    from gantry.ocr._engine import TextBox, get_engine
     from gantry.ocr._match import IdentityTokens, phi_kinds
 
     scan_id = uuid.uuid4().hex
@@ -153,9 +154,13 @@ def scan_file(
         wanted = sample_frames(n, frames)
         identity = IdentityTokens.from_dataset(ds)
         row.update(frames_total=n, rows=int(ds.Rows), columns=int(ds.Columns))
+        seen: dict[bytes, list[TextBox]] = {}  # a frame identical to one read before
         for index in wanted:
             image = display_frame(ds, index, path=path)
-            for box in ocr.read(image):
+            key = hashlib.blake2b(image.tobytes(), digest_size=16).digest()
+            if key not in seen:
+                seen[key] = ocr.read(image)
+            for box in seen[key]:
                 kinds = phi_kinds(box.text, identity)
                 regions.append(
                     {
@@ -334,4 +339,5 @@ def _worker_init(workers: int) -> None:
     """Share the cores between worker processes instead of each engine taking them all."""
     threads = max(1, (os.cpu_count() or 1) // max(1, workers))
     os.environ["OMP_NUM_THREADS"] = str(threads)
+    os.environ["OMP_THREAD_LIMIT"] = str(threads)  # the tesseract program's OpenMP threads
     os.environ["GANTRY_OCR_THREADS"] = str(threads)

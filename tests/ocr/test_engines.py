@@ -15,6 +15,7 @@ from gantry.testing._text import font_names, make_text_instance
 def found(truth, boxes, threshold: float = 0.3) -> bool:
     return any(iou(b, truth) >= threshold for b in boxes)
 
+
 FONTS = font_names()
 
 CASES = [
@@ -85,3 +86,38 @@ def test_real_ultrasound_header_text(engine_name: str) -> None:
 def test_unknown_engine() -> None:
     with pytest.raises(ConfigError, match="`engine` must be one of 'rapidocr', 'tesseract'"):
         get_engine("cloud")
+
+
+def test_a_line_read_before_is_not_recognised_again() -> None:
+    """The recogniser remembers crops: the same frame twice costs one recognition."""
+    from gantry.ocr._engine import RapidOcrEngine
+
+    engine = RapidOcrEngine()
+    real = engine._ocr.text_rec
+    batches: list[int] = []
+
+    def counting(crops, *args):  # type: ignore[no-untyped-def]
+        batches.append(len(crops))
+        return real(crops, *args)
+
+    engine._ocr.text_rec = counting
+    ds, truth = make_text_instance(kind="us", rows=96, columns=224, size=14, seed=7)
+    image = display_frame(ds)
+    first = engine.read(image)
+    again = engine.read(image)
+    assert first == again and all(found(t, first) for t in truth)
+    assert len(batches) == 1  # one batch, on the first read only
+    shifted = engine.read(image[4:])  # new crops: recognised
+    assert len(batches) == 2 and len(shifted) == len(first)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_engine_threads_sleep_when_idle(threads: int) -> None:
+    from gantry.ocr._engine import RapidOcrEngine
+
+    engine = RapidOcrEngine(threads=threads)
+    for wrapper in (engine._ocr.text_det.infer, engine._ocr.text_rec.session):
+        opts = wrapper.session.get_session_options()
+        assert opts.intra_op_num_threads == threads
+        if threads > 1:
+            assert opts.get_session_config_entry("session.intra_op.allow_spinning") == "0"
