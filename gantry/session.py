@@ -400,6 +400,8 @@ class Session:
         rescan: bool = False,
         workers: int | None = None,
         progress: bool | None = None,
+        executor: Executor | Any | None = None,
+        cluster: str | Any | None = None,
     ) -> ScanResult:
         """OCR the pixels of the selected instances → tables ``text_regions``, ``ocr_scans``.
 
@@ -422,6 +424,12 @@ class Session:
             Scan again instances an earlier scan with this engine covers.
         workers, progress
             Worker processes (default: every core) and the progress bar.
+        executor, cluster
+            Where the per-chunk tasks run, as for :meth:`ingest` (a
+            ``concurrent.futures`` executor, a ``distributed.Client`` or a Dask
+            scheduler address; ``GANTRY_EXECUTOR`` sets a default). Workers must
+            read the instances at the same paths; each runs one engine with one
+            ONNX thread per task slot.
 
         Frames are rendered as a viewer shows them (VOI LUT or window, MONOCHROME1
         inverted, colour converted, overlays burned in). Resumable: a killed scan
@@ -447,19 +455,25 @@ class Session:
         │ 0     ┆ true ┆ pattern:id │
         └───────┴──────┴────────────┘
         """
+        from gantry.cluster import open_backend
         from gantry.ocr import scan_pixels
 
         chosen = frames if frames is not None else ("all" if safe else "sample")
-        return scan_pixels(
-            self._store,
-            query=query,
-            engine=engine,
-            frames=chosen,
-            min_confidence=min_confidence,
-            rescan=rescan,
-            workers=workers,
-            progress=progress,
-        )
+        first = self._store.sql(
+            "SELECT file_path FROM instances WHERE pixel_offset IS NOT NULL LIMIT 1"
+        )["file_path"].to_list()
+        with open_backend(executor, cluster=cluster, readable=first) as backend:
+            return scan_pixels(
+                self._store,
+                query=query,
+                engine=engine,
+                frames=chosen,
+                min_confidence=min_confidence,
+                rescan=rescan,
+                workers=workers if workers is not None else backend.workers,
+                progress=progress,
+                executor=backend.executor,
+            )
 
     # -- anonymize and export ---------------------------------------------------------------
 

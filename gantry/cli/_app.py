@@ -248,6 +248,16 @@ def cli() -> None:
 # -- shared options ----------------------------------------------------------------------------
 
 
+def scheduler_option(f: F) -> F:
+    """``--scheduler ADDRESS``: run the tasks on a Dask cluster (env ``GANTRY_EXECUTOR``)."""
+    return click.option(
+        "--scheduler",
+        metavar="ADDRESS",
+        default=None,
+        help="Run on a Dask cluster (tcp://host:8786); default: $GANTRY_EXECUTOR or local.",
+    )(f)
+
+
 def db_option(f: F) -> F:
     """``--db PATH``: the session catalog (env ``GANTRY_DB``)."""
     return click.option(

@@ -19,6 +19,7 @@ from gantry.cli._app import (
     problem,
     query_option,
     run_guarded,
+    scheduler_option,
     status,
     summary,
     table_options,
@@ -113,12 +114,7 @@ def plan(
 @click.option("--no-verify", is_flag=True, help="Skip reading the written files back.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar; print only the summary line.")
 @click.option("--wide", is_flag=True, help="List every excluded or failed instance, whole reasons.")
-@click.option(
-    "--scheduler",
-    metavar="ADDRESS",
-    default=None,
-    help="Run on a Dask cluster (tcp://host:8786); default: $GANTRY_EXECUTOR or local.",
-)
+@scheduler_option
 def export(
     dest: str,
     db: Path,

@@ -15,6 +15,7 @@ from gantry.cli._app import (
     print_frame,
     run_guarded,
     say,
+    scheduler_option,
     status,
     summary,
     table_options,
@@ -184,12 +185,7 @@ def _scan_burned_in(s: Any, report: Any, config: Path) -> OcrStatus | None:
 @db_option
 @workers_option
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar; print only the summary line.")
-@click.option(
-    "--scheduler",
-    metavar="ADDRESS",
-    default=None,
-    help="Run on a Dask cluster (tcp://host:8786); default: $GANTRY_EXECUTOR or local.",
-)
+@scheduler_option
 @click.option(
     "--limit",
     "limit_items",

@@ -6,7 +6,15 @@ from pathlib import Path
 
 import click
 
-from gantry.cli._app import cli, db_option, query_option, run_guarded, summary, workers_option
+from gantry.cli._app import (
+    cli,
+    db_option,
+    query_option,
+    run_guarded,
+    scheduler_option,
+    summary,
+    workers_option,
+)
 
 
 def _frames(value: str) -> str | int:
@@ -39,6 +47,7 @@ def _frames(value: str) -> str | int:
 @click.option("--rescan", is_flag=True, help="Scan again what an earlier scan covers.")
 @workers_option
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar; print only the summary.")
+@scheduler_option
 def scan(
     db: Path,
     query: str | None,
@@ -49,6 +58,7 @@ def scan(
     rescan: bool,
     workers: int | None,
     quiet: bool,
+    scheduler: str | None,
 ) -> None:
     """OCR pixel data for burned-in text; results go to the table text_regions."""
     from gantry.session import Session
@@ -64,6 +74,7 @@ def scan(
                 rescan=rescan,
                 workers=workers,
                 progress=False if quiet else None,
+                cluster=scheduler,
             )
             summary(str(result), **_fields(result))
 

@@ -352,3 +352,42 @@ def test_gantry_works_without_dask(tmp_path: Path) -> None:
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "1"
+
+
+# -- OCR scan ----------------------------------------------------------------------------------
+
+
+def _scan_frames(s: Session) -> dict[str, pl.DataFrame]:
+    """The scan's tables without what differs by run (scan ids, times)."""
+    return {
+        "ocr_scans": s.sql("SELECT * EXCLUDE (scan_id, scanned_at) FROM ocr_scans").sort("file_id"),
+        "text_regions": s.sql("SELECT * EXCLUDE (scan_id) FROM text_regions").sort(
+            "file_id", "frame", "r1", "c1"
+        ),
+    }
+
+
+def test_scan_on_cluster_equals_local(client: Any, tmp_path: Path) -> None:
+    pytest.importorskip("rapidocr_onnxruntime")
+    from gantry.testing._text import make_text_instance
+
+    root = tmp_path / "dicom"
+    for i, kw in enumerate([
+        dict(kind="us", size=14), dict(kind="blank-ct"), dict(kind="screen", size=13),
+        dict(kind="us", frames=3, text_frames=[2], size=12),
+    ]):  # fmt: skip
+        make_text_instance(root / f"{i}.dcm", rows=96, columns=192, seed=i, **kw)
+    results = {}
+    for name, where in (("local", {"workers": 1}), ("dask", {"executor": client})):
+        with Session(tmp_path / f"{name}.db") as s:
+            s.ingest(root, workers=1, progress=False)
+            r = s.scan_pixels(safe=True, progress=False, **where)
+            assert (r.scanned, r.failed) == (4, 0)
+            results[name] = _scan_frames(s)
+    _assert_same(results["local"], results["dask"])
+    assert results["dask"]["text_regions"]["phi"].any()
+    assert "scan_chunk-gantry" in _tasks_seen(client)  # (dask drops the leading "_")
+    db, address = str(tmp_path / "dask.db"), client.scheduler.address
+    got = CliRunner().invoke(cli, ["scan", "--db", db, "--safe", "-q", "--scheduler", address])
+    assert got.exit_code == 0, got.output
+    assert "scanned 0 of 4 instances (4 already scanned" in got.output  # resumable
