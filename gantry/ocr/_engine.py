@@ -214,7 +214,8 @@ class TesseractEngine:
     Parameters
     ----------
     min_confidence : float
-        Words whose confidence (0–1) is below this are dropped.
+        Lines whose best word's confidence (0–1) is below this are dropped; a kept
+        line's box spans all its words.
     """
 
     name = "tesseract"
@@ -239,13 +240,17 @@ class TesseractEngine:
         )
         lines: dict[tuple[int, int, int], list[int]] = {}
         for i, word in enumerate(data["text"]):
-            conf = float(data["conf"][i])
-            if not str(word).strip() or conf / 100 < self.min_confidence:
+            if not str(word).strip() or float(data["conf"][i]) < 0:
                 continue  # (a line is kept below only when it holds real characters)
             key = (data["block_num"][i], data["par_num"][i], data["line_num"][i])
             lines.setdefault(key, []).append(i)
         out = []
         for idx in lines.values():
+            # a line is text when its best word is read confidently; its box spans every
+            # word (a doubtful word in a name is still part of the name)
+            conf = max(float(data["conf"][i]) for i in idx) / 100
+            if conf < self.min_confidence:
+                continue
             r1 = min(data["top"][i] for i in idx) // _SCALE
             c1 = min(data["left"][i] for i in idx) // _SCALE
             r2 = -(-max(data["top"][i] + data["height"][i] for i in idx) // _SCALE)
@@ -253,7 +258,6 @@ class TesseractEngine:
             text = " ".join(str(data["text"][i]).strip() for i in idx)
             if not _meaningful(text):
                 continue
-            conf = min(float(data["conf"][i]) for i in idx) / 100
             out.append(TextBox(r1, r2, c1, c2, round(conf, 4), text))
         return out
 
