@@ -434,7 +434,9 @@ def check_burned_in(
     """Written files whose pixels likely carry burned-in text and that were not redacted.
 
     The risk is the audit's burned-in rule applied to the written file's own header;
-    ``files`` maps the written files' ``file_id`` to ``output_path`` and ``source_id``.
+    ``files`` maps the written files' ``file_id`` to ``output_path`` and ``source_id``;
+    ``redacted`` holds the source instances that were redacted or that a complete OCR
+    scan cleared (no text found).
     """
     from gantry.audit._rules import AuditContext, burned_in_findings
 

@@ -419,7 +419,7 @@ def compliance_report(
         check_burned_in(
             out_inst,
             out_files.select("file_id", "output_path", "source_id"),
-            set(redact_plan),
+            set(redact_plan) | _ocr_cleared(store, cfg),
             cfg,
         )
     )
@@ -517,6 +517,18 @@ def _raw_private(
     tags = unread.group_by("file_id").agg(pl.col("tag").unique())
     wanted = {fid: (path, set(t)) for fid, path, t in paths.join(tags, on="file_id").iter_rows()}
     return raw_private_tokens(wanted)
+
+
+def _ocr_cleared(store: Store, cfg: Any) -> set[int]:
+    """Source instances whose latest OCR scan read every frame and found no text to redact
+    under the config's policy (their burned-in risk is cleared, as in the audit)."""
+    from gantry.audit._ocr import ocr_coverage
+    from gantry.audit._rules import AuditContext
+
+    coverage = ocr_coverage(store, AuditContext.from_config(cfg).ocr_redact)
+    if coverage is None:
+        return set()
+    return set(coverage.filter(pl.col("_ocr") == "clear").collect()["file_id"].to_list())
 
 
 def _redactions(store: Store, source_ids: pl.Series) -> dict[int, str]:
