@@ -14,6 +14,7 @@ from gantry.cli._app import cli, print_frame
     type=click.Choice(["table", "csv", "json"]),
     default="table",
     show_default=True,
+    help="How to print the list: a table for people, csv or json for scripts.",
 )
 def plugins(fmt: str) -> None:
     """List the installed plugins (entry points), loading each to check it.
