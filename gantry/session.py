@@ -307,7 +307,6 @@ class Session:
         again; an interrupted run resumes where its last committed batch ended.
         """
         from gantry.cluster import open_backend
-
         from gantry.storage import is_url
 
         urls = [paths] if isinstance(paths, str | os.PathLike) else list(paths)
@@ -639,8 +638,8 @@ class Session:
         """
         from gantry.export import run_export
         from gantry.export._plugin import export_to_plugin, is_plugin_url
-        from gantry.storage import is_url
         from gantry.net._peer import is_dicom_url, is_web_url
+        from gantry.storage import is_url
 
         if is_plugin_url(dest):  # an exporter plugin: stage, verify, hand over
             return export_to_plugin(

@@ -228,13 +228,18 @@ class FsspecStorage:
 
     def _object(self, key: str, meta: Mapping[str, Any]) -> ObjectInfo:
         rel = key[len(self._base) + 1 :] if key.startswith(self._base + "/") else key
+        size = int(meta.get("size") or meta.get("Size") or 0)
+        mtime = _timestamp(
+            _first_raw(meta, "LastModified", "last_modified", "updated", "mtime", "created")
+        )
         return ObjectInfo(
-            path=f"{self.scheme}://{key}",
+            path=self.url(rel),
             rel=rel,
-            size=int(meta.get("size") or meta.get("Size") or 0),
-            etag=_first(meta, "ETag", "etag", "md5Hash"),
+            size=size,
+            # a back end without ETags: size and modification time stand in
+            etag=_first(meta, "ETag", "etag", "md5Hash") or f"{size}-{mtime}",
             version=_first(meta, "VersionId", "version_id", "generation"),
-            mtime=_timestamp(_first_raw(meta, "LastModified", "last_modified", "updated", "mtime")),
+            mtime=mtime,
         )
 
     def list(self) -> list[ObjectInfo]:

@@ -109,17 +109,23 @@ class S3Bucket:
     server: MotoServer
     bucket: str
     env: dict[str, str]
+    _client: Any = None
 
     def client(self, endpoint: str | None = None) -> Any:
         import boto3
 
-        return boto3.client(
+        if endpoint is None and self._client is not None:
+            return self._client
+        made = boto3.client(
             "s3",
             endpoint_url=endpoint or self.server.url,
             aws_access_key_id="testing",
             aws_secret_access_key="testing",
             region_name="us-east-1",
         )
+        if endpoint is None:
+            self._client = made
+        return made
 
     def keys(self, prefix: str = "") -> list[str]:
         pages = (
