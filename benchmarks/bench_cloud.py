@@ -138,7 +138,9 @@ def main() -> None:
     root = args.root or Path(tempfile.mkdtemp(prefix="gantry-bench-cloud-"))
     root.mkdir(parents=True, exist_ok=True)
     rows = run(args.n, args.workers, root)
-    cols = sorted({k for r in rows for k in r}, key=lambda k: [k in r for r in rows].index(True))
+    cols: list[str] = []
+    for r in rows:
+        cols += [k for k in r if k not in cols]
     print_table([{c: r.get(c, "") for c in cols} for r in rows])
     print("\ntargets: S3 ingest >= 50% of local ingest; bytes fetched <= 2x the header")
 
