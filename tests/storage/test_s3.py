@@ -278,3 +278,23 @@ def test_endpoint_killed_mid_export_resumes_without_loss_or_duplicates(
     dicoms = [k for k in keys if k.endswith(".dcm")]
     assert len(dicoms) == len(set(dicoms)) == len(corpus.paths)
     assert json.loads(s3.get("clean/manifest.json"))["count"] == len(corpus.paths)
+
+
+def test_cli_ingests_and_exports_a_bucket(s3: S3Bucket, corpus: Corpus, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from gantry.cli import cli
+
+    s3.upload(corpus.root, "scans")
+    db = str(tmp_path / "s.db")
+    runner = CliRunner()
+    r = runner.invoke(cli, ["ingest", f"s3://{s3.bucket}/scans", "--db", db, "-q", "-j", "1"])
+    assert r.exit_code == 0, r.output
+    assert runner.invoke(cli, ["anonymize", "--db", db]).exit_code == 0
+    r = runner.invoke(
+        cli, ["export", f"s3://{s3.bucket}/clean", "--db", db, "--unsafe", "-q", "-j", "1"]
+    )
+    assert r.exit_code == 0, r.output
+    assert len([k for k in s3.keys("clean/") if k.endswith(".dcm")]) == len(corpus.paths)
+    r = runner.invoke(cli, ["ingest", "s3://no-such-bucket-here/x", "--db", db, "-q"])
+    assert r.exit_code != 0 and "bucket does not exist" in r.output
