@@ -14,6 +14,14 @@ from collections.abc import Iterator
 import pytest
 
 from gantry.testing import Corpus, make_corpus
+from gantry.testing._cloud import (
+    CloudBucket,
+    Emulator,
+    azurite,
+    azurite_missing,
+    gcs_emulator,
+    gcs_missing,
+)
 from gantry.testing._s3 import MotoServer, S3Bucket, moto_missing, moto_server, s3_env
 
 
@@ -50,3 +58,31 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Corpus:
         instances_per_series=3,
         canaries=True,
     )
+
+
+@pytest.fixture(scope="module")
+def gcs_server() -> Iterator[Emulator]:
+    reason = gcs_missing()
+    if reason:
+        pytest.skip(reason)
+    with gcs_emulator() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def azure_server() -> Iterator[Emulator]:
+    reason = azurite_missing()
+    if reason:
+        pytest.skip(reason)
+    with azurite() as server:
+        yield server
+
+
+@pytest.fixture(params=["gcs", "azure"])
+def cloud(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> CloudBucket:
+    server: Emulator = request.getfixturevalue(f"{request.param}_server")
+    for k, v in server.env.items():
+        monkeypatch.setenv(k, v)
+    bucket = f"b-{uuid.uuid4().hex[:12]}"
+    server.make_bucket(bucket)
+    return CloudBucket(server, bucket)
