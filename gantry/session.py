@@ -345,23 +345,26 @@ class Session:
         **options: Any,
     ) -> IngestResult:
         from gantry.cluster import open_backend
-        from gantry.storage import is_url, open_storage, run_remote_ingest
+        from gantry.storage import is_url, run_remote_ingest
+        from gantry.storage._ingest import list_sources
 
         local = [u for u in urls if not is_url(u)]
         if local:
             raise ConfigError(
                 "paths", expected="all local or all object storage URLs", got=str(local[0])
             )
-        for url in urls:  # a missing bucket or refused credentials fail before a session exists
-            open_storage(str(url), storage_options).list()
+        names = [str(u).rstrip("/") for u in urls]
+        # a missing bucket or refused credentials fail here, before a session exists
+        listed = list_sources(names, storage_options)
         self._open(create=True)
         with open_backend(
             executor, cluster=cluster, writable=[self._store.layout.tmp], readable=[]
         ) as backend:
             return run_remote_ingest(
                 self._store,
-                [str(u) for u in urls],
+                names,
                 storage_options=storage_options,
+                listed=listed,
                 executor=backend.executor,
                 limits=IngestLimits.of(limits),
                 **options,

@@ -312,10 +312,18 @@ class FsspecStorage:
             raise storage_error(self.url(rel), exc) from exc
 
 
+_SDK_ENV = ("AWS_", "GOOGLE_", "STORAGE_EMULATOR", "GCSFS_", "AZURE_")
+_OPEN: dict[tuple[str, str, str], FsspecStorage] = {}
+
+
 def open_storage(
     root: str | os.PathLike[str], storage_options: Mapping[str, Any] | None = None
 ) -> LocalStorage | FsspecStorage:
     """The :class:`Storage` for a folder or URL.
+
+    A URL's client is made once per process for the same root, options and SDK
+    environment (making one costs a session and a connection pool), and made
+    again when any of them changes.
 
     Examples
     --------
@@ -323,7 +331,12 @@ def open_storage(
     ('LocalStorage', 'FsspecStorage')
     """
     if is_url(root):
-        return FsspecStorage(str(root), storage_options)
+        env = sorted((k, v) for k, v in os.environ.items() if k.startswith(_SDK_ENV))
+        key = (str(root), repr(sorted((storage_options or {}).items())), repr(env))
+        found = _OPEN.get(key)
+        if found is None:
+            found = _OPEN[key] = FsspecStorage(str(root), storage_options)
+        return found
     text = os.fspath(root)
     return LocalStorage(text[len("file://") :] if text.startswith("file://") else text)
 

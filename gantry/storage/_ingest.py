@@ -238,7 +238,7 @@ def ingest_objects(
     return outcome.__class__(**{**outcome.__dict__, "bytes_read": fetched})
 
 
-def _listing(
+def list_sources(
     urls: Sequence[str], options: Mapping[str, Any] | None
 ) -> tuple[list[tuple[str, ObjectInfo]], list[str]]:
     """``(root, object)`` for every object under `urls`, and the export folders met."""
@@ -285,8 +285,12 @@ def run_remote_ingest(
     callback: Any = None,
     limits: IngestLimits | None = None,
     concurrency: int = CONCURRENCY,
+    listed: tuple[list[tuple[str, ObjectInfo]], list[str]] | None = None,
 ) -> Any:
-    """Index every object under `urls`; see :meth:`gantry.Session.ingest`."""
+    """Index every object under `urls`; see :meth:`gantry.Session.ingest`.
+
+    ``listed`` is :func:`list_sources` of `urls` when the caller has it already.
+    """
     from gantry._lifeline import LifelinePool
     from gantry._pool import pool_context
     from gantry.ingest._runner import IngestResult, _commit, _record_export_folders
@@ -296,17 +300,17 @@ def run_remote_ingest(
     started = time.perf_counter()
     result = IngestResult()
     with store.run("ingest", {"paths": urls}) as counts:
-        listed, marked = _listing(urls, storage_options)
-        result.files_seen = len(listed)
+        listed_objects, marked = listed or list_sources(urls, storage_options)
+        result.files_seen = len(listed_objects)
         paths, etags = _known(store)
         _record_export_folders(store, [m for m in marked if m not in paths], result, mtime=0.0)
         todo = [
             (root, o)
-            for root, o in listed
+            for root, o in listed_objects
             if o.path not in paths or (o.path in etags and etags[o.path] != o.etag)
         ]
         changed = {o.path for _, o in todo if o.path in paths}
-        result.already_indexed = len(listed) - len(todo)
+        result.already_indexed = len(listed_objects) - len(todo)
         n_workers = max(1, workers if workers is not None else min(2, os.cpu_count() or 1))
         by_root: dict[str, list[ObjectInfo]] = {}
         for root, o in todo:
