@@ -90,6 +90,7 @@ def export_to_bucket(
         )
     started = time.perf_counter()
     url = url.rstrip("/")
+    _check_apart(session.store, url)
     storage = open_storage(url, storage_options)
     present = {o.rel: o for o in storage.list()}  # a missing bucket or bad key fails here
     store = session.store
@@ -141,6 +142,21 @@ def export_to_bucket(
         out.seconds = time.perf_counter() - started
         counts.update(out.as_dict())
     return out
+
+
+def _check_apart(store: Any, url: str) -> None:
+    """Refuse a bucket destination inside (or holding) a prefix this session ingested."""
+    from gantry.errors import ExportError
+
+    rows = store.sql("SELECT details FROM runs WHERE kind = 'ingest'")
+    for text in rows["details"].to_list() if rows.height else []:
+        for root in json.loads(text or "{}").get("paths", []):
+            root = str(root).rstrip("/")
+            if url == root or url.startswith(root + "/") or root.startswith(url + "/"):
+                raise ExportError(
+                    f"`dest` must be apart from every ingested source prefix, got {url!r} "
+                    f"overlapping {root!r} (choose a prefix of its own)"
+                )
 
 
 def _marker() -> bytes:

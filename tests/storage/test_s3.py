@@ -131,6 +131,21 @@ def test_export_to_a_bucket_publishes_whole_objects_with_zero_leaks(
         assert s3.keys("clean/") == keys
 
 
+def test_a_bucket_export_never_lands_in_an_ingested_prefix(
+    s3: S3Bucket, corpus: Corpus, tmp_path: Path
+) -> None:
+    from gantry.errors import ExportError
+
+    s3.upload(corpus.root, "scans")
+    with Session(tmp_path / "s.db") as s:
+        s.ingest(f"s3://{s3.bucket}/scans", workers=1, progress=False)
+        s.anonymize(None)
+        for dest in (f"s3://{s3.bucket}/scans/clean", f"s3://{s3.bucket}"):
+            with pytest.raises(ExportError, match="apart from every ingested source"):
+                s.export(dest, safe=False, progress=False)
+    assert not [k for k in s3.keys() if not k.startswith("scans/")]
+
+
 def test_missing_bucket_is_a_clear_error(s3: S3Bucket, tmp_path: Path) -> None:
     with pytest.raises(StorageError, match="bucket does not exist"):
         Session(tmp_path / "s.db").ingest("s3://no-such-bucket-here/scans", progress=False)
