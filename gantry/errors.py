@@ -22,6 +22,7 @@ The tree::
     ├── ExportError                      an export failed or did not verify
     ├── NetworkError                     a DICOM / DICOMweb peer refused, timed out or failed
     ├── PluginError                      a plugin failed to load or has the wrong type
+    ├── StorageError (OSError)           object storage (S3, GCS, Azure) refused or failed a request
     ├── VaultError                       the identity vault
     │   ├── VaultKeyError                missing or wrong key
     │   └── TamperedVaultError           authenticated decryption failed
@@ -56,6 +57,7 @@ __all__ = [
     "QueryError",
     "RedactionError",
     "SchemaVersionError",
+    "StorageError",
     "StoreError",
     "StoreLockedError",
     "StoreNotFoundError",
@@ -208,6 +210,33 @@ class RedactionError(GantryError):
 
 class ExportError(GantryError):
     """An export failed or a written file did not verify."""
+
+
+class StorageError(GantryError, OSError):
+    """Object storage refused or failed a request: a missing bucket, denied credentials, an
+    endpoint that stopped answering, throttling that outlasted the retries.
+
+    Parameters
+    ----------
+    url : str
+        The bucket URL or object URL involved (never a patient's value; never a credential).
+    reason : str
+        What happened, e.g. ``"the bucket does not exist"``.
+
+    Examples
+    --------
+    >>> err = StorageError("s3://nope/scans", "the bucket does not exist")
+    >>> isinstance(err, OSError), str(err)
+    (True, 'object storage `s3://nope/scans`: the bucket does not exist')
+    """
+
+    def __init__(self, url: str, reason: str) -> None:
+        self.url = url
+        self.reason = reason
+        GantryError.__init__(self, f"object storage `{url}`: {reason}")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.url, self.reason))
 
 
 class NetworkError(GantryError):

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
-from gantry.errors import StoreError, StoreNotFoundError
+from gantry.errors import ConfigError, StoreError, StoreNotFoundError
 from gantry.ingest._limits import IngestLimits
 from gantry.ingest._runner import IngestResult, ProgressCallback, run_ingest
 from gantry.ingest._scan import as_paths
@@ -272,6 +272,7 @@ class Session:
         executor: Executor | Any | None = None,
         cluster: str | Any | None = None,
         limits: IngestLimits | Mapping[str, int] | None = None,
+        storage_options: Mapping[str, Any] | None = None,
     ) -> IngestResult:
         """Index every file under ``paths`` (recursively); resumable and idempotent.
 
@@ -295,13 +296,27 @@ class Session:
             Per-file limits (``max_depth``, ``max_element_bytes``,
             ``max_inflated_bytes``, ``max_frames``); a file over one is recorded
             in ``skipped`` with reason ``over_limit`` and the run goes on.
+        storage_options : mapping, optional
+            For object storage URLs (``s3://bucket/prefix``, ``gs://``, ``az://``):
+            options handed to fsspec as they are (endpoint, credentials); never
+            stored. Without them each SDK's environment chain applies
+            (docs/storage.md). Headers are read by ranged requests, never the
+            pixel data; an object whose ETag changed is read again.
 
         Files already indexed (or recorded as skipped) by an earlier run are not read
         again; an interrupted run resumes where its last committed batch ended.
         """
         from gantry.cluster import open_backend
+        from gantry.storage import is_url
 
-        found = as_paths(paths)
+        urls = [paths] if isinstance(paths, str | os.PathLike) else list(paths)
+        if any(is_url(u) for u in urls):
+            return self._ingest_urls(
+                urls, workers=workers, progress=progress, callback=callback,
+                executor=executor, cluster=cluster, limits=limits,
+                storage_options=storage_options,
+            )  # fmt: skip
+        found = as_paths(urls)
         missing = [p for p in found if not p.exists()]
         if missing:  # before a session is created for nothing
             raise FileNotFoundError(str(missing[0]))
@@ -317,6 +332,42 @@ class Session:
                 callback=callback,
                 executor=backend.executor,
                 limits=IngestLimits.of(limits),
+            )
+
+    def _ingest_urls(
+        self,
+        urls: list[Any],
+        *,
+        storage_options: Mapping[str, Any] | None,
+        executor: Executor | Any | None,
+        cluster: str | Any | None,
+        limits: IngestLimits | Mapping[str, int] | None,
+        **options: Any,
+    ) -> IngestResult:
+        from gantry.cluster import open_backend
+        from gantry.storage import is_url, run_remote_ingest
+        from gantry.storage._ingest import list_sources
+
+        local = [u for u in urls if not is_url(u)]
+        if local:
+            raise ConfigError(
+                "paths", expected="all local or all object storage URLs", got=str(local[0])
+            )
+        names = [str(u).rstrip("/") for u in urls]
+        # a missing bucket or refused credentials fail here, before a session exists
+        listed = list_sources(names, storage_options)
+        self._open(create=True)
+        with open_backend(
+            executor, cluster=cluster, writable=[self._store.layout.tmp], readable=[]
+        ) as backend:
+            return run_remote_ingest(
+                self._store,
+                names,
+                storage_options=storage_options,
+                listed=listed,
+                executor=backend.executor,
+                limits=IngestLimits.of(limits),
+                **options,
             )
 
     # -- audit -----------------------------------------------------------------------------
@@ -552,6 +603,7 @@ class Session:
         executor: Executor | Any | None = None,
         cluster: str | Any | None = None,
         strict: bool = False,
+        storage_options: Mapping[str, Any] | None = None,
     ) -> ExportResult:
         """Write clean copies of the selected instances into ``dest`` (resumable).
 
@@ -594,10 +646,17 @@ class Session:
             refused and listed in ``excluded`` with the reason. By default such
             instances are planned again (``anonymize`` with this config) first.
             Either way nothing unplanned is ever written.
+        storage_options : mapping, optional
+            fsspec options (endpoint, credentials; never stored) for a bucket
+            ``dest`` (``s3://bucket/prefix``, ``gs://``, ``az://``) and for sources
+            ingested from object storage. A bucket export is staged and verified
+            beside the catalog, then each file is published whole and read back,
+            the manifest last (docs/storage.md).
         """
         from gantry.export import run_export
         from gantry.export._plugin import export_to_plugin, is_plugin_url
         from gantry.net._peer import is_dicom_url, is_web_url
+        from gantry.storage import is_url
 
         if is_plugin_url(dest):  # an exporter plugin: stage, verify, hand over
             return export_to_plugin(
@@ -612,6 +671,14 @@ class Session:
                 self, str(dest), config=config, safe=safe, query=query, verify=verify,
                 compression=compression, workers=workers, progress=progress,
                 executor=executor, cluster=cluster, strict=strict,
+            )  # fmt: skip
+        if is_url(dest):  # object storage: stage, verify, publish, read back
+            from gantry.storage import export_to_bucket
+
+            return export_to_bucket(
+                self, str(dest), storage_options=storage_options, config=config, safe=safe,
+                query=query, verify=verify, compression=compression, workers=workers,
+                progress=progress, executor=executor, cluster=cluster, strict=strict,
             )  # fmt: skip
         from gantry.export._runner import check_compression, check_dest, selected_ids
         from gantry.plan._coverage import config_hash, unplanned
@@ -650,6 +717,7 @@ class Session:
                 progress=progress,
                 executor=backend.executor,
                 encrypt_key=encrypt_key,
+                source_options=storage_options,
             )
         result.planned_again = stale
         return result

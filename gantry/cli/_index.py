@@ -180,8 +180,23 @@ def _scan_burned_in(s: Any, report: Any, config: Path) -> OcrStatus | None:
     return status
 
 
+class _PathOrURL(click.ParamType):
+    """An existing local path, or an object storage URL (``s3://bucket/prefix``)."""
+
+    name = "path"
+
+    def convert(
+        self, value: object, param: click.Parameter | None, ctx: click.Context | None
+    ) -> object:
+        from gantry.storage import is_url
+
+        if is_url(value):
+            return str(value)
+        return click.Path(exists=True, path_type=Path).convert(value, param, ctx)
+
+
 @cli.command()
-@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.argument("paths", nargs=-1, required=True, type=_PathOrURL())
 @db_option
 @workers_option
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar; print only the summary line.")
@@ -195,14 +210,18 @@ def _scan_burned_in(s: Any, report: Any, config: Path) -> OcrStatus | None:
     "max_inflated_bytes, max_frames); files over it are skipped as over_limit.",
 )
 def ingest(
-    paths: tuple[Path, ...],
+    paths: tuple[Path | str, ...],
     db: Path,
     workers: int | None,
     quiet: bool,
     scheduler: str | None,
     limit_items: tuple[str, ...] = (),
 ) -> None:
-    """Index every DICOM header under PATHS into the session (resumable)."""
+    """Index every DICOM header under PATHS into the session (resumable).
+
+    PATHS may be object storage URLs (s3://bucket/prefix, gs://, az://), read with
+    the SDK's environment credentials (docs/storage.md).
+    """
     from gantry.errors import ConfigError
     from gantry.session import Session
 

@@ -7,10 +7,11 @@ import os
 import sys
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import Executor, as_completed
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -327,6 +328,7 @@ def run_export(
     callback: Callable[[int, int], None] | None = None,
     executor: Executor | None = None,
     encrypt_key: bytes | None = None,
+    source_options: Mapping[str, Any] | None = None,
 ) -> ExportResult:
     """Apply the persisted plan to the selected instances; see :meth:`gantry.Session.export`.
 
@@ -399,6 +401,7 @@ def run_export(
         clean_staging(dest_path)  # what an interrupted export was writing
         n_workers = max(1, workers if workers is not None else (os.cpu_count() or 1))
         chunks = _chunks(items, n_workers)
+        work = _export_task(items, source_options)
         show = progress if progress is not None else sys.stderr.isatty()
         bar = tqdm(
             total=len(items), unit="file", desc="exporting", disable=not show, dynamic_ncols=True
@@ -407,18 +410,14 @@ def run_export(
         try:
             if executor is None and (n_workers == 1 or len(chunks) <= 1):
                 for chunk in chunks:
-                    got = export_items(
-                        chunk, str(dest_path), verify=verify, compression=compression
-                    )
+                    got = work(chunk, str(dest_path), verify=verify, compression=compression)
                     _record(store, dest_path, got, outcomes, bar, callback, len(items), states)
             else:
                 own = executor is None
                 ex = executor or LifelinePool(n_workers, pool_context())
                 try:
                     futs = [
-                        ex.submit(
-                            export_items, c, str(dest_path), verify=verify, compression=compression
-                        )
+                        ex.submit(work, c, str(dest_path), verify=verify, compression=compression)
                         for c in chunks
                     ]
                     for fut in as_completed(futs):
@@ -453,6 +452,17 @@ def run_export(
         result.seconds = time.perf_counter() - started
         counts.update(result.as_dict())
     return result
+
+
+def _export_task(
+    items: list[ExportItem], source_options: Mapping[str, Any] | None
+) -> Callable[..., list[ExportOutcome]]:
+    """The per-chunk task: :func:`export_items`, fetching sources that live in object storage."""
+    if not any("://" in item.src for item in items):
+        return export_items
+    from gantry.storage._export import export_fetching
+
+    return partial(export_fetching, storage_options=source_options)
 
 
 def _items(

@@ -20,7 +20,7 @@ def file_id(path: str | os.PathLike[str]) -> int:
     ----------
     path : str or os.PathLike
         The file's path; it is made absolute (and normalised) with
-        :func:`os.path.abspath` first.  Undecodable bytes in a POSIX file
+        :func:`os.path.abspath` first.  An object storage URL is used as it is.  Undecodable bytes in a POSIX file
         name (surrogate escapes) are hashed as the original bytes.
 
     Returns
@@ -35,7 +35,11 @@ def file_id(path: str | os.PathLike[str]) -> int:
     True
     >>> -(2**63) <= file_id("/data/ct/0001.dcm") < 2**63
     True
+    >>> file_id("s3://bucket/ct/0001.dcm") != file_id("s3://bucket/ct/0002.dcm")
+    True
     """
-    absolute = os.path.abspath(os.fspath(path))
+    text = os.fspath(path)
+    # an object storage URL ("s3://bucket/key") is hashed as it is
+    absolute = text if "://" in text else os.path.abspath(text)
     digest = blake2b(absolute.encode("utf-8", "surrogateescape"), digest_size=8).digest()
     return int.from_bytes(digest, "little", signed=True)

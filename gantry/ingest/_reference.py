@@ -37,6 +37,7 @@ from __future__ import annotations
 import struct
 import warnings
 import zlib
+from contextlib import nullcontext
 from typing import Any, BinaryIO, Final
 
 from pydicom.datadict import dictionary_VR
@@ -69,7 +70,12 @@ _SCAN_CHUNK: Final = 1 << 16
 
 
 def read_reference(
-    path: str, size: int, rows: Rows, limits: IngestLimits | None = None
+    path: str,
+    size: int,
+    rows: Rows,
+    limits: IngestLimits | None = None,
+    *,
+    stream: BinaryIO | None = None,
 ) -> HeaderInfo:
     """Read one file with pydicom, appending its ``elements`` rows to `rows`.
 
@@ -84,7 +90,7 @@ def read_reference(
     OSError
         Reading the file failed.
     """
-    with open(path, "rb") as raw:
+    with open(path, "rb") if stream is None else nullcontext(stream) as raw:
         stream = _Tracked(raw, path)
         if sniff(raw.read(132)) is None:
             raise SkipFile("not_dicom", "no DICM prefix and no group 0002/0008 tag at the start")

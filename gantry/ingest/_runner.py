@@ -270,7 +270,9 @@ def run_ingest(
 EXPORT_FOLDER_REASON = "export_folder"
 
 
-def _record_export_folders(store: Store, folders: list[str], result: IngestResult) -> None:
+def _record_export_folders(
+    store: Store, folders: list[str], result: IngestResult, *, mtime: float | None = None
+) -> None:
     """Record each export folder met (not read) as one ``skipped`` row, in a batch of its own."""
     if not folders:
         return
@@ -284,7 +286,7 @@ def _record_export_folders(store: Store, folders: list[str], result: IngestResul
         {
             "file_path": folders,
             "file_size": [None] * len(folders),
-            "file_mtime": [os.stat(f).st_mtime for f in folders],
+            "file_mtime": [os.stat(f).st_mtime if mtime is None else mtime for f in folders],
             "reason": [EXPORT_FOLDER_REASON] * len(folders),
             "detail": ["a gantry export folder (it holds the export marker): not read"]
             * len(folders),

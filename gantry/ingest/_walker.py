@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import struct
 import zlib
+from contextlib import nullcontext
 from functools import cache
 from typing import Any, BinaryIO, Final, NamedTuple
 
@@ -298,7 +299,15 @@ def inflate_bounded(stream: BinaryIO, limits: IngestLimits) -> bytearray:
     return out
 
 
-def read_fast(path: str, size: int, rows: Rows, limits: IngestLimits | None = None) -> HeaderInfo:
+def read_fast(
+    path: str,
+    size: int,
+    rows: Rows,
+    limits: IngestLimits | None = None,
+    *,
+    stream: BinaryIO | None = None,
+    first_block: int = 8192,
+) -> HeaderInfo:
     """Walk the header of one file, appending its ``elements`` rows to `rows`.
 
     Parameters
@@ -312,6 +321,11 @@ def read_fast(path: str, size: int, rows: Rows, limits: IngestLimits | None = No
         which the caller removes (:meth:`Rows.truncate`).
     limits : IngestLimits, optional
         Nesting depth, element length and inflated size (defaults when omitted).
+    stream : binary file, optional
+        Read from this seekable stream instead of opening `path` (an object in
+        object storage, read by ranged requests: :mod:`gantry.storage`).
+    first_block : int, default 8192
+        Bytes read first; each further read at least doubles what was read.
 
     Returns
     -------
@@ -326,9 +340,9 @@ def read_fast(path: str, size: int, rows: Rows, limits: IngestLimits | None = No
     OSError
         Reading failed.
     """
-    with open(path, "rb", buffering=0) as f:
+    with open(path, "rb", buffering=0) if stream is None else nullcontext(stream) as f:
         try:
-            return _Walk(f, size, rows, limits or IngestLimits()).run()
+            return _Walk(f, size, rows, limits or IngestLimits(), first_block).run()
         except (SkipFile, NeedsPydicom, OSError):
             raise
         except Exception as exc:  # a malformed file the checks above missed
@@ -338,8 +352,11 @@ def read_fast(path: str, size: int, rows: Rows, limits: IngestLimits | None = No
 class _Walk:
     """One file's walk; datasets are parsed by :meth:`dataset` recursively."""
 
-    def __init__(self, f: BinaryIO, size: int, rows: Rows, limits: IngestLimits) -> None:
+    def __init__(
+        self, f: BinaryIO, size: int, rows: Rows, limits: IngestLimits, chunk: int = _CHUNK
+    ) -> None:
         self.f = f
+        self.chunk = chunk
         self.limits = limits
         self.size = size
         self.rows = rows
@@ -361,14 +378,14 @@ class _Walk:
             return have
         f = self.f
         f.seek(self.base + have)
-        buf += f.read(max(needed - have, have, _CHUNK))
+        buf += f.read(max(needed - have, have, self.chunk))
         return len(buf)
 
     # -- file level --------------------------------------------------------
 
     def run(self) -> HeaderInfo:
         buf = self.buf
-        self.more(_CHUNK)
+        self.more(self.chunk)
         start = sniff(buf)
         if start is None:
             raise SkipFile("not_dicom", "no DICM prefix and no group 0002/0008 tag at the start")

@@ -10,7 +10,7 @@ import shutil
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,6 +19,7 @@ from typing import Any, Literal
 import duckdb
 import polars as pl
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from gantry._version import __version__
@@ -32,8 +33,11 @@ from gantry.errors import (
 from gantry.store._layout import SCHEMA_VERSION, Layout, replace_dir_atomic, write_parquet_atomic
 from gantry.store._views import hierarchy_views
 
-BATCH_TABLES = ("instances", "elements", "skipped", "sr_content")
-"""Tables made of the committed ingest batches (one Parquet file per batch)."""
+BATCH_TABLES = ("instances", "elements", "skipped", "sr_content", "objects")
+"""Tables made of the committed ingest batches (one Parquet file per batch).
+
+``objects`` exists only in batches read from object storage: one row per object
+read, with its ETag and version, so a changed object is read again."""
 
 _SNAPSHOT = "catalog"
 """The data folder's snapshot of the catalog tables, for readers while a writer works."""
@@ -374,6 +378,47 @@ class Store:
         os.replace(staged, dest)
         return dest
 
+    def forget_files(self, paths: Collection[str]) -> int:
+        """Remove every ingest row of the files at ``paths``, so they can be read again.
+
+        Used when an object changed since it was read (another ETag).  Each batch
+        holding one of them is rewritten without its rows and swapped in with one
+        rename; returns how many batches were rewritten.
+        """
+        from gantry.ingest._ids import file_id
+
+        self._require_writer()
+        wanted = pa.array(sorted(set(paths)), type=pa.string())
+        ids = pa.array(sorted({file_id(p) for p in wanted.to_pylist()}), type=pa.int64())
+        if not len(wanted):
+            return 0
+        rewritten = 0
+        with self._mutex:
+            for folder in sorted(self.layout.batches.iterdir()):
+                if not folder.is_dir() or folder.name.startswith("."):
+                    continue
+                names = [f for f in ("instances", "skipped") if (folder / f"{f}.parquet").exists()]
+                paths_held = [
+                    pq.read_table(folder / f"{n}.parquet", columns=["file_path"])["file_path"]
+                    for n in names
+                ]
+                if not any(pc.any(pc.is_in(col, value_set=wanted)).as_py() for col in paths_held):
+                    continue
+                staged = self.layout.new_tmp_dir("forget")
+                for shard in folder.glob("*.parquet"):
+                    table = pq.read_table(shard)
+                    if "file_id" in table.column_names:
+                        drop = pc.is_in(table["file_id"], value_set=ids)
+                    else:
+                        drop = pc.is_in(table["file_path"], value_set=wanted)
+                    kept = table.filter(pc.invert(pc.fill_null(drop, False)))
+                    pq.write_table(kept, staged / shard.name, compression="zstd")
+                replace_dir_atomic(staged, folder)
+                rewritten += 1
+            self._schema_cache.clear()
+        self.refresh_views()
+        return rewritten
+
     def stage_dir(self, prefix: str = "batch") -> Path:
         """A fresh folder under ``tmp/`` to stage a batch in."""
         return self.layout.new_tmp_dir(prefix)
@@ -513,5 +558,10 @@ _EMPTY_DDL = {
     "skipped": (
         "SELECT NULL::VARCHAR AS file_path, NULL::BIGINT AS file_size, "
         "NULL::DOUBLE AS file_mtime, NULL::VARCHAR AS reason, NULL::VARCHAR AS detail WHERE false"
+    ),
+    "objects": (
+        "SELECT NULL::VARCHAR AS file_path, NULL::BIGINT AS file_id, NULL::BIGINT AS size, "
+        "NULL::VARCHAR AS etag, NULL::VARCHAR AS version, NULL::DOUBLE AS mtime, "
+        "NULL::BIGINT AS bytes_fetched WHERE false"
     ),
 }

@@ -1,0 +1,33 @@
+"""Object storage: one small file-system interface, and ingest / export through it.
+
+:class:`Storage` is what Gantry needs of a place holding files (list, ranged read,
+atomic write, publish, remove); :class:`LocalStorage` and :class:`FsspecStorage`
+implement it (docs/storage.md).  :func:`run_remote_ingest` indexes a bucket
+prefix reading headers only; :func:`export_to_bucket` writes a verified export
+to one.  Most users call :meth:`gantry.Session.ingest` and
+:meth:`gantry.Session.export` with an ``s3://``, ``gs://`` or ``az://`` URL.
+"""
+
+from gantry.storage._export import BucketExportResult, export_to_bucket
+from gantry.storage._fs import (
+    FsspecStorage,
+    LocalStorage,
+    ObjectInfo,
+    Storage,
+    is_url,
+    open_storage,
+)
+from gantry.storage._ingest import RangedFile, run_remote_ingest
+
+__all__ = [
+    "BucketExportResult",
+    "FsspecStorage",
+    "LocalStorage",
+    "ObjectInfo",
+    "RangedFile",
+    "Storage",
+    "export_to_bucket",
+    "is_url",
+    "open_storage",
+    "run_remote_ingest",
+]
