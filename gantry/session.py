@@ -11,23 +11,25 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import polars as pl
-
 from gantry.errors import ConfigError, StoreError, StoreNotFoundError
-from gantry.ingest._limits import IngestLimits
-from gantry.ingest._runner import IngestResult, ProgressCallback, run_ingest
-from gantry.ingest._scan import as_paths
-from gantry.model import Collection, Instance, Model, Patient, SaveResult
-from gantry.store import Store
 from gantry.store._layout import Layout
 
+# Everything else is imported where it is used: ``from gantry import Session``
+# must not pay for pydicom, Polars, DuckDB and PyArrow before the first verb
+# (tests/test_import.py holds this).
 if TYPE_CHECKING:
+    import polars as pl
+
     from gantry.audit import AuditReport
     from gantry.export import ExportResult
+    from gantry.ingest._limits import IngestLimits
+    from gantry.ingest._runner import IngestResult, ProgressCallback
+    from gantry.model import Collection, Instance, Model, Patient, SaveResult
     from gantry.net import ListenResult, PullResult
     from gantry.nifti import NiftiResult
     from gantry.ocr import ScanResult
     from gantry.report import ComplianceReport
+    from gantry.store import Store
     from gantry.vault import VaultKey
 
 __all__ = ["Session", "SessionInfo"]
@@ -121,6 +123,9 @@ class Session:
                 raise StoreNotFoundError(self._layout.catalog)
             if not self._read_only:
                 _replace_earlier_writer(self)
+            from gantry.model import Model
+            from gantry.store import Store
+
             self._opened = Store(self._layout.catalog, read_only=self._read_only)
             self._model_of = Model(self._opened)
             if not self._read_only:
@@ -307,6 +312,9 @@ class Session:
         again; an interrupted run resumes where its last committed batch ended.
         """
         from gantry.cluster import open_backend
+        from gantry.ingest._limits import IngestLimits
+        from gantry.ingest._runner import run_ingest
+        from gantry.ingest._scan import as_paths
         from gantry.storage import is_url
 
         urls = [paths] if isinstance(paths, str | os.PathLike) else list(paths)
@@ -345,6 +353,7 @@ class Session:
         **options: Any,
     ) -> IngestResult:
         from gantry.cluster import open_backend
+        from gantry.ingest._limits import IngestLimits
         from gantry.storage import is_url, run_remote_ingest
         from gantry.storage._ingest import list_sources
 

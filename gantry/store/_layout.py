@@ -7,9 +7,10 @@ import shutil
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pyarrow as pa
-import pyarrow.parquet as pq
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 EXPORT_MARKER = ".gantry-export"
 """File at the top of every export folder; ingest skips folders holding it."""
@@ -72,6 +73,8 @@ class Layout:
 
 def write_parquet_atomic(table: pa.Table, dest: Path) -> None:
     """Write ``table`` to ``dest`` through a temporary name and an atomic rename."""
+    import pyarrow.parquet as pq  # here: the layout is read by ``import gantry``
+
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex}.tmp")
     pq.write_table(table, tmp, compression="zstd")
