@@ -13,6 +13,13 @@ worker, which breaks three common ways of running Gantry:
 :func:`process_pool` starts its workers with the main module hidden from the
 preparation data, so none of them imports it: a script, ``python -``,
 ``python -c`` and Jupyter all work the same, with or without the guard.
+
+Where the ``forkserver`` start method exists, the fork server imports the worker
+code (:data:`WORKER_MODULES`: pydicom, Polars, PyArrow and Gantry's readers and
+writers) once, and every worker is forked from it with all of that already
+loaded, instead of each worker importing it again. :func:`start_pool_server`
+starts that server early, so its imports run while the caller is still planning
+the work (ingest walks the inputs, export builds its items).
 """
 
 from __future__ import annotations
@@ -26,7 +33,10 @@ from multiprocessing import context
 from multiprocessing.context import BaseContext
 from typing import Any
 
-__all__ = ["pool_context", "process_pool"]
+__all__ = ["WORKER_MODULES", "pool_context", "process_pool", "start_pool_server"]
+
+WORKER_MODULES = ("gantry.ingest._runner", "gantry.ingest._batch", "gantry.export._apply")
+"""What the fork server imports before it forks any worker (the tasks' modules)."""
 
 _MISSING = object()
 
@@ -94,7 +104,33 @@ def pool_context() -> BaseContext:
     True
     """
     method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
-    return _CONTEXTS.get(method, _SpawnContext)()
+    ctx = _CONTEXTS.get(method, _SpawnContext)()
+    if method == "forkserver":
+        # taken into account when the (per-process) server starts; a no-op after
+        ctx.set_forkserver_preload(list(WORKER_MODULES))  # type: ignore[attr-defined]
+    return ctx
+
+
+def start_pool_server() -> None:
+    """Start the fork server now, so that it imports :data:`WORKER_MODULES` while the
+    caller does other work; the pool's workers are then forked ready to run.
+
+    A no-op where there is no ``forkserver`` (workers are spawned and import
+    what they need themselves) or when the server already runs.
+
+    Examples
+    --------
+    >>> start_pool_server()
+    >>> with process_pool(1) as pool:
+    ...     pool.submit(pow, 2, 10).result()
+    1024
+    """
+    if pool_context().get_start_method() != "forkserver":
+        return
+    from multiprocessing import forkserver
+
+    with _main_hidden():
+        forkserver.ensure_running()  # type: ignore[attr-defined]
 
 
 def process_pool(workers: int) -> ProcessPoolExecutor:
