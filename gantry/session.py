@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 import warnings
 import weakref
 from collections.abc import Iterable, Mapping, Sequence
@@ -108,6 +109,7 @@ class Session:
         self._opened: Store | None = None
         self._closed_because: str | None = None
         self._model_of: Model | None = None
+        self._model_lock = threading.Lock()
         self._vault_key: VaultKey | None = None
         if read_only or self._layout.catalog.exists():
             self._open(create=False)
@@ -123,11 +125,9 @@ class Session:
                 raise StoreNotFoundError(self._layout.catalog)
             if not self._read_only:
                 _replace_earlier_writer(self)
-            from gantry.model import Model
             from gantry.store import Store
 
             self._opened = Store(self._layout.catalog, read_only=self._read_only)
-            self._model_of = Model(self._opened)
             if not self._read_only:
                 _WRITERS[_writer_key(self._layout.catalog)] = self
         return self._opened
@@ -138,8 +138,12 @@ class Session:
 
     @property
     def _model(self) -> Model:
-        self._open(create=False)
-        assert self._model_of is not None
+        store = self._open(create=False)
+        with self._model_lock:  # made on first use: it imports pydicom, which SQL never needs
+            if self._model_of is None:
+                from gantry.model import Model
+
+                self._model_of = Model(store)
         return self._model_of
 
     @property

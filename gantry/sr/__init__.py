@@ -16,9 +16,15 @@ Examples
 ['file_id', 'tree_path', 'parent_path', 'depth']
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 from gantry.sr._clean import REDACTED, clean_text
 from gantry.sr._content import SR_CONTENT_SCHEMA, content_table
-from gantry.sr._documents import DOCUMENTS_TABLE, document_exclusions, document_text
+
+if TYPE_CHECKING:
+    from gantry.sr._documents import DOCUMENTS_TABLE, document_exclusions, document_text
 
 __all__ = [
     "DOCUMENTS_TABLE",
@@ -29,3 +35,13 @@ __all__ = [
     "document_exclusions",
     "document_text",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # the documents module reads files with pydicom: loaded on first use, so that
+    # opening a store (which only needs SR_CONTENT_SCHEMA) does not import pydicom
+    if name in ("DOCUMENTS_TABLE", "document_exclusions", "document_text"):
+        from gantry.sr import _documents
+
+        return getattr(_documents, name)
+    raise AttributeError(f"module 'gantry.sr' has no attribute {name!r}")
