@@ -463,8 +463,10 @@ def _export_task(
     if not any("://" in item.src for item in items):
         return export_items
     from gantry.storage._export import export_fetching
+    from gantry.storage._fs import sdk_environment
 
-    return partial(export_fetching, storage_options=source_options)
+    # the caller's SDK environment: the workers' fork server may hold an older one
+    return partial(export_fetching, storage_options=source_options, sdk_env=sdk_environment())
 
 
 def _items(

@@ -36,7 +36,7 @@ import polars as pl
 
 from gantry.errors import ConfigError, StorageError
 from gantry.export import ExportResult
-from gantry.storage._fs import Storage, is_url, open_storage
+from gantry.storage._fs import Storage, apply_sdk_environment, is_url, open_storage
 from gantry.store._layout import EXPORT_MARKER as MARKER_NAME
 
 __all__ = ["BucketExportResult", "export_fetching", "export_to_bucket"]
@@ -290,6 +290,7 @@ def export_fetching(
     verify: bool = True,
     compression: str | None = None,
     storage_options: Mapping[str, Any] | None = None,
+    sdk_env: Mapping[str, str] | None = None,
 ) -> list[Any]:
     """:func:`gantry.export._apply.export_items` for items whose sources are object URLs.
 
@@ -299,6 +300,7 @@ def export_fetching(
     """
     from gantry.export._apply import STAGING, ExportOutcome, export_items
 
+    apply_sdk_environment(sdk_env)
     folder = Path(dest) / STAGING
     folder.mkdir(parents=True, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix="sources-", dir=folder)

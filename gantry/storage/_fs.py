@@ -316,6 +316,33 @@ _SDK_ENV = ("AWS_", "GOOGLE_", "STORAGE_EMULATOR", "GCSFS_", "AZURE_")
 _OPEN: dict[tuple[str, str, str], FsspecStorage] = {}
 
 
+def sdk_environment() -> dict[str, str]:
+    """The SDK environment variables (``AWS_*``, ``AZURE_*``…) of this process, to hand a worker.
+
+    Worker processes come from a fork server started earlier, whose environment
+    may be older than the caller's (a notebook that sets ``AWS_ENDPOINT_URL``
+    after its first export): tasks carry the caller's snapshot and apply it
+    with :func:`apply_sdk_environment`.
+
+    Examples
+    --------
+    >>> os.environ["AWS_REGION"] = "eu-west-1"
+    >>> sdk_environment()["AWS_REGION"]
+    'eu-west-1'
+    >>> del os.environ["AWS_REGION"]
+    """
+    return {k: v for k, v in os.environ.items() if k.startswith(_SDK_ENV)}
+
+
+def apply_sdk_environment(env: Mapping[str, str] | None) -> None:
+    """Make this process's SDK environment equal to `env` (None: leave it as it is)."""
+    if env is None:
+        return
+    for key in [k for k in os.environ if k.startswith(_SDK_ENV) and k not in env]:
+        del os.environ[key]
+    os.environ.update(env)
+
+
 def open_storage(
     root: str | os.PathLike[str], storage_options: Mapping[str, Any] | None = None
 ) -> LocalStorage | FsspecStorage:

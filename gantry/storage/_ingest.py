@@ -32,7 +32,14 @@ from tqdm.auto import tqdm
 
 from gantry.errors import StorageError
 from gantry.ingest._limits import OVER_LIMIT, IngestLimits
-from gantry.storage._fs import ObjectInfo, Storage, open_storage, storage_error
+from gantry.storage._fs import (
+    ObjectInfo,
+    Storage,
+    apply_sdk_environment,
+    open_storage,
+    sdk_environment,
+    storage_error,
+)
 from gantry.store import Store
 from gantry.store._layout import EXPORT_MARKER
 
@@ -222,6 +229,7 @@ def ingest_objects(
     root: str,
     storage_options: Mapping[str, Any] | None = None,
     concurrency: int = CONCURRENCY,
+    sdk_env: Mapping[str, str] | None = None,
 ) -> Any:
     """The per-batch task of a remote ingest: read, then write the batch's shards to `stage`.
 
@@ -230,6 +238,7 @@ def ingest_objects(
     """
     from gantry.ingest._runner import _write_stage
 
+    apply_sdk_environment(sdk_env)
     storage = open_storage(root, storage_options)
     batch, table = read_objects(objects, storage, limits, concurrency=concurrency)
     outcome = _write_stage(batch, stage, len(objects))
@@ -330,9 +339,11 @@ def run_remote_ingest(
                 store.forget_files(again)
             _commit(store, outcome, result, bar, callback, len(todo))
 
+        env = sdk_environment()  # the workers' fork server may hold an older environment
+
         def task(root: str, batch: list[ObjectInfo]) -> tuple[Any, ...]:
             stage = str(store.stage_dir("batch"))
-            return (ingest_objects, batch, stage, limits, root, storage_options, concurrency)
+            return (ingest_objects, batch, stage, limits, root, storage_options, concurrency, env)
 
         try:
             if executor is None and (n_workers == 1 or len(jobs) <= 1):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import polars as pl
@@ -313,3 +314,31 @@ def test_cli_ingests_and_exports_a_bucket(s3: S3Bucket, corpus: Corpus, tmp_path
     assert len([k for k in s3.keys("clean/") if k.endswith(".dcm")]) == len(corpus.paths)
     r = runner.invoke(cli, ["ingest", "s3://no-such-bucket-here/x", "--db", db, "-q"])
     assert r.exit_code != 0 and "bucket does not exist" in r.output
+
+
+def test_worker_tasks_carry_the_callers_sdk_environment(
+    s3: S3Bucket, corpus: Corpus, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Workers fork from a server that may predate the caller's environment (a notebook
+    sets AWS_ENDPOINT_URL after its first export): each task applies the caller's."""
+    from gantry.export._runner import _export_task
+    from gantry.storage._fs import ObjectInfo, apply_sdk_environment, sdk_environment
+
+    s3.upload(corpus.root, "scans")
+    good = sdk_environment()
+    item = type("Item", (), {"src": f"s3://{s3.bucket}/scans/x.dcm"})()
+    assert _export_task([item], None).keywords["sdk_env"] == good  # type: ignore[attr-defined]
+    # a process whose environment is stale (a dead endpoint) reads through the task's
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+    monkeypatch.setenv("AWS_STALE_ONLY", "1")
+    root = f"s3://{s3.bucket}/scans"
+    first = sorted(corpus.root.rglob("*.dcm"))[0]
+    rel = first.relative_to(corpus.root).as_posix()
+    obj = ObjectInfo(f"{root}/{rel}", rel, first.stat().st_size, None, None, None)
+    stage = tmp_path / "stage"
+    stage.mkdir()
+    outcome = remote_ingest.ingest_objects([obj], str(stage), None, root, None, sdk_env=good)
+    assert (outcome.instances, outcome.skipped) == (1, 0)
+    assert "AWS_STALE_ONLY" not in os.environ  # made equal, not merged
+    apply_sdk_environment(None)  # None leaves the environment alone
+    assert os.environ["AWS_ENDPOINT_URL"] == good["AWS_ENDPOINT_URL"]
