@@ -223,7 +223,8 @@ def test_peer_killed_mid_transfer_then_resume(tmp_path: Path) -> None:
                 send_mod._send_on = original
             assert 5 <= r.exported < total
             assert r.failed.height == total - r.exported
-            assert r.failed["reason"].str.contains("connect|connection lost").all()
+            # the file in flight when the peer dies gets "no answer"; the rest cannot connect
+            assert r.failed["reason"].str.contains("connect|connection lost|no answer").all()
             port = scp.port
         with storescp(folder, port=port) as scp2:
             r2 = s.export(scp2.url, safe=False, workers=1, progress=False)
