@@ -53,6 +53,32 @@ class SessionInfo:
     by_manufacturer: pl.DataFrame
     skipped_by_reason: pl.DataFrame
 
+    def to_dict(self) -> dict[str, Any]:
+        """The same counts as plain JSON-ready data (what ``gantry info --json`` prints).
+
+        Count tables become lists of row objects, largest first.
+
+        Examples
+        --------
+        >>> import polars as pl
+        >>> info = SessionInfo(
+        ...     totals={"patients": 1, "instances": 3},
+        ...     by_modality=pl.DataFrame({"Modality": ["CT"], "instances": [3]}),
+        ...     by_manufacturer=pl.DataFrame({"Manufacturer": ["ACME"], "instances": [3]}),
+        ...     skipped_by_reason=pl.DataFrame(schema={"reason": pl.String, "files": pl.Int64}),
+        ... )
+        >>> info.to_dict()["by_modality"]
+        [{'Modality': 'CT', 'instances': 3}]
+        >>> info.to_dict()["skipped_by_reason"]
+        []
+        """
+        return {
+            "totals": dict(self.totals),
+            "by_modality": self.by_modality.to_dicts(),
+            "by_manufacturer": self.by_manufacturer.to_dicts(),
+            "skipped_by_reason": self.skipped_by_reason.to_dicts(),
+        }
+
     def __str__(self) -> str:
         lines = ["Session summary"]
         lines += [f"  {k:<20} {v:>10,}" for k, v in self.totals.items()]

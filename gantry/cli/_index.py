@@ -291,12 +291,9 @@ def info(db: Path, out: Path | None) -> None:
 
         with Session(db) as s:
             i = s.info()
-        data = {
-            "totals": i.totals,
-            "by_modality": i.by_modality.to_dicts(),
-            "by_manufacturer": i.by_manufacturer.to_dicts(),
-            "skipped_by_reason": i.skipped_by_reason.to_dicts(),
-        }
+        from gantry import __version__
+
+        data = {"gantry_version": __version__, **i.to_dict()}
         if out is not None:
             if out.suffix.lower() == ".json":
                 out.write_text(json.dumps(data, indent=1, default=str))

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+import gantry
 from gantry.cli import cli, main
 
 
@@ -96,6 +97,14 @@ def test_info_and_plan(demo: Path) -> None:
     db = str(demo / "project.db")
     r = CliRunner().invoke(cli, ["info", "--db", db])
     assert r.exit_code == 0 and "By modality" in r.output and "Skipped files by reason" in r.output
+    r = CliRunner().invoke(cli, ["info", "--db", db, "--json"])
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.output)
+    assert doc["gantry_version"] == gantry.__version__
+    assert doc["totals"]["patients"] >= 2 and doc["totals"]["instances"] > 0
+    assert sum(row["instances"] for row in doc["by_modality"]) == doc["totals"]["instances"]
+    assert {row["Modality"] for row in doc["by_modality"]} >= {"CT", "MR"}
+    assert sum(row["files"] for row in doc["skipped_by_reason"]) == doc["totals"]["skipped"]
     r = CliRunner().invoke(
         cli, ["plan", "--db", db, "--where", "action = 'U'", "--limit", "5", "--format", "csv"]
     )
