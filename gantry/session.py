@@ -338,6 +338,8 @@ class Session:
             (docs/storage.md). Headers are read by ranged requests, never the
             pixel data; an object whose ETag changed is read again.
 
+        Notes
+        -----
         Files already indexed (or recorded as skipped) by an earlier run are not read
         again; an interrupted run resumes where its last committed batch ended.
         """
@@ -521,6 +523,8 @@ class Session:
             read the instances at the same paths; each runs one engine with one
             ONNX thread per task slot.
 
+        Notes
+        -----
         Frames are rendered as a viewer shows them (VOI LUT or window, MONOCHROME1
         inverted, colour converted, overlays burned in). Resumable: a killed scan
         goes on where it stopped. ``docs/ocr.md`` describes the tables.

@@ -322,6 +322,8 @@ def scan_pixels(
                         ex.shutdown(wait=True, cancel_futures=True)
         finally:
             bar.close()
+        if REGIONS_TABLE not in store.table_names():  # a scan that found no text: an empty table
+            store.write_table(REGIONS_TABLE, pl.DataFrame(schema=REGIONS_SCHEMA))
         if items:
             _compact_if_superseded(store)
         result.seconds = time.perf_counter() - started

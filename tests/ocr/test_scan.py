@@ -218,6 +218,16 @@ def test_unreadable_pixels_are_recorded_not_cleared(tmp_path: Path) -> None:
         assert s.audit().unresolved().filter(pl.col("rule") == "burned-in").height == 1
 
 
+def test_a_scan_that_finds_no_text_leaves_an_empty_regions_table(tmp_path: Path) -> None:
+    ds, _ = make_text_instance(kind="us", rows=32, columns=32, texts=[])
+    ds.save_as(tmp_path / "blank.dcm", enforce_file_format=True)
+    with Session(tmp_path / "p.db") as s:
+        s.ingest(tmp_path / "blank.dcm", workers=1, progress=False)
+        r = s.scan_pixels(workers=1, progress=False)
+        assert (r.scanned, r.regions) == (1, 0)
+        assert s.sql("SELECT count(*) AS n FROM text_regions")["n"][0] == 0
+
+
 def test_parallel_scan_and_cli(corpus: dict, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     db = tmp_path / "p.db"
     with Session(db) as s:
