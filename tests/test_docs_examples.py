@@ -7,7 +7,9 @@ default config written as ``gantry.yaml`` and ``config.yaml``. Names a page uses
 without defining (a pydicom ``ds``, a CTP script's ``text``) come from
 :data:`PRELUDES`; absolute example paths (``/secure/``) are made relative.
 
-A block that needs something a test machine lacks is marked in the page by an
+Some pages talk to a server the test can start itself: ``docs/cluster.md`` gets a
+Dask ``LocalCluster`` whose address replaces ``tcp://scheduler:8786`` (see
+:func:`_servers`). A block that needs something a test machine lacks is marked in the page by an
 HTML comment on the line before it, ``<!-- docs-test: compile-only REASON -->``:
 it is compiled (syntax and names checked by Python's compiler) but not run; the
 REASON says which test runs the same calls against a real server. ``>>>``
@@ -17,9 +19,11 @@ blocks run as doctests. ``docs/queries.md`` has its own test
 
 from __future__ import annotations
 
+import contextlib
 import doctest
 import re
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -82,6 +86,24 @@ def _copy(workdir: Path, dest: Path, page: str) -> None:
         write_default_config(dest / "config.yaml")
 
 
+@contextlib.contextmanager
+def _servers(page: str, root: Path) -> Iterator[dict[str, str]]:
+    """What a page's examples talk to, started for them: ``{text in the page: its stand-in}``."""
+    if page != "cluster.md":
+        yield {}
+        return
+    distributed = pytest.importorskip("distributed", reason="pip install 'gantry[cluster]'")
+    shutil.copytree(root / "dicom", root / "shared" / "dicom")
+    with distributed.LocalCluster(
+        n_workers=1,
+        processes=True,
+        threads_per_worker=1,
+        dashboard_address=None,
+        worker_dashboard_address=None,
+    ) as cluster:
+        yield {'"tcp://scheduler:8786"': repr(cluster.scheduler_address)}
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("page", PAGES)
 def test_page_runs(
@@ -89,11 +111,17 @@ def test_page_runs(
 ) -> None:
     _copy(workdir, tmp_path, page)
     monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("GANTRY_EXECUTOR", raising=False)
+    with _servers(page, tmp_path) as stand_ins:
+        _run_page(page, {**PATHS, **stand_ins})
+
+
+def _run_page(page: str, substitutions: dict[str, str]) -> None:
     scope: dict[str, object] = {"__name__": "__docs__"}
     exec(compile(PRELUDES.get(page, ""), f"prelude of {page}", "exec"), scope)  # noqa: S102
     for line, code, mark in _blocks(DOCS / page):
         where = f"docs/{page}, line {line}"
-        for old, new in PATHS.items():
+        for old, new in substitutions.items():
             code = code.replace(old, new)
         if code.lstrip().startswith(">>>"):
             test = doctest.DocTestParser().get_doctest(code, scope, where, where, line)
@@ -106,9 +134,9 @@ def test_page_runs(
             assert mark.startswith("compile-only "), f"{where}: unknown mark {mark!r}"
             continue
         exec(compiled, scope)  # noqa: S102 - our own documentation
-    for value in scope.values():  # a page may leave its session open, as a notebook would
-        if isinstance(value, Session):
-            value.close()
+    for value in scope.values():  # a page may leave a session or client open, as a notebook would
+        if isinstance(value, Session) or type(value).__name__ == "Client":
+            value.close()  # type: ignore[attr-defined]
 
 
 def test_marks_say_why() -> None:
