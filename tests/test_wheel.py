@@ -71,6 +71,7 @@ def test_wheel_alone_runs_the_demo(dist: Path, tmp_path: Path) -> None:
     assert Path(where.strip()).is_relative_to(env_dir)
     out = _run(gantry, "demo", tmp_path / "demo", "--patients", "2", cwd=tmp_path)
     assert "== export:" in out
+    assert "no screen captures: drawing their text needs Pillow" in out  # core only: no extras
     assert list((tmp_path / "demo" / "export").rglob("*.dcm"))
     info = json.loads(
         _run(gantry, "info", "--db", tmp_path / "demo" / "project.db", "--json", cwd=tmp_path)

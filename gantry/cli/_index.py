@@ -134,8 +134,15 @@ def demo(dest: Path, patients: int, seed: int, no_run: bool) -> None:
 
 def _write_captures(folder: Path, patient: Any, seed: int) -> list[Path]:
     """Two screen captures (RGB secondary captures) with the patient's name, ID and birth
-    date drawn into the pixels."""
+    date drawn into the pixels; none when Pillow (the ``ocr`` extra) is missing, since
+    drawing the text needs it and a bare install still runs the rest of the demo."""
+    from importlib.util import find_spec
+
     from gantry.testing._text import make_text_instance
+
+    if find_spec("PIL") is None:
+        say("no screen captures: drawing their text needs Pillow (pip install 'gantry[ocr]')")
+        return []
 
     identity = {
         "PatientName": patient.name,
