@@ -892,14 +892,20 @@ class Session:
 
         return listen(self, dest, port=port, ae_title=ae_title, **options)
 
-    def export_maps(self, dest: str | os.PathLike[str]) -> dict[str, Path]:
+    def export_maps(
+        self,
+        dest: str | os.PathLike[str],
+        *,
+        storage_options: Mapping[str, Any] | None = None,
+    ) -> dict[str, Path | str]:
         """Write ``uid_map.csv`` and ``patient_map.csv`` (``id_old,id_new``) into ``dest``.
 
         They re-identify the export, so ``dest`` must be outside the export folder.
+        ``dest`` may be a URL (``s3://bucket/maps``; docs/storage.md).
         """
         from gantry.export import write_maps
 
-        return write_maps(self._store, dest)
+        return write_maps(self._store, dest, storage_options=storage_options)
 
     # -- analytics and reports ---------------------------------------------------------------
 
@@ -909,17 +915,25 @@ class Session:
         *,
         level: str = "instance",
         partition_by: str | None = None,
-    ) -> Path:
+        storage_options: Mapping[str, Any] | None = None,
+    ) -> Path | str:
         """Write the index flattened at ``level`` to Parquet, plus ``<path>.schema.json``.
 
         ``level`` is ``"instance"`` (every attribute plus series, study and patient
         aggregates), ``"series"``, ``"study"`` or ``"patient"``; ``partition_by``
         (``"PatientID"`` or ``"Modality"``) writes a hive-partitioned folder.
+        ``path`` may be a URL (``s3://bucket/cohort.parquet``; docs/storage.md).
         See :func:`gantry.report.to_parquet`.
         """
         from gantry.report import to_parquet
 
-        return to_parquet(self._store, path, level=level, partition_by=partition_by)
+        return to_parquet(
+            self._store,
+            path,
+            level=level,
+            partition_by=partition_by,
+            storage_options=storage_options,
+        )
 
     def to_polars(self, level: str = "instance") -> pl.DataFrame:
         """The table :meth:`to_parquet` writes, as a Polars DataFrame."""
@@ -958,15 +972,22 @@ class Session:
         config = profile if profile is not None else self._config_or_stored(None)
         return compliance_report(self._store, export, config=config, out=out)
 
-    def audit_report(self, path: str | os.PathLike[str], *, format: str = "csv") -> Path:
+    def audit_report(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        format: str = "csv",
+        storage_options: Mapping[str, Any] | None = None,
+    ) -> Path | str:
         """Write what the plan changes in each instance, and why (``csv`` or ``parquet``).
 
         See :func:`gantry.report.audit_table`. The file names original identifiers:
-        keep it with the session, never in an export folder.
+        keep it with the session, never in an export folder. ``path`` may be a URL
+        (``s3://bucket/audit.csv``; docs/storage.md).
         """
         from gantry.report import write_audit_report
 
-        return write_audit_report(self._store, path, format=format)
+        return write_audit_report(self._store, path, format=format, storage_options=storage_options)
 
     # -- reversible anonymization (the identity vault) ------------------------------------
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 
@@ -11,12 +13,28 @@ from gantry.errors import ExportError
 from gantry.store import Store
 
 
-def write_maps(store: Store, dest: str | os.PathLike[str]) -> dict[str, Path]:
+def write_maps(
+    store: Store,
+    dest: str | os.PathLike[str],
+    *,
+    storage_options: Mapping[str, Any] | None = None,
+) -> dict[str, Path | str]:
     """Write ``uid_map.csv`` and ``patient_map.csv`` (columns ``id_old,id_new``) into ``dest``.
 
     ``dest`` must not be inside an export folder (a folder holding ``manifest.csv``):
-    the maps re-identify the data and must travel separately.
+    the maps re-identify the data and must travel separately.  ``dest`` may be a
+    URL (``s3://bucket/maps``; ``storage_options`` go to fsspec): the maps are
+    written locally (mode ``0o600``, in a private temporary folder), then each is
+    published whole; no prefix above ``dest`` may hold an export's ``manifest.csv``.
     """
+    from gantry.storage._fs import is_url
+    from gantry.storage._outputs import publish_output
+
+    if is_url(dest):
+        url = os.fspath(dest).rstrip("/")
+        _refuse_export_prefix(url, storage_options)
+        publish_output(url, lambda local: write_maps(store, local), storage_options)
+        return {key: f"{url}/{key}.csv" for key in ("uid_map", "patient_map")}
     out = Path(dest).expanduser().absolute()
     for parent in (out, *out.parents):
         if (parent / "manifest.csv").exists():
@@ -56,10 +74,24 @@ def write_maps(store: Store, dest: str | os.PathLike[str]) -> dict[str, Path]:
         .sort("id_new")
         .collect()
     )
-    paths = {"uid_map": out / "uid_map.csv", "patient_map": out / "patient_map.csv"}
+    paths: dict[str, Path | str] = {}
     for key, frame in (("uid_map", uids), ("patient_map", patients)):
-        tmp = paths[key].with_suffix(".tmp")
+        paths[key] = path = out / f"{key}.csv"
+        tmp = path.with_suffix(".tmp")
         frame.write_csv(tmp)
         os.chmod(tmp, 0o600)
-        os.replace(tmp, paths[key])
+        os.replace(tmp, path)
     return paths
+
+
+def _refuse_export_prefix(url: str, storage_options: Mapping[str, Any] | None) -> None:
+    """Raise when ``url`` or a prefix above it holds an export's ``manifest.csv``."""
+    from gantry.storage._fs import open_storage
+
+    scheme, _, rest = url.partition("://")
+    bucket, _, key = rest.partition("/")
+    storage = open_storage(f"{scheme}://{bucket}", storage_options)
+    parts = [p for p in key.split("/") if p]
+    for depth in range(len(parts) + 1):
+        if storage.info("/".join([*parts[:depth], "manifest.csv"])) is not None:
+            raise ExportError(f"`dest` must be outside any export folder, got {url!r}")

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import os
 import uuid
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 import polars as pl
 
@@ -134,14 +135,31 @@ def audit_table(store: Store) -> pl.DataFrame:
     return wide.sort("PatientID", "StudyInstanceUID", "SeriesInstanceUID", "file_id")
 
 
-def write_audit_report(store: Store, path: str | os.PathLike[str], *, format: str = "csv") -> Path:
+def write_audit_report(
+    store: Store,
+    path: str | os.PathLike[str],
+    *,
+    format: str = "csv",
+    storage_options: Mapping[str, Any] | None = None,
+) -> Path | str:
     """Write :func:`audit_table` to ``path`` as CSV (lists joined by ``;``) or Parquet.
 
     The file names original identifiers (paths, PatientID, UIDs): it is the data
     controller's record and belongs with the session, never in an export folder.
+    ``path`` may be a URL (``s3://bucket/audit.csv``): the file is written
+    locally, then published whole (``storage_options`` go to fsspec).
     """
     if format not in ("csv", "parquet"):
         raise ConfigError("format", expected="'csv' or 'parquet'", got=format)
+    from gantry.storage._fs import is_url
+    from gantry.storage._outputs import publish_output
+
+    if is_url(path):
+        url = os.fspath(path)
+        publish_output(
+            url, lambda local: write_audit_report(store, local, format=format), storage_options
+        )
+        return url
     table = audit_table(store)
     dest = Path(path).expanduser().absolute()
     dest.parent.mkdir(parents=True, exist_ok=True)

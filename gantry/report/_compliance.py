@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -97,7 +98,7 @@ class ComplianceReport:
         (manufacturer and model), ``status`` (``excluded`` or ``failed``), ``reason``.
     codecs : polars.DataFrame
         ``transfer_syntax, name, files``.
-    outputs : dict of str to Path
+    outputs : dict of str to Path or str (URL)
         The report files written (``html``, ``json``, ``csv``).
     """
 
@@ -114,7 +115,7 @@ class ComplianceReport:
     excluded: pl.DataFrame
     codecs: pl.DataFrame
     generated_at: str = ""
-    outputs: dict[str, Path] = field(default_factory=dict)
+    outputs: dict[str, Path | str] = field(default_factory=dict)
 
     @property
     def verdict(self) -> str:
@@ -163,9 +164,25 @@ class ComplianceReport:
             "codecs": self.codecs.to_dicts(),
         }
 
-    def write(self, out: str | os.PathLike[str]) -> dict[str, Path]:
-        """Write ``compliance.html``, ``compliance.json`` and ``compliance.csv`` into ``out``."""
+    def write(
+        self,
+        out: str | os.PathLike[str],
+        storage_options: Mapping[str, Any] | None = None,
+    ) -> dict[str, Path | str]:
+        """Write ``compliance.html``, ``compliance.json`` and ``compliance.csv`` into ``out``.
+
+        ``out`` may be a URL (``s3://bucket/reports``): the three files are written
+        locally, then each is published whole (``storage_options`` go to fsspec).
+        """
         from gantry.report._render import render_compliance
+        from gantry.storage._fs import is_url
+        from gantry.storage._outputs import publish_output
+
+        if is_url(out):
+            url = os.fspath(out).rstrip("/")
+            publish_output(url, self.write, storage_options)
+            self.outputs = {k: f"{url}/compliance.{k}" for k in ("html", "json", "csv")}
+            return self.outputs
 
         folder = Path(out).expanduser().absolute()
         folder.mkdir(parents=True, exist_ok=True)
@@ -179,8 +196,8 @@ class ComplianceReport:
             tmp = path.with_name(f".{path.name}.tmp")
             tmp.write_text(texts[key], encoding="utf-8")
             os.replace(tmp, path)
-        self.outputs = paths
-        return paths
+        self.outputs = dict(paths)
+        return self.outputs
 
 
 # -- inputs -----------------------------------------------------------------------------------

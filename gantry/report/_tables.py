@@ -14,6 +14,7 @@ import json
 import os
 import shutil
 import uuid
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final, Literal
@@ -201,7 +202,8 @@ def to_parquet(
     *,
     level: str = "instance",
     partition_by: str | None = None,
-) -> Path:
+    storage_options: Mapping[str, Any] | None = None,
+) -> Path | str:
     """Write the flattened table of ``level`` to ``path`` and describe it in ``<path>.schema.json``.
 
     Parameters
@@ -217,11 +219,16 @@ def to_parquet(
         series, per study or per patient.
     partition_by : {None, "PatientID", "Modality"}
         Hive-partition the output by this column.
+    storage_options : mapping, optional
+        When ``path`` is a URL (``s3://bucket/cohort.parquet``, ``gs://``, ``az://``):
+        handed to fsspec (credentials otherwise come from the SDK environment).
+        The table is written locally, then each file is published whole, the
+        ``.schema.json`` last (docs/storage.md).
 
     Returns
     -------
-    Path
-        ``path`` (absolute).
+    Path or str
+        ``path`` (absolute), or the URL as given.
 
     Examples
     --------
@@ -235,6 +242,18 @@ def to_parquet(
     >>> store.close()
     """
     _partition(store, level, partition_by)
+    from gantry.storage._fs import is_url
+    from gantry.storage._outputs import publish_output, split_url
+
+    if is_url(path):
+        url = os.fspath(path)
+        publish_output(
+            url,
+            lambda local: to_parquet(store, local, level=level, partition_by=partition_by),
+            storage_options,
+            last=[split_url(url)[1] + ".schema.json"],
+        )
+        return url
     sql, _ = level_query(store, level)
     dest = Path(path).expanduser().absolute()
     dest.parent.mkdir(parents=True, exist_ok=True)
