@@ -347,6 +347,26 @@ class ConfigSource(click.ParamType):
         )
 
 
+class PathOrURL(click.ParamType):
+    """A local path (checked as ``click.Path(**checks)`` would), or an object storage URL.
+
+    A URL (``s3://bucket/prefix``, ``gs://``, ``az://``) passes through as text:
+    a ``Path`` would fold its ``//``.
+    """
+
+    name = "path"
+
+    def __init__(self, **checks: Any) -> None:
+        self.checks = checks
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        from gantry.storage import is_url
+
+        if is_url(value):
+            return str(value)
+        return click.Path(path_type=Path, **self.checks).convert(value, param, ctx)
+
+
 def config_option(help: str) -> Callable[[F], F]:
     """``--config``: a YAML config v2 or a built-in profile name (default: the defaults)."""
     return click.option("--config", "config", type=ConfigSource(), default=None, help=help)

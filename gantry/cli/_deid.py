@@ -9,6 +9,7 @@ import click
 import polars as pl
 
 from gantry.cli._app import (
+    PathOrURL,
     cli,
     config_option,
     db_option,
@@ -179,10 +180,13 @@ def export(
 
 
 @cli.command()
-@click.argument("dest", type=click.Path(file_okay=False, path_type=Path))
+@click.argument("dest", type=PathOrURL(file_okay=False))
 @db_option
-def maps(dest: Path, db: Path) -> None:
-    """Write uid_map.csv and patient_map.csv into DEST (keep them apart from the export)."""
+def maps(dest: Path | str, db: Path) -> None:
+    """Write uid_map.csv and patient_map.csv into DEST (keep them apart from the export).
+
+    DEST may be a URL (s3://bucket/maps, gs://, az://): docs/storage.md.
+    """
     from gantry.session import Session
 
     def body() -> None:

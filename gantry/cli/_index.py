@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from gantry.cli._app import (
+    PathOrURL,
     cli,
     db_option,
     detail,
@@ -187,23 +188,8 @@ def _scan_burned_in(s: Any, report: Any, config: Path) -> OcrStatus | None:
     return status
 
 
-class _PathOrURL(click.ParamType):
-    """An existing local path, or an object storage URL (``s3://bucket/prefix``)."""
-
-    name = "path"
-
-    def convert(
-        self, value: object, param: click.Parameter | None, ctx: click.Context | None
-    ) -> object:
-        from gantry.storage import is_url
-
-        if is_url(value):
-            return str(value)
-        return click.Path(exists=True, path_type=Path).convert(value, param, ctx)
-
-
 @cli.command()
-@click.argument("paths", nargs=-1, required=True, type=_PathOrURL())
+@click.argument("paths", nargs=-1, required=True, type=PathOrURL(exists=True))
 @db_option
 @workers_option
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar; print only the summary line.")

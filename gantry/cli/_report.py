@@ -9,6 +9,7 @@ import click
 
 from gantry.cli._app import (
     OUT_FORMATS,
+    PathOrURL,
     cli,
     config_option,
     db_option,
@@ -37,11 +38,13 @@ def report() -> None:
 @_config_option
 @click.option(
     "--out",
-    type=click.Path(file_okay=False, path_type=Path),
+    type=PathOrURL(file_okay=False),
     default=None,
-    help="Folder for compliance.html/.json/.csv (default: EXPORT_DIR).",
+    help="Folder or URL (s3://bucket/prefix) for compliance.html/.json/.csv (default: EXPORT_DIR).",
 )
-def compliance(export_dir: Path, db: Path, config: Path | str | None, out: Path | None) -> None:
+def compliance(
+    export_dir: Path, db: Path, config: Path | str | None, out: Path | str | None
+) -> None:
     """Verify EXPORT_DIR file by file; exit 1 when it is not compliant."""
     from gantry.session import Session
 
@@ -69,21 +72,25 @@ def compliance(export_dir: Path, db: Path, config: Path | str | None, out: Path 
 
 
 @report.command("audit")
-@click.argument("out", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("out", type=PathOrURL(dir_okay=False))
 @db_option
 @click.option(
     "--format", "fmt", type=click.Choice(["csv", "parquet", "text", "json"]), default=None,
     help="File format of OUT (default: from its suffix, .parquet or .csv); "
     "text/json choose how the summary is printed.",
 )  # fmt: skip
-def audit_report(out: Path, db: Path, fmt: str | None) -> None:
-    """Write what the plan changes in each instance, and why, to OUT (.csv or .parquet)."""
+def audit_report(out: Path | str, db: Path, fmt: str | None) -> None:
+    """Write what the plan changes in each instance, and why, to OUT (.csv or .parquet).
+
+    OUT may be a URL (s3://bucket/audit.csv, gs://, az://): docs/storage.md.
+    """
     from gantry.session import Session
 
     def body() -> None:
         with Session(db, read_only=True) as s:
             chosen = fmt if fmt in ("csv", "parquet") else None
-            chosen = chosen or ("parquet" if out.suffix.lower() == ".parquet" else "csv")
+            parquet = str(out).lower().endswith(".parquet")
+            chosen = chosen or ("parquet" if parquet else "csv")
             path = s.audit_report(out, format=chosen)
         summary(f"wrote {path}", wrote=str(path), format=chosen)
 
@@ -113,7 +120,7 @@ def manifest(export_dir: Path, db: Path, max_thumbnails: int) -> None:
 
 
 @cli.command("export-table")
-@click.argument("out", type=click.Path(path_type=Path))
+@click.argument("out", type=PathOrURL())
 @db_option
 @click.option(
     "--level",
@@ -128,25 +135,35 @@ def manifest(export_dir: Path, db: Path, max_thumbnails: int) -> None:
     default=None,
     help="Write a folder of Parquet files, one per value (Parquet only).",
 )
-def export_table(out: Path, db: Path, level: str, partition_by: str | None) -> None:
+def export_table(out: Path | str, db: Path, level: str, partition_by: str | None) -> None:
     """Write the index flattened at LEVEL to OUT; its suffix picks the format.
 
     .parquet (default for other names; with OUT.schema.json), .csv, .json or .html.
+    OUT may be a URL (s3://bucket/cohort.parquet, gs://, az://): docs/storage.md.
     """
     from gantry.session import Session
+    from gantry.storage import is_url, open_storage
+    from gantry.storage._outputs import publish_output, split_url
 
     def body() -> None:
-        fmt = OUT_FORMATS.get(out.suffix.lower(), "parquet")
+        fmt = OUT_FORMATS.get(Path(str(out)).suffix.lower(), "parquet")
         if fmt != "parquet" and partition_by:
             raise GantryError("`--partition-by` writes Parquet: give OUT a .parquet name or none")
         with Session(db, read_only=True) as s:
             if fmt == "parquet":
                 path = s.to_parquet(out, level=level, partition_by=partition_by)
-                doc = json.loads(path.with_name(path.name + ".schema.json").read_text())
-                rows = doc["rows"]
+                if is_url(path):
+                    parent, name = split_url(str(path))
+                    text = open_storage(parent).read(name + ".schema.json").decode()
+                else:
+                    text = Path(path).with_name(Path(path).name + ".schema.json").read_text()
+                rows = json.loads(text)["rows"]
             else:
                 frame = s.to_polars(level)
-                write_frame(frame, out, fmt)
+                if is_url(out):
+                    publish_output(str(out), lambda local: write_frame(frame, local, fmt))
+                else:
+                    write_frame(frame, Path(out), fmt)
                 path, rows = out, frame.height
         summary(f"wrote {rows} {level} rows to {path}", wrote=str(path), rows=rows, format=fmt)
 
