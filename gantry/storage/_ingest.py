@@ -28,8 +28,8 @@ from typing import Any, Final
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-from tqdm.auto import tqdm
 
+from gantry._progress import tqdm
 from gantry.errors import StorageError
 from gantry.ingest._limits import OVER_LIMIT, IngestLimits
 from gantry.storage._fs import (
