@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -45,3 +46,15 @@ def test_first_verb_loads_what_it_needs(tmp_path) -> None:
 def test_version_is_read_on_access() -> None:
     code = "import gantry\nv = gantry.__version__\nassert isinstance(v, str) and v"
     assert "importlib.metadata" in _loaded_after(code)
+
+
+def test_progress_bars_come_from_one_place() -> None:
+    """``tqdm.auto`` warns in every notebook kernel without ipywidgets: only
+    ``gantry._progress`` may choose it."""
+    package = Path(__file__).resolve().parents[1] / "gantry"
+    direct = [
+        str(p.relative_to(package))
+        for p in package.rglob("*.py")
+        if p.name != "_progress.py" and "tqdm.auto" in p.read_text()
+    ]
+    assert direct == []
