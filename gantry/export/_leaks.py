@@ -268,10 +268,14 @@ def first_leak(
     path_text = out_rel.upper().encode("utf-8", "ignore")
     identity = [t for t in tokens if t.identity]
     located: list[tuple[int, int, str]] | None = None
+    # ``raw in buf`` first: most tokens occur nowhere, and that test is one C call
     for tok in identity:
-        if find(path_text, tok.text) >= 0:
+        raw = tok.text.encode("utf-8", "ignore")
+        if raw in path_text and find(path_text, raw) >= 0:
             return Leak(tok, None)
-        at = find(upper, tok.text)
+        if raw not in upper:
+            continue
+        at = find(upper, raw)
         while at >= 0:
             if located is None:
                 located = open_ranges(
@@ -280,12 +284,13 @@ def first_leak(
             where = "the file meta" if at < dataset_start else _where(located, at)
             if where is None or not _coincidence(where, tok.text, data, implicit):
                 return Leak(tok, where or "the file outside any element value")
-            at = find(upper, tok.text, at + 1)
+            at = find(upper, raw, at + 1)
     others = [t for t in tokens if not t.identity]
     if not others:
         return None
-    for tok in others:
-        if find(path_text, tok.text) >= 0:
+    raws = [t.text.encode("utf-8", "ignore") for t in others]
+    for tok, raw in zip(others, raws, strict=True):
+        if raw in path_text and find(path_text, raw) >= 0:
             return Leak(tok, None)
     if ranges is None:
         ranges = open_ranges(data, dataset_start, tree, implicit=implicit, big=big)
@@ -296,8 +301,8 @@ def first_leak(
     for s, e, _ in pieces:
         offsets.append(at)
         at += e - s + 1
-    for tok in others:
-        hit = find(joined, tok.text)
+    for tok, raw in zip(others, raws, strict=True):
+        hit = find(joined, raw) if raw in joined else -1
         if hit >= 0:
             return Leak(tok, pieces[bisect_right(offsets, hit) - 1][2])
     return None
