@@ -63,6 +63,18 @@ PUBLIC_NAMES: dict[str, list[str]] = {
         "load_config",
         "write_default_config",
     ],
+    "gantry.ctp": [
+        "CTPScriptError",
+        "ConversionReport",
+        "ReportItem",
+        "convert_file",
+        "convert_header_script",
+        "convert_pixel_script",
+        "default_report_path",
+        "detect_kind",
+        "main",
+        "write_report",
+    ],
     "gantry.errors": [
         "AuditError",
         "CodecError",
@@ -285,6 +297,8 @@ PUBLIC_NAMES: dict[str, list[str]] = {
         "convert_header_script",
         "convert_pixel_script",
     ],
+    # the earlier name of gantry.ctp's command module (the original README runs it)
+    "gantry.utils.ctp_parser": [],  # the earlier name of gantry.ctp: set below
     "gantry.vault": [
         "IDENTITY_SCHEMA",
         "VaultKey",
@@ -296,6 +310,7 @@ PUBLIC_NAMES: dict[str, list[str]] = {
         "recover_from_export",
     ],
 }
+PUBLIC_NAMES["gantry.utils.ctp_parser"] = PUBLIC_NAMES["gantry.ctp"]
 
 # What a user calls on the facade (methods and properties, not underscored).
 SESSION_MEMBERS = [
@@ -358,7 +373,9 @@ def test_every_public_module_is_frozen() -> None:
         for m in pkgutil.iter_modules(gantry.__path__)
         if not m.name.startswith("_")
     }
-    assert public == set(PUBLIC_NAMES), "a public module is not listed here"
+    assert public == {m for m in PUBLIC_NAMES if m.count(".") == 1}, (
+        "a public module is not listed here"
+    )
 
 
 def test_session_members() -> None:

@@ -39,7 +39,7 @@ def convert(source: Path, dest: Path, kind: str, report_path: Path | None) -> No
     Every rule without an exact Gantry equivalent is listed in the report,
     as approximate (converted, differs) or not converted (with the reason).
     """
-    from gantry.utils.ctp_parser import convert_file, default_report_path
+    from gantry.ctp import convert_file, default_report_path
 
     target = report_path or default_report_path(dest)
 

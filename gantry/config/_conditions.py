@@ -31,7 +31,7 @@ from pydicom.datadict import tag_for_keyword
 from gantry.errors import ConfigError
 
 if TYPE_CHECKING:
-    from gantry.utils._ctp_pixel import Condition, Node
+    from gantry.ctp._pixel import Condition, Node
 
 __all__ = ["compile_condition", "condition_paths", "element_path", "parse_condition"]
 
@@ -51,8 +51,8 @@ def parse_condition(text: str, *, key: str = "conditions") -> Node:
     ...
     gantry.errors.ConfigError: `conditions` must be a known method at line 1, column 10, got 'equal' (one of equals, equalsIgnoreCase, contains, containsIgnoreCase, startsWith, startsWithIgnoreCase, endsWith, endsWithIgnoreCase, matches, isLessThan, isGreaterThan, isBlank)
     """
-    from gantry.utils._ctp_pixel import parse_condition as parse
-    from gantry.utils.ctp_parser import CTPScriptError
+    from gantry.ctp._pixel import parse_condition as parse
+    from gantry.ctp._report import CTPScriptError
 
     try:
         node = parse(text)
@@ -92,7 +92,7 @@ def parse_condition(text: str, *, key: str = "conditions") -> Node:
 
 
 def _tests(node: Node) -> list[Condition]:
-    from gantry.utils._ctp_pixel import And, Condition, Not, Or
+    from gantry.ctp._pixel import And, Condition, Not, Or
 
     if isinstance(node, Condition):
         return [node]
@@ -108,7 +108,7 @@ def element_path(test: Condition) -> str | None:
 
     Examples
     --------
-    >>> from gantry.utils._ctp_pixel import Condition
+    >>> from gantry.ctp._pixel import Condition
     >>> element_path(Condition("ReferencedImageSequence::[0008,1155]", None, "isBlank", ()))
     '00081140[0].00081155'
     """
@@ -178,7 +178,7 @@ def compile_condition(node: Node, column: Callable[[str], pl.Expr]) -> pl.Expr:
     >>> df.select(compile_condition(node, pl.col).alias("hit"))["hit"].to_list()
     [True, False, False]
     """
-    from gantry.utils._ctp_pixel import And, Condition, Const, Not, Or
+    from gantry.ctp._pixel import And, Condition, Const, Not, Or
 
     if isinstance(node, Condition):
         path = element_path(node)

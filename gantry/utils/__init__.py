@@ -1,10 +1,7 @@
-"""Utilities around Gantry: converters from other tools' formats.
+"""The earlier home of the CTP converters, now :mod:`gantry.ctp`.
 
-* :mod:`gantry.utils.ctp_parser` converts RSNA CTP anonymizer scripts (pixel
-  and header) into Gantry config v2 (``gantry ctp convert``).
-
-Names are imported on first use, so ``python -m gantry.utils.ctp_parser``
-runs without importing the module twice.
+These names, and ``python -m gantry.utils.ctp_parser``, keep working: they
+are the objects of :mod:`gantry.ctp`.
 
 Examples
 --------
@@ -16,17 +13,14 @@ Examples
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from gantry.utils.ctp_parser import (
-        ConversionReport,
-        CTPScriptError,
-        ReportItem,
-        convert_file,
-        convert_header_script,
-        convert_pixel_script,
-    )
+from gantry.ctp import (
+    ConversionReport,
+    CTPScriptError,
+    ReportItem,
+    convert_file,
+    convert_header_script,
+    convert_pixel_script,
+)
 
 __all__ = [
     "CTPScriptError",
@@ -36,11 +30,3 @@ __all__ = [
     "convert_header_script",
     "convert_pixel_script",
 ]
-
-
-def __getattr__(name: str) -> Any:
-    if name in __all__:
-        from gantry.utils import ctp_parser
-
-        return getattr(ctp_parser, name)
-    raise AttributeError(f"module 'gantry.utils' has no attribute {name!r}")

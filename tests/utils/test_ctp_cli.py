@@ -1,4 +1,4 @@
-"""``gantry ctp convert``, ``convert_file`` and ``python -m gantry.utils.ctp_parser``."""
+"""``gantry ctp convert``, ``convert_file``, ``python -m gantry.ctp`` and its old name."""
 
 from __future__ import annotations
 
@@ -131,12 +131,13 @@ def test_convert_file_detects_kind(tmp_path: Path) -> None:
     assert info.value.line == 2 and info.value.source == str(bad)
 
 
-def test_module_runs_as_script(tmp_path: Path) -> None:
-    # the original README's command: python -m gantry.utils.ctp_parser IN OUT
+@pytest.mark.parametrize("module", ["gantry.ctp", "gantry.utils.ctp_parser"])
+def test_module_runs_as_script(tmp_path: Path, module: str) -> None:
+    # gantry.utils.ctp_parser is the original README's command: python -m … IN OUT
     out = tmp_path / "output_rules.yaml"
     src = _write(tmp_path, "anonymizer.script", PIXEL)
     proc = subprocess.run(
-        [sys.executable, "-m", "gantry.utils.ctp_parser", str(src), str(out)],
+        [sys.executable, "-m", module, str(src), str(out)],
         capture_output=True,
         text=True,
         timeout=120,
@@ -147,6 +148,29 @@ def test_module_runs_as_script(tmp_path: Path) -> None:
     assert "3 signatures in, 2 converted" in proc.stdout
     assert len(load_config(out).machines) == 2
     assert (tmp_path / "output_rules.report.md").is_file()
+
+
+@pytest.mark.parametrize("module", ["gantry.ctp", "gantry.utils.ctp_parser"])
+def test_module_help_names_the_command_run(module: str) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", module, "--help"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith(f"usage: python -m {module} ")
+
+
+def test_old_names_are_the_new_objects() -> None:
+    import gantry.ctp
+    import gantry.utils
+    import gantry.utils.ctp_parser
+
+    for old in (gantry.utils, gantry.utils.ctp_parser):
+        for name in old.__all__:
+            assert getattr(old, name) is getattr(gantry.ctp, name), name
 
 
 def test_reference_scripts_through_the_cli(tmp_path: Path) -> None:

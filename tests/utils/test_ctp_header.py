@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from gantry.config import TagAction, load_config
-from gantry.utils import CTPScriptError, convert_header_script
+from gantry.ctp import CTPScriptError, convert_header_script
 
 # The reference scripts sit in ../shared/reference/ctp/ beside the clone (CI has them; a
 # user's clone does not): their tests skip without them. GANTRY_REFERENCE names another place.

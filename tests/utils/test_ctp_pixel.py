@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from gantry.config import load_config
-from gantry.utils import CTPScriptError, convert_pixel_script
-from gantry.utils._ctp_pixel import And, Condition, Not, Or, dnf, parse, render
+from gantry.ctp import CTPScriptError, convert_pixel_script
+from gantry.ctp._pixel import And, Condition, Not, Or, dnf, parse, render
 
 # The reference scripts sit in ../shared/reference/ctp/ beside the clone (CI has them; a
 # user's clone does not): their tests skip without them. GANTRY_REFERENCE names another place.

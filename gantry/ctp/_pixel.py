@@ -33,8 +33,8 @@ from typing import Any, Final
 
 from pydicom.datadict import tag_for_keyword
 
+from gantry.ctp._report import ConversionReport, CTPScriptError, ReportItem
 from gantry.errors import ConfigError
-from gantry.utils.ctp_parser import ConversionReport, CTPScriptError, ReportItem
 
 __all__ = ["Condition", "Signature", "convert", "parse", "parse_condition"]
 
@@ -584,7 +584,7 @@ def _covers(a: dict[str, Any], b: dict[str, Any]) -> bool:
 
 
 def convert(text: str) -> tuple[dict[str, Any], ConversionReport]:
-    """See :func:`gantry.utils.ctp_parser.convert_pixel_script`."""
+    """See `gantry.ctp.convert_pixel_script`."""
     report = ConversionReport("pixel")
     machines: list[dict[str, Any]] = []
     lines: list[int] = []

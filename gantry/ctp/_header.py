@@ -24,7 +24,7 @@ from xml.parsers import expat
 
 from pydicom.datadict import dictionary_VR, keyword_for_tag
 
-from gantry.utils.ctp_parser import ConversionReport, CTPScriptError, ReportItem
+from gantry.ctp._report import ConversionReport, CTPScriptError, ReportItem
 
 __all__ = ["Call", "Rule", "convert", "parse_script", "read_rules"]
 
@@ -445,7 +445,7 @@ def _profile_says(profile: Any, tag: int) -> str:
 
 
 def convert(text: str) -> tuple[dict[str, Any], ConversionReport]:
-    """See :func:`gantry.utils.ctp_parser.convert_header_script`."""
+    """See `gantry.ctp.convert_header_script`."""
     from gantry.config import Config
     from gantry.profiles import load_profile
 
