@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
+from typing import Any, Generic, TypeVar, overload
 
 import numpy as np
 import polars as pl
 
+from gantry.model._editor import Editor
 from gantry.model._index import KEY_COLUMNS, IndexView, Level
-
-if TYPE_CHECKING:
-    from gantry.model._model import Model
 
 N = TypeVar("N")
 
@@ -64,11 +62,11 @@ class Collection(Generic[N]):
 
     def __init__(
         self,
-        model: Model,
+        model: Editor,
         view: IndexView,
         level: Level,
         idx: range | np.ndarray,
-        cls: Callable[[Model, IndexView, int], N],
+        cls: Callable[[Editor, IndexView, int], N],
     ) -> None:
         self._model = model
         self._view = view

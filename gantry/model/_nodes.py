@@ -18,6 +18,7 @@ import polars as pl
 
 from gantry.errors import CodecError, ConfigError
 from gantry.model._collection import Collection
+from gantry.model._editor import Editor
 from gantry.model._edits import PixelEdit
 from gantry.model._index import KEY_COLUMNS, IndexView, Level
 from gantry.model._keys import ElementKey, decode_value, resolve_key
@@ -26,7 +27,6 @@ from gantry.model._sidecar import BlobRef
 if TYPE_CHECKING:
     from pydicom.dataset import Dataset
 
-    from gantry.model._model import Model
 
 __all__ = ["Instance", "Node", "Patient", "Series", "Study"]
 
@@ -57,7 +57,7 @@ class _Editable:
     """Edit verbs shared by every level; subclasses provide ``_model`` and ``file_ids``."""
 
     __slots__ = ()
-    _model: Model
+    _model: Editor
 
     @property
     def file_ids(self) -> np.ndarray:  # pragma: no cover - overridden
@@ -94,7 +94,7 @@ class Node(_Editable):
     __slots__ = ("__weakref__", "_index", "_model", "_view")
     level: ClassVar[Level]
 
-    def __init__(self, model: Model, view: IndexView, index: int) -> None:
+    def __init__(self, model: Editor, view: IndexView, index: int) -> None:
         self._model = model
         self._view = view
         self._index = index
@@ -236,7 +236,7 @@ class Instance(_Editable):
     __slots__ = ("__weakref__", "_elements", "_fid", "_model", "_pixels", "_row", "_view")
     level: ClassVar[Level] = "instance"
 
-    def __init__(self, model: Model, view: IndexView, row: int) -> None:
+    def __init__(self, model: Editor, view: IndexView, row: int) -> None:
         self._model = model
         self._view = view
         self._row = row
