@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final, Protocol
 
 import jinja2
 import polars as pl
@@ -12,10 +12,7 @@ import polars as pl
 from gantry._version import __version__
 from gantry.report._charts import bar_chart, pass_fail_bar
 
-if TYPE_CHECKING:
-    from gantry.report._compliance import ComplianceReport
-
-__all__ = ["render", "render_compliance"]
+__all__ = ["CompliancePage", "render", "render_compliance"]
 
 MAX_ROWS: Final = 500
 """Rows shown per HTML table; the JSON and CSV outputs hold everything."""
@@ -39,11 +36,38 @@ def render(template: str, **context: Any) -> str:
     return _env().get_template(template).render(**context)
 
 
+class CompliancePage(Protocol):
+    """What :func:`render_compliance` reads of a compliance report.
+
+    :class:`gantry.report._compliance.ComplianceReport` is one; it calls
+    :func:`render_compliance` on itself, so this module names the shape rather
+    than importing the class. ``compliance.html.j2`` reads the report's other
+    fields (``verdict``, ``profile``, ``settings``…) by name.
+    """
+
+    @property
+    def summary(self) -> dict[str, int]: ...
+    @property
+    def rules(self) -> pl.DataFrame: ...
+    @property
+    def files(self) -> pl.DataFrame: ...
+    @property
+    def problems(self) -> pl.DataFrame: ...
+    @property
+    def excluded(self) -> pl.DataFrame: ...
+    @property
+    def codecs(self) -> pl.DataFrame: ...
+    @property
+    def leaks(self) -> pl.DataFrame: ...
+    @property
+    def generated_at(self) -> str: ...
+
+
 def _rows(frame: pl.DataFrame, limit: int = MAX_ROWS) -> tuple[list[dict[str, Any]], int]:
     return frame.head(limit).to_dicts(), max(0, frame.height - limit)
 
 
-def render_compliance(report: ComplianceReport) -> str:
+def render_compliance(report: CompliancePage) -> str:
     """``compliance.html`` for ``report``."""
     s = report.summary
     failing = report.rules.filter(pl.col("files_failed") > 0)
