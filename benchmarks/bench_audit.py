@@ -64,13 +64,13 @@ class LoopAuditor:
     """The audit rules written the obvious way: a Python loop over each dataset."""
 
     def __init__(self) -> None:
+        from gantry.audit._burned import SECONDARY_CAPTURE_PREFIX
         from gantry.audit._rules import (
             _DESCRIPTOR_KEYWORD,
             _IDENTIFIER_KEYWORD,
             _TEXT_ID_VRS,
             _UID_DATE,
             FREE_TEXT_VRS,
-            SECONDARY_CAPTURE_PREFIX,
             TEXT_PATTERNS,
         )
         from gantry.config import load_config

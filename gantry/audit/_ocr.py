@@ -166,8 +166,9 @@ def ocr_status(store: Store, config: Any = None) -> OcrStatus:
     0 images scanned in full: 0 cleared (no text), 0 with text to redact (0 regions); \
 0 scanned in part, 0 failed, 1 still need a scan
     """
+    from gantry.audit._burned import burned_in_findings
     from gantry.audit._machines import match_machines
-    from gantry.audit._rules import AuditContext, burned_in_findings
+    from gantry.audit._rules import AuditContext
     from gantry.ocr import current_regions, current_scans
 
     ctx = config if isinstance(config, AuditContext) else AuditContext.from_config(config)

@@ -19,13 +19,13 @@ from typing import TYPE_CHECKING, Any, Final, Literal
 import polars as pl
 import pyarrow.parquet as pq
 
+from gantry.audit._burned import burned_in_findings
 from gantry.audit._machines import match_machines
 from gantry.audit._plugins import findings_schema, plugin_rules
 from gantry.audit._rules import (
     FINDINGS_SCHEMA,
     RULES,
     AuditContext,
-    burned_in_findings,
     element_findings,
 )
 from gantry.errors import AuditError

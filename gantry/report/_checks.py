@@ -438,7 +438,8 @@ def check_burned_in(
     ``redacted`` holds the source instances that were redacted or that a complete OCR
     scan cleared (no text found).
     """
-    from gantry.audit._rules import AuditContext, burned_in_findings
+    from gantry.audit._burned import burned_in_findings
+    from gantry.audit._rules import AuditContext
 
     if out_inst.height == 0:
         return pl.DataFrame(schema=PROBLEM_SCHEMA)
