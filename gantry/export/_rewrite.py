@@ -30,7 +30,7 @@ Examples
 --------
 >>> from pathlib import Path
 >>> import pydicom
->>> from gantry.export._apply import ExportItem
+>>> from gantry.export._work import ExportItem
 >>> ct = Path(pydicom.__file__).parent / "data" / "test_files" / "CT_small.dcm"
 >>> raw = ct.read_bytes()
 >>> item = ExportItem(1, str(ct), "out.dcm", actions=[
@@ -58,13 +58,13 @@ from typing import Any, BinaryIO, Final, NamedTuple
 from pydicom.datadict import dictionary_VR
 from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, AllTransferSyntaxes
 
-from gantry.export._apply import (
+from gantry.export._items import has_item_rows
+from gantry.export._work import (
     ExportItem,
     ExportOutcome,
     VerificationError,
     staging_file,
 )
-from gantry.export._items import has_item_rows
 
 __all__ = ["Rewritten", "export_fast", "rewrite_header", "verify_header"]
 
@@ -960,7 +960,7 @@ def _write(
 
     ``pixels`` is the bytes, or the source positioned at them (copied in chunks).
     Folders are created on demand; the temporary file lives in the export's
-    staging folder (:func:`gantry.export._apply.staging_file`), never beside
+    staging folder (:func:`gantry.export._work.staging_file`), never beside
     the output.
     """
     digest = hashlib.sha256(header)
