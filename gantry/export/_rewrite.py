@@ -49,16 +49,48 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import struct
 import time
 from pathlib import Path
-from typing import Any, BinaryIO, Final, NamedTuple
+from typing import BinaryIO, Final, NamedTuple
 
-from pydicom.datadict import dictionary_VR
 from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, AllTransferSyntaxes
 
+from gantry.export._header_check import verify_header
 from gantry.export._items import has_item_rows
+from gantry.export._wire import (
+    _CHARSET,
+    _CODECS,
+    _DEFAULT_SOP_CLASS,
+    _DS,
+    _DUMMY_BY_PYDICOM,
+    _EXPLICIT_HDR,
+    _FIELDS,
+    _HEADER_LEN,
+    _IMPLICIT_HDR,
+    _IMPLICIT_LE,
+    _IS,
+    _ITEM,
+    _ITEM_END,
+    _LONG_HDR,
+    _LONG_VRS,
+    _NUMBER_FORMAT,
+    _PIXEL_DATA,
+    _PIXEL_TAG_BYTES,
+    _REMOVED,
+    _SEQ_END,
+    _SOP_CLASS,
+    _SOP_INSTANCE,
+    _TEXT_VRS,
+    _U32,
+    _UID_TEXT,
+    _UNDEFINED,
+    _VR_INFO,
+    _WATCH,
+    _dict_vr,
+    _parse_path,
+    _Unsupported,
+)
 from gantry.export._work import (
     ExportItem,
     ExportOutcome,
@@ -67,74 +99,6 @@ from gantry.export._work import (
 )
 
 __all__ = ["Rewritten", "export_fast", "rewrite_header", "verify_header"]
-
-_UNDEFINED: Final = 0xFFFFFFFF
-_DUMMY_BY_PYDICOM: Final = frozenset({"SQ", "OB", "OW", "OF", "OL", "OD", "OV", "UN"})
-_ITEM: Final = 0xFFFEE000
-_ITEM_END: Final = 0xFFFEE00D
-_SEQ_END: Final = 0xFFFEE0DD
-_PIXEL_DATA: Final = 0x7FE00010
-_PIXEL_TAG_BYTES: Final = b"\xe0\x7f\x10\x00"
-_CHARSET: Final = 0x00080005
-_SOP_CLASS: Final = 0x00080016
-_SOP_INSTANCE: Final = 0x00080018
-_DEFAULT_SOP_CLASS: Final = "1.2.840.10008.5.1.4.1.1.7"
-_IMPLICIT_LE: Final = "1.2.840.10008.1.2"
-
-_U16: Final = struct.Struct("<H")
-_U32: Final = struct.Struct("<L")
-_TAG: Final = struct.Struct("<HH")
-_IMPLICIT_HDR: Final = struct.Struct("<HHL")
-_EXPLICIT_HDR: Final = struct.Struct("<HH2sH")
-_LONG_HDR: Final = struct.Struct("<HH2sHL")
-
-# explicit VR -> header length (8: 2-byte length, 12: reserved + 4-byte length)
-_LONG_VRS: Final = frozenset(
-    {"OB", "OD", "OF", "OL", "OV", "OW", "SQ", "SV", "UC", "UN", "UR", "UT", "UV"}
-)
-_SHORT_VRS: Final = frozenset(
-    {"AE", "AS", "AT", "CS", "DA", "DS", "DT", "FD", "FL", "IS", "LO", "LT", "PN", "SH", "SL"}
-    | {"SS", "ST", "TM", "UI", "UL", "US"}
-)
-# explicit VR bytes -> (VR, True for a 4-byte length)
-_VR_INFO: Final[dict[bytes, tuple[str, bool]]] = {
-    **{vr.encode(): (vr, True) for vr in _LONG_VRS},
-    **{vr.encode(): (vr, False) for vr in _SHORT_VRS},
-}
-_HEADER_LEN: Final[dict[bytes, int]] = {
-    **{vr.encode(): 12 for vr in _LONG_VRS},
-    **{vr.encode(): 8 for vr in _SHORT_VRS},
-}
-_TEXT_VRS: Final = frozenset(
-    {"AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "LT", "PN", "SH", "ST", "TM", "UC"}
-    | {"UI", "UR", "UT"}
-)
-_NUMBER_FORMAT: Final = {
-    "US": "H", "SS": "h", "UL": "L", "SL": "l", "FL": "f", "FD": "d", "SV": "q", "UV": "Q",
-}  # fmt: skip
-_DS: Final = re.compile(r"[ ]*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?[ ]*")
-_IS: Final = re.compile(r"[ ]*[+-]?\d+[ ]*")
-_PATH_PART: Final = re.compile(r"([0-9A-Fa-f]{8})\[(\d+)\]")
-_TAG_TEXT: Final = re.compile(r"[0-9A-Fa-f]{8}")
-_UID_TEXT: Final = re.compile(rb"[0-9.]+")
-
-# top-level elements whose final value the caller needs: outcome field -> (tag, VR)
-_FIELDS: Final = {
-    "patient_id": (0x00100020, "LO"),
-    "study_uid": (0x0020000D, "UI"),
-    "series_uid": (0x0020000E, "UI"),
-    "sop_uid": (_SOP_INSTANCE, "UI"),
-    "modality": (0x00080060, "CS"),
-    "series_description": (0x0008103E, "LO"),
-}
-_WATCH: Final = frozenset({_CHARSET, _SOP_CLASS} | {tag for tag, _ in _FIELDS.values()})
-_CODECS: Final = {"": "latin_1", "ISO_IR 100": "latin_1", "ISO_IR 192": "utf_8"}
-
-_REMOVED: Final = "removed"
-
-
-class _Unsupported(Exception):
-    """Something the fast path does not reproduce exactly: use the pydicom path."""
 
 
 class _Node:
@@ -159,30 +123,6 @@ class Rewritten(NamedTuple):
 
 
 # -- the action tree --------------------------------------------------------------------
-
-
-_PATHS: dict[str, tuple[tuple[tuple[int, int], ...], int]] = {}
-
-
-def _parse_path(path: str) -> tuple[tuple[tuple[int, int], ...], int]:
-    """``((sequence tag, item index), ...), tag`` of an element path (cached)."""
-    try:
-        return _PATHS[path]
-    except KeyError:
-        pass
-    parts = path.split(".")
-    steps = []
-    for part in parts[:-1]:
-        m = _PATH_PART.fullmatch(part)
-        if m is None:
-            raise _Unsupported(f"path {path!r}")
-        steps.append((int(m.group(1), 16), int(m.group(2))))
-    if _TAG_TEXT.fullmatch(parts[-1]) is None:
-        raise _Unsupported(f"path {path!r}")
-    parsed = (tuple(steps), int(parts[-1], 16))
-    if len(_PATHS) < 100_000:
-        _PATHS[path] = parsed
-    return parsed
 
 
 def _action_tree(
@@ -253,6 +193,10 @@ def _encode_value(vr: str, value: str) -> bytes:
         return struct.pack(f"<{len(items)}{fmt}", *(conv(v) for v in items))
     except (ValueError, struct.error):
         raise _Unsupported(f"{vr} value pydicom rejects") from None
+
+
+#: encoded elements the ``A`` action adds, by (tag text, value, implicit VR)
+_ADDED: dict[tuple[str, str | None, bool], bytes] = {}
 
 
 # -- the rewriter -----------------------------------------------------------------------
@@ -603,26 +547,6 @@ class _Rewriter:
             self.values[tag] = value
 
 
-_DICT_VR: dict[int, str | None] = {}
-_ADDED: dict[tuple[str, str | None, bool], bytes] = {}
-
-
-def _dict_vr(tag: int) -> str | None:
-    """The dictionary VR of a public tag; None for private and unknown tags."""
-    try:
-        return _DICT_VR[tag]
-    except KeyError:
-        pass
-    vr: str | None = None
-    if (tag >> 16) % 2 == 0:
-        try:
-            vr = dictionary_VR(tag)
-        except KeyError:
-            vr = None
-    _DICT_VR[tag] = vr
-    return vr
-
-
 # -- file meta --------------------------------------------------------------------------
 
 
@@ -764,189 +688,6 @@ def rewrite_header(buf: bytes, item: ExportItem, *, whole: bool = False) -> Rewr
         return None
     header = _clean_meta(sop_class, sop_instance, ts) + b"".join(out)
     return Rewritten(header, ts, implicit, fields)
-
-
-class _Open(str):
-    """A path the plan writes (not removed): its value is searched for original values."""
-
-
-def _x_tree(actions: list[tuple[str, str, str, str | None]]) -> dict[int, Any]:
-    """Planned paths as nested dicts: tag -> path (a removed leaf, ``str``; an element the
-    plan writes, :class:`_Open`) or {index: subtree} for a sequence with rows inside."""
-    root: dict[int, Any] = {}
-    for path, vr, action, _nv in actions:
-        if action == "REDACT" or (action == "D" and vr == "SQ"):
-            continue  # pixels are scanned whole; a dummy sequence keeps an item of its own
-        try:
-            steps, tag = _parse_path(path)
-        except _Unsupported:
-            continue  # the rewriter refused it already
-        level = root
-        for seq_tag, index in steps:
-            node = level.setdefault(seq_tag, {})
-            if isinstance(node, str):
-                break  # below a removed or rewritten sequence
-            level = node.setdefault(index, {})
-        else:
-            current = level.get(tag)
-            if action == "X":
-                level[tag] = path
-            elif current is None:
-                level[tag] = _Open(path)
-    return root
-
-
-def verify_header(header: bytes, item: ExportItem, *, implicit: bool) -> None:
-    """Check a rewritten header with an independent walk; raise VerificationError.
-
-    The file meta is well formed and names the dataset's SOP Instance UID, every
-    dataset element parses in ascending tag order to the end, no removed path is
-    present, and no original value occurs where it must not (:mod:`gantry.export._leaks`).
-    """
-    try:
-        start, ranges = _check_structure(header, item, implicit)
-    except (struct.error, IndexError, KeyError) as exc:
-        raise VerificationError("the rewritten header does not parse") from exc
-    if item.tokens:
-        from gantry.export._leaks import first_leak
-
-        leak = first_leak(
-            header, start, {}, item.tokens, implicit=implicit, out_rel=item.out_rel, ranges=ranges
-        )
-        if leak is not None:
-            raise VerificationError(leak.reason)
-
-
-def _check_structure(
-    header: bytes, item: ExportItem, implicit: bool
-) -> tuple[int, list[tuple[int, int, str]]]:
-    """Walk the header once: structure, removals, and the value ranges the plan wrote."""
-    if header[:128] != b"\x00" * 128 or header[128:132] != b"DICM":
-        raise VerificationError("the rewritten header has no preamble")
-    if header[132:140] != b"\x02\x00\x00\x00UL\x04\x00":
-        raise VerificationError("the rewritten file meta has no group length")
-    pos = 144 + _U32.unpack_from(header, 140)[0]
-    meta_sop = b""
-    at = 144
-    while at < pos:
-        g, e, vrb, length = _EXPLICIT_HDR.unpack_from(header, at)
-        size = 12 if vrb.decode() in _LONG_VRS else 8
-        if size == 12:
-            length = _U32.unpack_from(header, at + 8)[0]
-        if g != 2:
-            raise VerificationError("the rewritten file meta is malformed")
-        if e == 3:
-            meta_sop = header[at + size : at + size + length].rstrip(b"\x00")
-        at += size + length
-    if at != pos:
-        raise VerificationError("the rewritten file meta length is wrong")
-    removed = _x_tree(item.actions)
-    ranges: list[tuple[int, int, str]] = []
-    _, sop = _verify_dataset(header, pos, len(header), removed, implicit, ranges)
-    if sop is None or sop.rstrip(b"\x00 ") != meta_sop:
-        raise VerificationError("the file meta does not name the dataset's SOP Instance UID")
-    return pos, ranges
-
-
-def _verify_dataset(
-    buf: bytes,
-    pos: int,
-    end: int | None,
-    removed: dict[int, Any],
-    implicit: bool,
-    ranges: list[tuple[int, int, str]],
-) -> tuple[int, bytes | None]:
-    """Walk one dataset and check removals; return the end and the SOP Instance UID.
-
-    ``end`` None walks an undefined-length item through its delimiter.  The value
-    ranges of elements the plan writes are appended to ``ranges``.
-    """
-    prev = -1
-    sop = None
-    while end is None or pos < end:
-        if implicit:
-            g, e, length = _IMPLICIT_HDR.unpack_from(buf, pos)
-            vr = None
-            vpos = pos + 8
-        else:
-            g, e, vrb, length = _EXPLICIT_HDR.unpack_from(buf, pos)
-            vpos = pos + 8
-            if g == 0xFFFE:
-                vr = None
-                length = _U32.unpack_from(buf, pos + 4)[0]
-            else:
-                vr, long_length = _VR_INFO[vrb]
-                if long_length:
-                    length = _U32.unpack_from(buf, pos + 8)[0]
-                    vpos = pos + 12
-        tag = g << 16 | e
-        if tag == _ITEM_END and end is None:
-            return pos + 8, sop
-        if tag <= prev:
-            raise VerificationError("elements of the rewritten header are out of order")
-        prev = tag
-        target = removed.get(tag)
-        if type(target) is str:
-            raise VerificationError(f"element {target} should be removed but is present")
-        is_sq = vr == "SQ" or (vr is None and (length == _UNDEFINED or _dict_vr(tag) == "SQ"))
-        if tag == _PIXEL_DATA and length == _UNDEFINED:
-            pos = _fragments_end(buf, vpos)
-        elif is_sq and (isinstance(target, dict) or length == _UNDEFINED):
-            sub = target if isinstance(target, dict) else {}
-            pos = _verify_sequence(buf, vpos, length, sub, implicit, ranges)
-        else:  # nothing can be inside an element that is not a sequence
-            if length == _UNDEFINED:
-                raise VerificationError("undefined length value in the rewritten header")
-            pos = vpos + length
-        if target is not None and type(target) is _Open:
-            ranges.append((vpos, pos, target))
-        if tag == _SOP_INSTANCE:
-            sop = buf[vpos:pos]
-    if pos != end:
-        raise VerificationError("the rewritten header ends inside an element")
-    return pos, sop
-
-
-def _fragments_end(buf: bytes, pos: int) -> int:
-    """The position after encapsulated pixel data's sequence delimiter."""
-    while True:
-        g, e, size = _IMPLICIT_HDR.unpack_from(buf, pos)
-        if g << 16 | e == _SEQ_END:
-            return pos + 8
-        if g << 16 | e != _ITEM or size == _UNDEFINED:
-            raise VerificationError("malformed encapsulated pixel data in the output")
-        pos += 8 + size
-
-
-def _verify_sequence(
-    buf: bytes,
-    pos: int,
-    length: int,
-    removed: dict[int, Any],
-    implicit: bool,
-    ranges: list[tuple[int, int, str]],
-) -> int:
-    end = None if length == _UNDEFINED else pos + length
-    index = 0
-    while end is None or pos < end:
-        g, e, ilen = _IMPLICIT_HDR.unpack_from(buf, pos)
-        tag = g << 16 | e
-        if tag == _SEQ_END and end is None:
-            return pos + 8
-        if tag != _ITEM:
-            raise VerificationError("malformed sequence in the rewritten header")
-        ipos = pos + 8
-        sub = removed.get(index, {})
-        if ilen == _UNDEFINED:
-            pos = _verify_dataset(buf, ipos, None, sub, implicit, ranges)[0]
-        else:
-            if sub:
-                _verify_dataset(buf, ipos, ipos + ilen, sub, implicit, ranges)
-            pos = ipos + ilen
-        index += 1
-    if pos != end:
-        raise VerificationError("malformed sequence length in the rewritten header")
-    return pos
 
 
 _STREAM_ABOVE: Final = 64 << 20  # pixel elements larger than this are copied in chunks
