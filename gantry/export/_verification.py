@@ -216,7 +216,7 @@ def predict_failures(
     index holds no text for, values in the file meta) is still caught by
     export verification.
     """
-    from gantry.export._runner import _name_suffixes, _out_paths, _session_edits
+    from gantry.export._session_inputs import _name_suffixes, _out_paths, _session_edits
     from gantry.plan._match import contains
     from gantry.plan._tokens import identity_in_kept, with_effective_actions
 

@@ -591,7 +591,7 @@ def _verification_rules(
     ``unmapped`` (a file whose source is unknown), every planned instance's
     identity values are what such a file is searched for.
     """
-    from gantry.export._runner import _session_edits
+    from gantry.export._session_inputs import _session_edits
     from gantry.export._verification import acknowledged, instance_tokens, written_paths
     from gantry.plan._tokens import value_hash
 
