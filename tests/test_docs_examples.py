@@ -89,6 +89,10 @@ def _copy(workdir: Path, dest: Path, page: str) -> None:
 @contextlib.contextmanager
 def _servers(page: str, root: Path) -> Iterator[dict[str, str]]:
     """What a page's examples talk to, started for them: ``{text in the page: its stand-in}``."""
+    if page == "storage.md":
+        with _s3_buckets(root):
+            yield {}
+        return
     if page != "cluster.md":
         yield {}
         return
@@ -102,6 +106,30 @@ def _servers(page: str, root: Path) -> Iterator[dict[str, str]]:
         worker_dashboard_address=None,
     ) as cluster:
         yield {'"tcp://scheduler:8786"': repr(cluster.scheduler_address)}
+
+
+@contextlib.contextmanager
+def _s3_buckets(root: Path) -> Iterator[None]:
+    """A moto S3 server with the page's buckets (its scans uploaded) and the SDK environment
+    pointing at it, plus the local export its compliance example reads."""
+    from gantry.testing._s3 import S3Bucket, moto_missing, moto_server, s3_env
+
+    reason = moto_missing()
+    if reason:
+        pytest.skip(reason)
+    with Session(root / "project.db") as s:
+        s.anonymize(None)
+        s.export(root / "export", safe=False, workers=1, progress=False)
+    with moto_server() as server, pytest.MonkeyPatch.context() as mp:
+        env = s3_env(server.url)
+        for key, value in env.items():
+            mp.setenv(key, value)
+        for name in ("archive", "research", "lake", "private", "qa-reports"):
+            bucket = S3Bucket(server, name, env)
+            bucket.client().create_bucket(Bucket=name)
+            if name == "archive":
+                bucket.upload(root / "dicom", "scans")
+        yield
 
 
 @pytest.mark.slow
