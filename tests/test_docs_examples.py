@@ -26,6 +26,7 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
+import pydicom
 import pytest
 
 from gantry import Session
@@ -93,6 +94,10 @@ def _servers(page: str, root: Path) -> Iterator[dict[str, str]]:
         with _s3_buckets(root):
             yield {}
         return
+    if page == "network.md":
+        with _dicom_peer(root) as stand_ins:
+            yield stand_ins
+        return
     if page != "cluster.md":
         yield {}
         return
@@ -130,6 +135,28 @@ def _s3_buckets(root: Path) -> Iterator[None]:
             if name == "archive":
                 bucket.upload(root / "dicom", "scans")
         yield
+
+
+@contextlib.contextmanager
+def _dicom_peer(root: Path) -> Iterator[dict[str, str]]:
+    """A real Orthanc (DICOM and DICOMweb) holding the page's study, standing in for its
+    PACS and archive; it may C-MOVE to our AE title on a free port."""
+    from gantry.testing._servers import free_port, missing, orthanc
+
+    reason = missing("Orthanc")
+    if reason:
+        pytest.skip(reason)
+    port = free_port()
+    with orthanc(root / "orthanc", modalities={"GANTRY": ("127.0.0.1", port)}) as peer:
+        for path in sorted((root / "dicom").rglob("*.dcm"))[:3]:
+            peer.rest("/instances", path.read_bytes())
+        yield {
+            '"dicom://PACS@10.0.0.5:104"': repr(peer.url),
+            '"dicom://ARCHIVE@10.0.0.9:104"': repr(peer.url),
+            '"http://10.0.0.9:8042/dicom-web"': repr(peer.dicomweb),
+            '"123"': repr(str(pydicom.dcmread(next((root / "dicom").rglob("*.dcm"))).PatientID)),
+            "port=11112": f"port={port}",
+        }
 
 
 @pytest.mark.slow
