@@ -29,6 +29,7 @@ Examples
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import uuid
 from collections.abc import Mapping
@@ -368,6 +369,10 @@ def open_storage(
     return LocalStorage(text[len("file://") :] if text.startswith("file://") else text)
 
 
+# "503" as a status, not inside a port or key such as ``127.0.0.1:45031`` or ``IMG503``.
+_HTTP_503 = re.compile(r"(?<![\w:./-])503(?![\w.])")
+
+
 def storage_error(url: str, exc: BaseException) -> StorageError:
     """A :class:`StorageError` saying plainly what the SDK's exception means.
 
@@ -387,7 +392,9 @@ def storage_error(url: str, exc: BaseException) -> StorageError:
         reason = "the bucket does not exist"
     elif isinstance(exc, FileNotFoundError):
         reason = "no such object (or no such bucket)"
-    elif any(w in text for w in ("slowdown", "503", "throttl", "too many requests")):
+    elif any(w in text for w in ("slowdown", "throttl", "too many requests")) or _HTTP_503.search(
+        text
+    ):
         reason = "the service kept throttling requests (HTTP 503) past the retries; run again"
     elif any(w in text for w in ("connect", "timeout", "timed out", "endpoint")):
         reason = f"the endpoint did not answer ({type(exc).__name__}); run again to resume"

@@ -83,6 +83,13 @@ def test_a_missing_back_end_names_its_extra(monkeypatch: pytest.MonkeyPatch) -> 
         (FileNotFoundError("NoSuchBucket"), "the bucket does not exist"),
         (OSError("SlowDown: 503"), "throttling"),
         (ConnectionError("Connect timeout"), "did not answer"),
+        (OSError("HTTP 503 Service Unavailable"), "throttling"),
+        # a port or key that happens to contain 503 is not a throttle
+        (
+            ConnectionError("Could not connect to the endpoint URL: http://127.0.0.1:35031/b/k"),
+            "did not answer",
+        ),
+        (ConnectionError("Could not connect to http://127.0.0.1:45503/IMG503.dcm"), "did not answer"),
         (RuntimeError("odd"), "the request failed (RuntimeError)"),
     ],
 )
