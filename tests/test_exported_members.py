@@ -288,6 +288,7 @@ PUBLIC_NAMES: dict[str, list[str]] = {
         "make_series",
         "make_synthetic_index",
         "make_text_sr",
+        "planned_dates",
     ],
     "gantry.utils": [
         "CTPScriptError",

@@ -29,7 +29,7 @@ from gantry.testing._bench import make_ct_files
 from gantry.testing._builders import make_instance
 from gantry.testing._canaries import find_canaries
 from gantry.testing._clutter import make_clutter
-from gantry.testing._corpus import Corpus, make_corpus
+from gantry.testing._corpus import Corpus, make_corpus, planned_dates
 from gantry.testing._pixels import decode_pixels
 from gantry.testing._plugins import make_plugin_distribution
 from gantry.testing._realistic import make_realistic_corpus
@@ -58,4 +58,5 @@ __all__ = [
     "make_series",
     "make_synthetic_index",
     "make_text_sr",
+    "planned_dates",
 ]

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
+from typing import Any
 
 from pydicom.dataset import Dataset
 from pydicom.uid import (
@@ -80,6 +81,69 @@ class Corpus:
         """Every identifying date (``YYYYMMDD``): birth dates and study dates."""
         return {d for p in self.patients for d in p.dates}
 
+    def identity_needles(self) -> set[str]:
+        """What no de-identified byte may hold: the canaries and each patient's identity.
+
+        That is every canary, every birth and study date, every patient ID, and
+        every part of a patient's name of three letters or more.
+        """
+        found = set(self.canaries)
+        for patient in self.patients:
+            found.update(patient.dates)
+            found.add(patient.patient_id)
+            found.update(part for part in patient.name.split("^") if len(part) >= 3)
+        return found
+
+    def leaks(
+        self,
+        files: Iterable[Path] | Mapping[str, bytes],
+        *,
+        planned_dates: Mapping[str, Iterable[str]] | None = None,
+    ) -> list[tuple[str, str]]:
+        """Every ``(name, where the needle was planted)`` found in the bytes of ``files``.
+
+        ``files`` are paths, or a mapping of names (e.g. object keys) to bytes.
+
+        A date shift can land exactly on another real date of the corpus (a study
+        shifted by 200 days onto another patient's study day).  ``planned_dates``
+        maps an output file's stem (its new SOP Instance UID) to the ``YYYYMMDD``
+        values the plan itself wrote into that file (see :func:`planned_dates`);
+        a date needle is excused only in a file the plan wrote it into.  Every
+        other occurrence is a leak.
+
+        Examples
+        --------
+        >>> import tempfile
+        >>> from pathlib import Path
+        >>> tmp = Path(tempfile.mkdtemp())
+        >>> c = make_corpus(tmp / "in", patients=1, studies_per_patient=1,
+        ...                 series_per_study=1, instances_per_series=1)
+        >>> day = c.patients[0].studies[0].date
+        >>> out = tmp / "1.2.3.dcm"
+        >>> _ = out.write_bytes(b"..." + day.encode() + b"...")
+        >>> c.leaks([out]) == [("1.2.3.dcm", day)]
+        True
+        >>> c.leaks([out], planned_dates={"1.2.3": [day]})  # the plan shifted a date onto it
+        []
+        >>> c.leaks([out], planned_dates={"9.9.9": [day]}) == [("1.2.3.dcm", day)]  # not here
+        True
+        """
+        needles = self.identity_needles()
+        dates = self.dates
+        planned = planned_dates or {}
+        blobs = (
+            files.items()
+            if isinstance(files, Mapping)
+            else ((str(f), Path(f).read_bytes()) for f in files)
+        )
+        found = []
+        for name, data in blobs:
+            excused = {d for d in planned.get(PurePosixPath(name).stem, ()) if d in dates}
+            for n in sorted(needles):
+                if n not in excused and n.encode() in data:
+                    found.append((PurePosixPath(name).name, self.canary_locations.get(n, n)))
+        return found
+
     def studies(self) -> Iterator[StudySpec]:
         """Iterate over every study of every patient."""
         for patient in self.patients:
@@ -94,6 +158,23 @@ class Corpus:
         """Iterate over every instance."""
         for series in self.series():
             yield from series.instances
+
+
+def planned_dates(session: Any) -> dict[str, set[str]]:
+    """New SOP Instance UID → the dates (``YYYYMMDD``) a session's plan shifts into it.
+
+    For :meth:`Corpus.leaks`: those dates are the plan's own output, so one
+    equal to a real date of the corpus is a coincidence of the shift, not a leak.
+    """
+    rows = session.sql(
+        "SELECT u.new_value AS sop, left(d.new_value, 8) AS day FROM plan u "
+        "JOIN plan d USING (file_id) WHERE u.keyword = 'SOPInstanceUID' "
+        "AND u.new_value IS NOT NULL AND d.action = 'S' AND d.new_value IS NOT NULL"
+    )
+    out: dict[str, set[str]] = {}
+    for sop, day in rows.iter_rows():
+        out.setdefault(sop, set()).add(day)
+    return out
 
 
 def _file_name(style: int, number: int, sop_uid: str) -> str:

@@ -63,12 +63,7 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Corpus:
 @pytest.fixture(scope="module")
 def needles(corpus: Corpus) -> set[str]:
     """What no de-identified byte may hold: the canaries, and each patient's identity."""
-    found = set(corpus.canaries)
-    for patient in corpus.patients:
-        found.update(patient.dates)
-        found.add(patient.patient_id)
-        found.update(part for part in patient.name.split("^") if len(part) >= 3)
-    return found
+    return corpus.identity_needles()
 
 
 @pytest.fixture(scope="module")

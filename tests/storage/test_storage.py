@@ -89,7 +89,10 @@ def test_a_missing_back_end_names_its_extra(monkeypatch: pytest.MonkeyPatch) -> 
             ConnectionError("Could not connect to the endpoint URL: http://127.0.0.1:35031/b/k"),
             "did not answer",
         ),
-        (ConnectionError("Could not connect to http://127.0.0.1:45503/IMG503.dcm"), "did not answer"),
+        (
+            ConnectionError("Could not connect to http://127.0.0.1:45503/IMG503.dcm"),
+            "did not answer",
+        ),
         (RuntimeError("odd"), "the request failed (RuntimeError)"),
     ],
 )
