@@ -17,6 +17,7 @@ from gantry.cli import (  # noqa: F401  (registers verbs)
     _ocr,
     _plugins,
     _report,
+    _review,
     _vault,
 )
 from gantry.cli._app import cli
