@@ -54,6 +54,8 @@ def test_wheel_carries_profiles_and_templates(dist: Path) -> None:
     assert {"basic", "comprehensive", "research"} <= profiles
     templates = {Path(n).name for n in names if n.startswith("gantry/report/templates/")}
     assert {"compliance.html.j2", "manifest.html.j2"} <= templates
+    review = {Path(n).name for n in names if n.startswith("gantry/review/templates/")}
+    assert {"base.html.j2", "instance.html.j2", "review.css"} <= review
     assert "gantry/py.typed" in names
     assert not any(n.startswith(("tests/", "docs/", "benchmarks/")) for n in names)
 

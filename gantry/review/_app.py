@@ -139,7 +139,7 @@ def create_app(
     def nodes(request: Request) -> list[Any]:
         """The patient, study, series named by the path's ordinals (as far as given)."""
         p = request.path_params
-        out = [s.patients[int(p["p"])]]
+        out: list[Any] = [s.patients[int(p["p"])]]
         if "s" in p:
             out.append(out[-1].studies[int(p["s"])])
         if "r" in p:
@@ -209,7 +209,7 @@ def create_app(
             if "plan" in s.tables()
             else None
         )
-        found = state.findings().filter(pl.col("file_id") == fid).to_dicts()
+        found = state.findings().filter(pl.col("file_id") == fid).sort("resolved").to_dicts()
         machine, zones = device_zones(s, fid)
         return page(
             "instance.html.j2", request, fid=fid, inst=inst, rows=rows, cols=cols, plan=plan,

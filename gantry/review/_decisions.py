@@ -26,6 +26,8 @@ import polars as pl
 from gantry.errors import ConfigError
 
 if TYPE_CHECKING:
+    from polars._typing import PolarsDataType
+
     from gantry.session import Session
 
 __all__ = [
@@ -48,20 +50,19 @@ EXCLUDE_REASONS: Final[dict[str, str]] = {
     "unusable": "unusable image (corrupt, blank or a test image)",
 }
 
+_DECISION_COLUMNS: dict[str, PolarsDataType] = {
+    "at": pl.Datetime("us"),
+    "reviewer": pl.String,
+    "decision": pl.String,
+    "level": pl.String,
+    "instances": pl.Int64,
+    "reason": pl.String,
+    "machine": pl.String,
+    "zones": pl.String,
+    "file_ids": pl.List(pl.Int64),
+}
 #: Columns of :func:`decisions`.
-DECISIONS_SCHEMA: Final = pl.Schema(
-    {
-        "at": pl.Datetime("us"),
-        "reviewer": pl.String,
-        "decision": pl.String,
-        "level": pl.String,
-        "instances": pl.Int64,
-        "reason": pl.String,
-        "machine": pl.String,
-        "zones": pl.String,
-        "file_ids": pl.List(pl.Int64),
-    }
-)
+DECISIONS_SCHEMA: Final = pl.Schema(_DECISION_COLUMNS)
 
 _KIND: Final = "review"
 

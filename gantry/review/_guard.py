@@ -8,7 +8,7 @@ A pure ASGI middleware in front of the whole app:
   (a DNS-rebinding page cannot reach the app under another name);
 - a ``POST`` whose ``Origin`` is another site is refused (with the token in the
   form too, a page elsewhere cannot make a decision);
-- responses forbid framing, referrers and every outside resource (CSP);
+- responses forbid framing, referrers to other sites and every outside resource (CSP);
 - an unexpected error is logged by its type only and answered ``500``: a
   traceback could quote a value read from a file.
 """
@@ -35,7 +35,7 @@ SECURITY_HEADERS: Final[dict[str, str]] = {
         "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
         "frame-ancestors 'none'; base-uri 'none'"
     ),
-    "referrer-policy": "no-referrer",
+    "referrer-policy": "same-origin",  # the token never leaves; POSTs keep their Origin
     "x-content-type-options": "nosniff",
     "x-frame-options": "DENY",
     "cache-control": "no-store",

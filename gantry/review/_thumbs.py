@@ -43,6 +43,18 @@ class Zone:
     c2: int
     source: ZoneSource
 
+    @classmethod
+    def of(cls, box: Any, source: ZoneSource) -> Zone:
+        """A zone from ``(r1, r2, c1, c2)``.
+
+        Examples
+        --------
+        >>> Zone.of([0, 10, 0, 40], "plan").label
+        'plan: rows 0-10, cols 0-40'
+        """
+        r1, r2, c1, c2 = (int(v) for v in box)
+        return cls(r1, r2, c1, c2, source)
+
     @property
     def label(self) -> str:
         """``"plan: rows 0-40, cols 0-640"``."""
@@ -149,7 +161,7 @@ def instance_zones(session: Session, file_id: int) -> list[Zone]:
     """
     from gantry.review._decisions import device_zones
 
-    zones = [Zone(*z, source="machine") for z in device_zones(session, file_id)[1]]
+    zones = [Zone.of(z, "machine") for z in device_zones(session, file_id)[1]]
     tables = set(session.tables())
     if "text_regions" in tables:
         boxes = session.sql(
@@ -157,11 +169,11 @@ def instance_zones(session: Session, file_id: int) -> list[Zone]:
             "ORDER BY r1, c1",
             [file_id],
         )
-        zones += [Zone(*(int(v) for v in row), source="ocr") for row in boxes.iter_rows()]
+        zones += [Zone.of(row, "ocr") for row in boxes.iter_rows()]
     if "plan" in tables:
         redact = session.sql(
             "SELECT new_value FROM plan WHERE file_id = ? AND action = 'REDACT'", [file_id]
         )
         for (text,) in redact.iter_rows():
-            zones += [Zone(*(int(v) for v in z), source="plan") for z in json.loads(text)["zones"]]
+            zones += [Zone.of(z, "plan") for z in json.loads(text)["zones"]]
     return zones

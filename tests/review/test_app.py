@@ -78,7 +78,7 @@ def test_the_guard_checks_host_and_origin_and_sets_headers(client: TestClient) -
     ok = client.get("/", params={"token": TOKEN})
     assert ok.status_code == 200
     assert "default-src 'none'" in ok.headers["content-security-policy"]
-    assert ok.headers["referrer-policy"] == "no-referrer"
+    assert ok.headers["referrer-policy"] == "same-origin"
     assert ok.headers["x-frame-options"] == "DENY"
     other_host = client.get("/", params={"token": TOKEN}, headers={"host": "evil.example"})
     assert other_host.status_code == 403
