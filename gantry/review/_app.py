@@ -187,7 +187,7 @@ def create_app(
         latest = latest_decisions(s)
         insts = [
             {"file_id": int(i.file_id), "number": i.get("InstanceNumber"), "excluded": i.excluded,
-             "decision": latest.get(int(i.file_id)), "sop_class": i.get("SOPClassUID")}
+             "decision": latest.get(int(i.file_id)), "pixels": _has_pixels(i)}
             for i in ser.instances[:_LIMIT]
         ]  # fmt: skip
         return page(
@@ -213,12 +213,16 @@ def create_app(
         machine, zones = device_zones(s, fid)
         return page(
             "instance.html.j2", request, fid=fid, inst=inst, rows=rows, cols=cols, plan=plan,
+            pixels=_has_pixels(inst),
             findings=found, zones=instance_zones(s, fid), machine=machine, device_zones=zones,
             decision=latest_decisions(s).get(fid), back=_series_path(s, inst),
         )  # fmt: skip
 
     def thumb(request: Request) -> Response:
-        png, _, _ = render_png(s, int(request.path_params["fid"]))
+        fid = int(request.path_params["fid"])
+        if not _has_pixels(s.instances(pl.col("file_id") == fid)[0]):
+            return Response(b"", status_code=404)
+        png, _, _ = render_png(s, fid)
         return Response(png, media_type="image/png")
 
     def findings_page(request: Request) -> Response:
@@ -343,6 +347,11 @@ def _int(form: dict[str, str], key: str) -> int:
         return int(text)
     except ValueError:
         raise ConfigError(key, expected="a whole number of pixels", got=text) from None
+
+
+def _has_pixels(inst: Any) -> bool:
+    """Whether the instance has an image to show (Rows and Columns, not an SR or a PDF)."""
+    return bool(inst.get("Rows")) and bool(inst.get("Columns"))
 
 
 def _series_path(session: Session, inst: Any) -> str | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import html
 import json
+import logging
 import re
 import sys
 from collections.abc import Iterator
@@ -28,6 +29,8 @@ from gantry.review import (
     instance_zones,
     set_device_zones,
 )
+from gantry.testing import make_instance
+from gantry.testing._canaries import CANARY_RE
 
 TOKEN = "t0k3n-" + "x" * 26
 BASE = "http://127.0.0.1"
@@ -300,3 +303,59 @@ def test_exclude_refuses_free_text_reasons(session: Session) -> None:
 def test_cli_review_on_a_missing_session_is_a_clear_error(tmp_path: Path) -> None:
     r = CliRunner().invoke(cli, ["review", "--db", str(tmp_path / "none.db"), "--no-browser"])
     assert r.exit_code == 2 and "error:" in r.output
+
+
+def test_nothing_a_file_holds_reaches_the_logs(
+    client: TestClient, session: Session, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    us, ct = _ids(session, "US"), _ids(session, "CT")
+    for path in ["/", "/patients", "/patients/0", "/patients/0/studies/0", "/findings",
+                 "/plan", "/decisions", _series_of(session, "US"),
+                 *(f"/instances/{f}" for f in us + ct)]:  # fmt: skip
+        _get(client, path)
+    client.post("/zones", params={"token": TOKEN},
+                data={"token": TOKEN, "file_id": str(us[0]), "r1": "0", "r2": "4", "c1": "0",
+                      "c2": "4"})  # fmt: skip
+    client.post("/decide", params={"token": TOKEN},
+                data={"token": TOKEN, "action": "exclude", "level": "instance",
+                      "file_id": str(ct[0]), "reason": "face", "confirmed": "yes"})  # fmt: skip
+    assert decisions(session).height == 2
+    assert caplog.records  # the stages did log
+    assert not CANARY_RE.search(caplog.text)
+    runs = session.sql("SELECT details::VARCHAR AS d FROM runs WHERE kind = 'review'")
+    assert not CANARY_RE.search(" ".join(runs["d"].to_list()))
+
+
+def test_an_unexpected_error_is_logged_by_its_type_only(
+    client: TestClient, session: Session, caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    pid = session.sql("SELECT DISTINCT PatientID FROM instances").item()
+
+    def boom(*_: object) -> None:
+        raise RuntimeError(f"value {pid} in a message")
+
+    monkeypatch.setattr("gantry.review._app.decisions", boom)
+    client = TestClient(client.app, base_url=BASE, raise_server_exceptions=False)
+    r = client.get("/", params={"token": TOKEN})
+    assert r.status_code == 500 and pid not in r.text
+    assert "RuntimeError" in caplog.text and pid not in caplog.text
+
+
+def test_an_instance_without_pixels_has_no_image(tmp_path: Path) -> None:
+    ds = make_instance(modality="CT")
+    del ds.PixelData
+    for kw in ("Rows", "Columns", "BitsAllocated", "BitsStored", "HighBit",
+               "PixelRepresentation", "SamplesPerPixel", "PhotometricInterpretation"):  # fmt: skip
+        if kw in ds:
+            delattr(ds, kw)
+    (tmp_path / "d").mkdir()
+    ds.save_as(tmp_path / "d" / "nopix.dcm", enforce_file_format=True)
+    with Session(tmp_path / "s.db") as s:
+        s.ingest(tmp_path / "d", workers=1, progress=False)
+        fid = int(s.instances()[0].file_id)
+        c = TestClient(create_app(s, token=TOKEN), base_url=BASE)
+        page = _get(c, f"/instances/{fid}")
+        assert "no pixel data" in page and "<svg" not in page
+        assert c.get(f"/instances/{fid}/thumb.png", params={"token": TOKEN}).status_code == 404
