@@ -250,9 +250,9 @@ def create_app(
         rows = decisions(s).reverse().to_dicts()
         return page("decisions.html.j2", request, rows=rows)
 
-    def css(request: Request) -> Response:
-        text = (Path(__file__).parent / "templates" / "review.css").read_text("utf-8")
-        return Response(text, media_type="text/css")
+    def asset(name: str, media_type: str) -> Callable[[Request], Response]:
+        text = (Path(__file__).parent / "templates" / name).read_text("utf-8")
+        return lambda request: Response(text, media_type=media_type)
 
     async def decide(request: Request) -> Response:
         form = await request.form()
@@ -332,7 +332,8 @@ def create_app(
         Route("/findings", locked(findings_page)),
         Route("/plan", locked(plan_page)),
         Route("/decisions", locked(decisions_page)),
-        Route("/review.css", css),
+        Route("/review.css", asset("review.css", "text/css")),
+        Route("/review.js", asset("review.js", "text/javascript")),
         Route("/decide", decide, methods=["POST"]),
         Route("/zones", zones, methods=["POST"]),
     ]

@@ -32,7 +32,8 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 #: Headers on every response.
 SECURITY_HEADERS: Final[dict[str, str]] = {
     "content-security-policy": (
-        "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
+        "form-action 'self'; "
         "frame-ancestors 'none'; base-uri 'none'"
     ),
     "referrer-policy": "same-origin",  # the token never leaves; POSTs keep their Origin

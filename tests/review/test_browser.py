@@ -233,4 +233,31 @@ def test_keyboard_only_browse_exclude_confirm_and_zone_reach_the_export(
     before, after = pydicom.dcmread(source).pixel_array, pydicom.dcmread(written).pixel_array
     assert before[:10, :40].any() and not after[:10, :40].any()
     assert np.array_equal(after[10:], before[10:])
-    assert len(list(shots.glob("0*.png"))) == 7
+    assert len(list(shots.glob("0[1-7]-*.png"))) == 7
+
+
+def test_a_zone_drawn_with_the_mouse_fills_the_form(
+    server: Server, page: Page, shots: Path, review_db: Path
+) -> None:
+    us = _ids(review_db, "US")
+    page.goto(f"{server.base}/instances/{us[0]}?{server.url.split('?')[1]}")
+    box = page.locator("svg image").bounding_box()
+    assert box is not None
+    scale = box["width"] / 64
+
+    def at(row: int, col: int) -> tuple[float, float]:  # the centre of an image pixel
+        return box["x"] + (col + 0.5) * scale, box["y"] + (row + 0.5) * scale
+
+    page.mouse.move(*at(5, 8))
+    page.mouse.down()
+    page.mouse.move(*at(12, 20), steps=4)
+    page.mouse.move(*at(20, 30), steps=4)
+    page.mouse.up()
+    values = [page.locator(f"#new_{k}").input_value() for k in ("r1", "r2", "c1", "c2")]
+    assert values == ["5", "21", "8", "31"]
+    assert _focused(page)["id"] == "zones-save"  # Enter saves
+    page.screenshot(path=shots / "08-drawn.png", full_page=True)
+    press(page, "Enter")
+    assert "Saved 1 zone(s)" in page.locator("[role=status]").inner_text()
+    assert page.locator("#r1_0").input_value() == "5"
+    assert page.locator("#c2_0").input_value() == "31"
