@@ -11,6 +11,7 @@ import webbrowser
 from collections.abc import Callable
 
 from gantry._deps import require
+from gantry.errors import ConfigError
 
 __all__ = ["serve"]
 
@@ -47,7 +48,11 @@ def serve(
         session.sql("SELECT 1")  # a missing session fails here, before the port is bound
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((HOST, port))
+        try:
+            sock.bind((HOST, port))
+        except OSError:
+            sock.close()
+            raise ConfigError("port", expected=f"a free port on {HOST}", got=port) from None
         bound = sock.getsockname()[1]
         token = secrets.token_urlsafe(24)
         app = create_app(session, token=token, reviewer=reviewer or _reviewer(), port=bound)

@@ -359,3 +359,16 @@ def test_an_instance_without_pixels_has_no_image(tmp_path: Path) -> None:
         page = _get(c, f"/instances/{fid}")
         assert "no pixel data" in page and "<svg" not in page
         assert c.get(f"/instances/{fid}/thumb.png", params={"token": TOKEN}).status_code == 404
+
+
+def test_cli_review_on_a_busy_port_is_a_clear_error(review_db: Path) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        r = CliRunner().invoke(
+            cli, ["review", "--db", str(review_db), "--port", str(port), "--no-browser"]
+        )
+    assert r.exit_code == 2 and f"a free port on 127.0.0.1, got {port}" in r.output
