@@ -372,3 +372,24 @@ def test_cli_review_on_a_busy_port_is_a_clear_error(review_db: Path) -> None:
             cli, ["review", "--db", str(review_db), "--port", str(port), "--no-browser"]
         )
     assert r.exit_code == 2 and f"a free port on 127.0.0.1, got {port}" in r.output
+
+
+def test_ocr_boxes_are_drawn_with_their_own_label(client: TestClient, session: Session) -> None:
+    import polars as pl
+
+    from gantry.ocr._scan import REGIONS_SCHEMA, REGIONS_TABLE
+
+    fid = _ids(session, "US")[0]
+    row = {"file_id": fid, "frame": 0, "r1": 2, "r2": 9, "c1": 3, "c2": 30, "confidence": 0.9,
+           "text": "x", "identity": False, "phi": False, "match": None, "engine": "test",
+           "scan_id": "s1"}  # fmt: skip
+    second_frame = {**row, "frame": 1, "r1": 40, "r2": 50}
+    session.store.write_table(
+        REGIONS_TABLE, pl.DataFrame([row, second_frame], schema=REGIONS_SCHEMA)
+    )
+    assert [z.label for z in instance_zones(session, fid)] == ["ocr: rows 2-9, cols 3-30"]
+    page = _get(client, f"/instances/{fid}")
+    rect = re.search(r'<rect class="zone-ocr"[^>]*>', page)
+    assert rect is not None
+    assert 'x="3" y="2" width="27" height="7"' in rect.group(0)
+    assert "<td>text found by OCR</td><td>2–9</td><td>3–30</td>" in page
