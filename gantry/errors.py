@@ -19,6 +19,7 @@ The tree::
     ├── PlanError                        the remediation plan could not be built
     ├── CodecError                       pixel data could not be decoded or encoded
     ├── RedactionError                   a redaction zone could not be applied or verified
+    │   └── DefaceError                  a series cannot be defaced (geometry, no head found)
     ├── ExportError                      an export failed or did not verify
     ├── NetworkError                     a DICOM / DICOMweb peer refused, timed out or failed
     ├── PluginError                      a plugin failed to load or has the wrong type
@@ -47,6 +48,7 @@ __all__ = [
     "AuditError",
     "CodecError",
     "ConfigError",
+    "DefaceError",
     "ExportError",
     "GantryError",
     "IngestError",
@@ -206,6 +208,14 @@ class CodecError(GantryError):
 
 class RedactionError(GantryError):
     """A redaction zone could not be applied or verified."""
+
+
+class DefaceError(RedactionError):
+    """A series cannot be defaced: no usable geometry, too few slices, no head found.
+
+    The message is the reason recorded in the ``deface`` table; the series is
+    then excluded from export rather than written with its face.
+    """
 
 
 class ExportError(GantryError):

@@ -479,6 +479,68 @@ class Session:
             return target
         return write_default_config(target, overwrite=overwrite)
 
+    # -- defacing ---------------------------------------------------------------------------
+
+    def deface(
+        self, series: str | Sequence[str], *, margin: float = 4.0, refit: bool = False
+    ) -> pl.DataFrame:
+        """Fit the face cut of head CT/MR series → table ``deface`` (``docs/deface.md``).
+
+        Each series' pixels are read once; the row records the plane (patient
+        coordinates), the share of voxels it removes, or why the series cannot
+        be defaced.  The plan defaces the series the config's ``deface.series``
+        lists (fitting them itself when needed); this verb lets you look first.
+        Needs ``pip install 'gantry[deface]'``.
+
+        Parameters
+        ----------
+        series : str or sequence of str
+            SeriesInstanceUIDs.
+        margin : float
+            Distance (mm) the cut keeps from the brain.
+        refit : bool
+            Fit again a series whose row is current.
+
+        Returns
+        -------
+        polars.DataFrame
+            The ``deface`` rows of ``series`` (:data:`gantry.deface.DEFACE_SCHEMA`).
+        """
+        from gantry.deface import deface_series
+
+        uids = [series] if isinstance(series, str) else list(series)
+        with self._store.run("deface", {"series": len(uids), "margin": margin}) as counts:
+            table = deface_series(self._store, uids, margin=margin, refit=refit)
+            counts["ok"] = int((table["status"] == "ok").sum())
+            counts["refused"] = table.height - counts["ok"]
+        return table
+
+    def deface_preview(self, series: str) -> Any:
+        """Before/after side projections (PNG) of a series in the ``deface`` table.
+
+        Returns a :class:`gantry.deface.DefacePreview`; ``StoreError`` when the
+        series has no ``ok`` row (run :meth:`deface` first).
+        """
+        from gantry.deface import FacePlane, load_volume, render_deface_preview
+
+        rows = (
+            self.sql(
+                'SELECT normal, "offset", fill FROM deface WHERE SeriesInstanceUID = ? '
+                "AND status = 'ok'",
+                [series],
+            )
+            if "deface" in self._store.table_names()
+            else None
+        )
+        if rows is None or rows.height == 0:
+            raise StoreError("the series has no defacing plane: run `deface` on it first")
+        normal, offset, fill = rows.row(0)
+        paths = self.sql("SELECT file_path FROM instances WHERE SeriesInstanceUID = ?", [series])[
+            "file_path"
+        ].to_list()
+        volume, geometries, _, _, _ = load_volume(paths)
+        return render_deface_preview(volume, geometries, FacePlane(tuple(normal), offset), fill)
+
     # -- burned-in text (OCR) ----------------------------------------------------------------
 
     def scan_pixels(

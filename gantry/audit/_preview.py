@@ -27,6 +27,7 @@ ACTION_NAMES: Final[dict[str, str]] = {
     "R": "replace",
     "H": "hash",
     "REDACT": "redact pixels",
+    "DEFACE": "deface pixels",
 }
 
 #: Columns of :func:`preview`.

@@ -355,6 +355,17 @@ class BurnedIn:
 
 
 @dataclass(frozen=True, slots=True)
+class Deface:
+    """Series whose pixels the plan defaces (``docs/deface.md``)."""
+
+    series: tuple[str, ...] = ()
+    """SeriesInstanceUIDs of the head CT/MR series to deface; an instance of one that
+    cannot be defaced is excluded from export, with the reason."""
+    margin: float = 4.0
+    """Distance (mm) the cut plane keeps from the brain found in the volume."""
+
+
+@dataclass(frozen=True, slots=True)
 class Acknowledged:
     """A known false alarm of output verification, allowed on purpose.
 
@@ -417,6 +428,8 @@ class Config:
     (``PNAME``) or concept name codes (``121008``, ``DCM:121008``); see ``gantry.sr``."""
     acknowledged: tuple[Acknowledged, ...] = ()
     """Verification false alarms allowed by attribute and value hash (recorded in ``runs``)."""
+    deface: Deface = field(default_factory=Deface)
+    """Series to deface, and the cut's margin (``gantry[deface]``)."""
     source: str | None = field(default=None, compare=False)
     """The file the config was read from (not part of equality)."""
 
@@ -576,4 +589,5 @@ class Config:
                 {"attribute": tag_text(a.tag), "value_hash": a.value_hash}
                 for a in self.acknowledged
             ],
+            "deface": {"series": list(self.deface.series), "margin": self.deface.margin},
         }

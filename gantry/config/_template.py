@@ -154,4 +154,13 @@ overlays: remove
 # one value through, e.g. {attribute: ProtocolName, value_hash: 0123456789abcdef}.
 # Every export records the list in `runs`.
 acknowledged: []
+
+# Defacing of head CT/MR series (docs/deface.md, pip install 'gantry[deface]'):
+# anonymize fits a cut plane under the brain of each listed series and the export
+# blanks everything on the face side of it. An instance of a listed series that
+# cannot be defaced (no geometry, uneven slices, no head found) is not exported.
+# margin: the distance in mm the cut keeps from the brain.
+deface:
+  series: []
+  margin: 4.0
 """

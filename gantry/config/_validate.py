@@ -26,6 +26,7 @@ from gantry.config._model import (
     BurnedIn,
     Config,
     DateJitter,
+    Deface,
     Machine,
     MachineMatch,
     PhiTagRule,
@@ -62,6 +63,7 @@ TOP_KEYS: Final = (
     "sr_drop",
     "overlays",
     "acknowledged",
+    "deface",
 )
 _MAX_SHIFT_DAYS: Final = 36_600
 _MAX_UID_ROOT: Final = 40
@@ -69,6 +71,7 @@ _UID_ROOT_RE: Final = re.compile(r"^(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))+$")
 _PRIVATE_ELEMENT_RE: Final = re.compile(
     r"^\(?\s*([0-9A-Fa-f]{4})\s*,?\s*([0-9A-Fa-fxX]{2})([0-9A-Fa-f]{2})\s*\)?$"
 )
+_UID_RE: Final = re.compile(r"^[0-9]+(\.[0-9]+)*$")
 _SHIFTABLE_VRS: Final = frozenset({"DA", "DT"})
 #: Keys of a machine's ``match`` (also accepted directly in the entry, the flat form).
 _MATCH_KEYS: Final = (
@@ -579,6 +582,19 @@ class _Validator:
             out.append(Acknowledged(tag, digest.lower()))
         return tuple(out)
 
+    def deface(self, value: Any) -> Deface:
+        d = self.mapping(value, "deface", ("series", "margin"))
+        series = []
+        for i, item in enumerate(self.list_(d.get("series", []), "deface.series")):
+            uid = self.str_(item, f"deface.series[{i}]", what="a SeriesInstanceUID")
+            if not _UID_RE.match(uid):
+                self.fail(f"deface.series[{i}]", "a SeriesInstanceUID (digits and dots)", uid)
+            series.append(uid)
+        margin = d.get("margin", 4.0)
+        if isinstance(margin, bool) or not isinstance(margin, int | float) or not 0 <= margin <= 50:
+            self.fail("deface.margin", "a distance in mm from 0 to 50", margin)
+        return Deface(series=tuple(dict.fromkeys(series)), margin=float(margin))
+
     def burned_in(self, value: Any) -> BurnedIn:
         d = self.mapping(value, "burned_in", ("exclude_without_zone", "ocr_redact", "ocr_padding"))
         return BurnedIn(
@@ -676,5 +692,6 @@ def validate(
             d.get("overlays", defaults.overlays), "overlays", ("remove", "burn")
         ),
         acknowledged=v.acknowledged(section("acknowledged", [])),
+        deface=v.deface(section("deface", {})),
         source=source,
     )

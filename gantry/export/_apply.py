@@ -106,7 +106,12 @@ def _export_one(
 ) -> ExportOutcome:
     if item.pixel_length is None:
         compression = None  # no pixel data (SR, RTPLAN, ...): nothing to transcode
-    pixels_changed = item.redaction is not None or item.pixel_edit is not None or bool(compression)
+    pixels_changed = (
+        item.redaction is not None
+        or item.pixel_edit is not None
+        or item.deface is not None
+        or bool(compression)
+    )
     if not pixels_changed and not item.edits and item.encrypt_key is None:
         # byte-level header rewrite; None when it cannot reproduce this path exactly
         fast = export_fast(item, dest, verify=verify)
@@ -140,6 +145,7 @@ def _export_one(
         if copy_pixels and os.fstat(fh.fileno()).st_size != item.file_size:
             raise VerificationError("the source file changed since it was indexed")
         original = _originals(ds) if item.encrypt_key is not None else None
+        geometry = _deface_geometry(ds) if item.deface is not None else None
         if has_item_rows(item.actions):
             # whole content items go first; the other rows are read in the new tree
             item = dataclasses.replace(item, actions=drop_items(ds, item.actions))
@@ -154,7 +160,9 @@ def _export_one(
             )
         cleaned, notes = False, []
         if pixels_changed:
-            ts, cleaned, notes = _apply_pixels(ds, item, ts, compression, burn=burn)
+            ts, cleaned, notes = _apply_pixels(
+                ds, item, ts, compression, burn=burn, geometry=geometry
+            )
         _settle_claims(ds, cleaned)
         ds.file_meta = _clean_meta(ds, ts)
         ds.preamble = None  # dcmwrite would copy the original's (it may hold anything)
@@ -260,7 +268,7 @@ def _typed(vr: str, value: str) -> Any:
 def _apply_actions(ds: Dataset, actions: list[tuple[str, str, str, str | None]]) -> None:
     # deepest first, so removing a sequence never hides an action inside it
     for path, vr, action, new_value in sorted(actions, key=lambda a: -a[0].count(".")):
-        if action == "REDACT":
+        if action in ("REDACT", "DEFACE"):  # pixel actions: _apply_pixels
             continue
         try:
             _apply_action(ds, path, vr, action, new_value)
@@ -387,8 +395,46 @@ def _burn(array: Any, ds: Dataset, mask: Any) -> Any:
     return out
 
 
+def _deface_geometry(ds: Dataset) -> Any:
+    """The instance's geometry as read (before any edit), for its defacing mask."""
+    from gantry.deface import SliceGeometry
+
+    return SliceGeometry.from_dataset(ds)
+
+
+def _deface(ds: Dataset, array: Any, item: ExportItem, geometry: Any) -> tuple[Any, Any, float]:
+    from gantry.deface._pixels import deface_pixels
+
+    assert item.deface is not None
+    if int(ds.get("NumberOfFrames", 1) or 1) != 1:
+        raise ExportError("only single-frame images are defaced; this one has several frames")
+    return deface_pixels(array, geometry, item.deface)
+
+
+def _claim_defaced(ds: Dataset, mask: Any, fill: float) -> None:
+    """Check the written pixels, then say so: Recognizable Visual Features NO, code 113102."""
+    from gantry import pixels
+    from gantry.deface._pixels import DEFACE_CODE, verify_defaced
+
+    verify_defaced(pixels.decode(ds), mask, fill)
+    ds.RecognizableVisualFeatures = "NO"
+    item = Dataset()
+    item.CodeValue = DEFACE_CODE["value"]
+    item.CodingSchemeDesignator = DEFACE_CODE["scheme"]
+    item.CodeMeaning = DEFACE_CODE["meaning"]
+    codes = list(ds.get("DeidentificationMethodCodeSequence", []) or [])
+    if not any(str(c.get("CodeValue", "")) == DEFACE_CODE["value"] for c in codes):
+        ds.DeidentificationMethodCodeSequence = Sequence([*codes, item])
+
+
 def _apply_pixels(
-    ds: Dataset, item: ExportItem, ts: str, compression: str | None, *, burn: Any = None
+    ds: Dataset,
+    item: ExportItem,
+    ts: str,
+    compression: str | None,
+    *,
+    burn: Any = None,
+    geometry: Any = None,
 ) -> tuple[str, bool, list[str]]:
     """Pixel edits, redaction and transcoding; returns (new syntax, cleaned, notes).
 
@@ -410,7 +456,13 @@ def _apply_pixels(
     notes: list[str] = []
     if item.redaction is not None and (zones or burn is None):  # burning alone needs none
         notes = _check_zones(zones, int(ds.get("Rows", 0) or 0), int(ds.get("Columns", 0) or 0))
-    if item.pixel_edit is None and item.redaction is not None and not compression and burn is None:
+    if (
+        item.pixel_edit is None
+        and item.redaction is not None
+        and not compression
+        and burn is None
+        and item.deface is None
+    ):
         pixels.redact_dataset(ds, zones, fill=fill, path=item.src)
         _verify_written_zones(ds, zones, fill, lossy=False)
         ds.BurnedInAnnotation = "NO"  # claimed only now: the written pixels were checked
@@ -431,8 +483,18 @@ def _apply_pixels(
         before = array
         array = pixels.redact(array, zones, fill=fill, samples_per_pixel=spp, frames=frames).array
         pixels.verify_redaction(before, array, zones, fill, samples_per_pixel=spp, frames=frames)
+    deface_mask = None
+    if item.deface is not None:
+        array, deface_mask, deface_fill = _deface(ds, array, item, geometry)
     encoded = pixels.encode(array, ds, compression or "none")
+    if deface_mask is not None and encoded.lossy:
+        raise ExportError(
+            "a defaced image is not written with lossy compression (the cut must hold "
+            "exactly); choose a lossless `compression`"
+        )
     pixels.apply_encoded(ds, encoded)
+    if deface_mask is not None:
+        _claim_defaced(ds, deface_mask, deface_fill)
     cleaned = False
     if zones:
         _verify_written_zones(ds, zones, fill, lossy=encoded.lossy)

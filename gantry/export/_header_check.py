@@ -39,7 +39,7 @@ def _x_tree(actions: list[tuple[str, str, str, str | None]]) -> dict[int, Any]:
     plan writes, :class:`_Open`) or {index: subtree} for a sequence with rows inside."""
     root: dict[int, Any] = {}
     for path, vr, action, _nv in actions:
-        if action == "REDACT" or (action == "D" and vr == "SQ"):
+        if action in ("REDACT", "DEFACE") or (action == "D" and vr == "SQ"):
             continue  # pixels are scanned whole; a dummy sequence keeps an item of its own
         try:
             steps, tag = _parse_path(path)

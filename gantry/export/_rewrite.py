@@ -138,7 +138,7 @@ def _action_tree(
     root: dict[int, _Node] = {}
     added = set()
     for path, vr, action, new_value in actions:
-        if action == "REDACT":
+        if action in ("REDACT", "DEFACE"):
             continue
         steps, tag = _parse_path(path)
         if action == "A":

@@ -315,6 +315,10 @@ def run_export(
             from gantry.plan._ocr import stale_ocr
 
             refused = pl.concat([refused, stale_ocr(store, config)])
+        if getattr(getattr(config, "deface", None), "series", ()):  # never written with a face
+            from gantry.deface._series import deface_refusals
+
+            refused = pl.concat([refused, deface_refusals(store, config)])
         excluded = (
             pl.concat([refused, _exclusions(store, config, safe)])
             .group_by("file_id", maintain_order=True)
@@ -454,11 +458,14 @@ def _items(
         timing.token_seconds = time.perf_counter() - started
     actions: dict[int, list[tuple[str, str, str, str | None]]] = defaultdict(list)
     redactions: dict[int, dict[str, Any]] = {}
+    defaces: dict[int, dict[str, Any]] = {}
     for fid, path, vr, action, nv in plan.select(
         "file_id", "path", "vr", "action", "new_value"
     ).iter_rows():
         if action == "REDACT":
             redactions[fid] = json.loads(nv)
+        elif action == "DEFACE":
+            defaces[fid] = json.loads(nv)
         actions[fid].append((path, vr, action, nv))
     edits, pixel_edits = _session_edits(store)
     items = []
@@ -476,6 +483,7 @@ def _items(
                 file_size=size,
                 pixel_edit=pixel_edits.get(fid),
                 redaction=redactions.get(fid),
+                deface=defaces.get(fid),
                 transfer_syntax=ts,
             )
         )

@@ -78,7 +78,7 @@ def written_text() -> pl.Expr:
     return (
         pl.when(pl.col("vr") == "SQ")
         .then(pl.col("new_value").str.extract_all(r'"meaning": "[^"]*"').list.join(" "))
-        .when(pl.col("action") == "REDACT")
+        .when(pl.col("action").is_in(["REDACT", "DEFACE"]))
         .then(pl.lit(None, pl.String))
         .otherwise(pl.col("new_value"))
         .alias("new_value")
@@ -148,7 +148,7 @@ def written_paths(
     return [
         path
         for path, vr, action, _nv in actions
-        if action != "REDACT" and not (action == "D" and vr == "SQ")
+        if action not in ("REDACT", "DEFACE") and not (action == "D" and vr == "SQ")
     ] + [e[0] for e in edits]
 
 

@@ -44,6 +44,7 @@ class ExportItem:
     transfer_syntax: str | None = None
     encrypt_key: bytes | None = None  # vault key: carry the originals encrypted (0400,0500)
     ocr_check: dict[str, Any] | None = None  # safe mode: OCR the written pixels again
+    deface: dict[str, Any] | None = None  # the series' face plane (gantry.deface.FacePlane)
 
 
 @dataclass

@@ -420,6 +420,7 @@ def build_plan(store: Store, config: Any, *, persist: bool = True) -> pl.DataFra
         added,
         redaction,
         _missing_sop(store, secret, uid_root),
+        _deface_rows(store, config),
     ]
     plan = pl.concat([p.select(list(PLAN_SCHEMA)).cast(PLAN_SCHEMA) for p in parts])
     plan = drop_rows(
@@ -909,6 +910,15 @@ def _added_rows(
         for tag, kw, vr, value in added
     ]
     return pl.concat(frames)
+
+
+def _deface_rows(store: Store, config: Any) -> pl.DataFrame:
+    """One DEFACE row per instance of the series the config's ``deface`` names."""
+    if not getattr(getattr(config, "deface", None), "series", ()):
+        return pl.DataFrame(schema=PLAN_SCHEMA)
+    from gantry.deface._series import deface_plan_rows
+
+    return deface_plan_rows(store, config)
 
 
 def _redaction_rows(store: Store, config: Any) -> pl.DataFrame:

@@ -102,7 +102,7 @@ def with_effective_actions(elements: pl.LazyFrame, plan: pl.LazyFrame) -> pl.Laz
     An element inside a sequence the plan removes, empties or replaces takes
     that sequence's action (the plan has no row for it).
     """
-    rows = plan.filter(~pl.col("action").is_in(["A", "REDACT"])).select(
+    rows = plan.filter(~pl.col("action").is_in(["A", "REDACT", "DEFACE"])).select(
         "file_id", "path", "action", "new_value"
     )
     el = elements.join(rows, on=["file_id", "path"], how="left")

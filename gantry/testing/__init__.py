@@ -13,6 +13,8 @@
   :func:`make_encapsulated_pdf` — an Encapsulated PDF naming the patient;
 - :func:`make_series` — one whole series with known geometry (CT, MR, enhanced
   MR, fMRI, diffusion), for NIfTI conversion;
+- :func:`make_head_phantom` and :func:`write_head_series` — a head with a face
+  (brain and face ground truth) as a CT or MR series, for defacing;
 - :func:`make_ct_files` — thousands of 512×512 CT files in seconds, for benchmarks;
 - :func:`decode_pixels` and :func:`find_canaries` — oracles for tests.
 
@@ -30,6 +32,7 @@ from gantry.testing._builders import make_instance
 from gantry.testing._canaries import find_canaries
 from gantry.testing._clutter import make_clutter
 from gantry.testing._corpus import Corpus, make_corpus, planned_dates
+from gantry.testing._head import HeadPhantom, make_head_phantom, write_head_series
 from gantry.testing._pixels import decode_pixels
 from gantry.testing._plugins import make_plugin_distribution
 from gantry.testing._realistic import make_realistic_corpus
@@ -40,6 +43,7 @@ from gantry.testing._volumes import SeriesFiles, make_series
 
 __all__ = [
     "Corpus",
+    "HeadPhantom",
     "InstanceSpec",
     "PatientSpec",
     "SeriesFiles",
@@ -50,6 +54,7 @@ __all__ = [
     "make_clutter",
     "make_corpus",
     "make_ct_files",
+    "make_head_phantom",
     "make_dose_sr",
     "make_encapsulated_pdf",
     "make_instance",
@@ -59,4 +64,5 @@ __all__ = [
     "make_synthetic_index",
     "make_text_sr",
     "planned_dates",
+    "write_head_series",
 ]
