@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from gantry.cli import (  # noqa: F401  (registers verbs)
     _audit,
     _ctp,
+    _deface,
     _deid,
     _index,
     _net,

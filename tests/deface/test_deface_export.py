@@ -6,6 +6,7 @@ its face; the written files still pass the canary scan.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pydicom
@@ -163,3 +164,27 @@ def test_config_mistakes_name_the_key(tmp_path: Path) -> None:
     cfg = load_config({"deface": {"series": ["1.2.3"], "margin": 6}})
     assert cfg.deface.series == ("1.2.3",) and cfg.deface.margin == 6.0
     assert load_config(cfg.to_dict()) == cfg
+
+
+def test_cli_fits_reports_and_writes_previews(heads: dict[str, object], tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from gantry.cli import cli
+
+    root, uids = Path(str(heads["root"])), heads["uids"]
+    assert isinstance(uids, dict)
+    db = str(root / "s.db")
+    ok = CliRunner().invoke(
+        cli, ["deface", "--db", db, "--series", uids["mr"], "--preview", str(tmp_path)]
+    )
+    assert ok.exit_code == 0, ok.output
+    assert "1 of 1 series fitted" in ok.output
+    assert (tmp_path / f"{uids['mr']}_after.png").read_bytes()[:4] == b"\x89PNG"
+    bad = CliRunner().invoke(
+        cli, ["deface", "--db", db, "--series", uids["short"], "--series", uids["ct"], "--json"]
+    )
+    assert bad.exit_code == 1
+    out = json.loads(bad.output)
+    assert out["fitted"] == 1 and out["series"] == 2
+    assert out["planes"][0]["SeriesInstanceUID"] == uids["ct"]
+    assert "at least 16 slices" in out["refused"][0]["reason"]
