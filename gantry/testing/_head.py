@@ -220,6 +220,8 @@ def write_head_series(
     """
     import copy
 
+    from pydicom.uid import UID
+
     from gantry.testing._builders import make_instance, write_dataset
     from gantry.testing._specs import make_uid
 
@@ -254,7 +256,7 @@ def write_head_series(
         ds = copy.deepcopy(base)
         uid = make_uid(seed, f"head.{phantom.modality}.{k}", "sop")
         ds.SOPInstanceUID = uid
-        ds.file_meta.MediaStorageSOPInstanceUID = uid
+        ds.file_meta.MediaStorageSOPInstanceUID = UID(uid)
         ds.InstanceNumber = k + 1
         if "ImagePositionPatient" not in overrides:
             ds.ImagePositionPatient = [f"{v:.4f}" for v in phantom.positions[k]]
