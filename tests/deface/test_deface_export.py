@@ -188,3 +188,37 @@ def test_cli_fits_reports_and_writes_previews(heads: dict[str, object], tmp_path
     assert out["fitted"] == 1 and out["series"] == 2
     assert out["planes"][0]["SeriesInstanceUID"] == uids["ct"]
     assert "at least 16 slices" in out["refused"][0]["reason"]
+
+
+@pytest.mark.parametrize(("compression", "lossy"), [("rle", False), ("j2k-lossy", True)])
+def test_compressed_output_is_defaced_or_refused_when_lossy(
+    heads: dict[str, object], compression: str, lossy: bool
+) -> None:
+    import hashlib
+
+    root, uids = Path(str(heads["root"])), heads["uids"]
+    assert isinstance(uids, dict)
+    cfg = {"deface": {"series": [uids["mr"]]}}
+    query = f"SeriesInstanceUID = '{uids['mr']}'"
+    with Session(root / "s.db") as s:
+        sources = s.sql(f"SELECT file_path FROM instances WHERE {query}")["file_path"].to_list()
+        digests = [hashlib.sha256(Path(p).read_bytes()).hexdigest() for p in sources]
+        s.anonymize(cfg)
+        dest = root / f"out-{compression}"
+        result = s.export(
+            dest, config=cfg, query=query, compression=compression, workers=1, progress=False
+        )
+    assert digests == [hashlib.sha256(Path(p).read_bytes()).hexdigest() for p in sources]
+    if lossy:
+        assert result.exported == 0 and result.failed.height == len(sources)
+        assert result.failed["reason"].str.contains("lossy").all()
+        return
+    assert result.exported == len(sources)
+    mr = heads["mr"]
+    for path in dest.rglob("*.dcm"):
+        out = pydicom.dcmread(path)
+        assert out.file_meta.TransferSyntaxUID == pydicom.uid.RLELossless
+        k = int(out.InstanceNumber) - 1
+        face = mr.face[k]  # type: ignore[attr-defined]
+        if face.any():
+            assert (decode(out)[face] == 0).mean() >= 0.99

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from gantry.deface import FacePlane, SliceGeometry, fit_face_plane, stack_slices
 from gantry.errors import DefaceError
@@ -96,3 +98,32 @@ def test_slice_mask_matches_points() -> None:
 def test_bad_geometry_is_refused() -> None:
     with pytest.raises(DefaceError, match="not valid"):
         SliceGeometry.checked((0, 0, 0), (1, 0, 0, 1, 0, 0), (1, 1), 4, 4)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    angles=st.tuples(*[st.floats(-3.1, 3.1)] * 3),
+    position=st.tuples(*[st.floats(-200, 200)] * 3),
+    spacing=st.tuples(st.floats(0.3, 5), st.floats(0.3, 5)),
+    normal=st.tuples(*[st.floats(-1, 1)] * 3).filter(lambda n: sum(v * v for v in n) > 0.01),
+    offset=st.floats(-150, 150),
+)
+def test_slice_mask_is_the_plane_side_of_every_pixel_centre(
+    angles: tuple[float, float, float],
+    position: tuple[float, float, float],
+    spacing: tuple[float, float],
+    normal: tuple[float, float, float],
+    offset: float,
+) -> None:
+    a, b, c = angles
+    rz = np.array([[np.cos(a), -np.sin(a), 0], [np.sin(a), np.cos(a), 0], [0, 0, 1]])
+    ry = np.array([[np.cos(b), 0, np.sin(b)], [0, 1, 0], [-np.sin(b), 0, np.cos(b)]])
+    rx = np.array([[1, 0, 0], [0, np.cos(c), -np.sin(c)], [0, np.sin(c), np.cos(c)]])
+    turn = rz @ ry @ rx
+    g = SliceGeometry.checked(position, [*turn[:, 0], *turn[:, 1]], spacing, 7, 5)
+    n = np.asarray(normal) / np.linalg.norm(normal)
+    plane = FacePlane((float(n[0]), float(n[1]), float(n[2])), offset)
+    distance = g.points() @ n - offset
+    mask = plane.slice_mask(g)
+    clear = np.abs(distance) > 1e-6  # points on the plane may round either way
+    assert np.array_equal(mask[clear], (distance > 0)[clear])
