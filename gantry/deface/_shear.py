@@ -12,7 +12,9 @@ brain mask from a skull-stripping tool; this module finds the brain itself:
 2. the brain is the highest brain-sized region of soft tissue (CT: -20..100
    HU; MR: above the Otsu threshold) at least 6 mm inside the skin, once bone,
    CSF and air (dark on MR, bone bright on CT) and an erosion of one voxel
-   have cut it off from scalp and face;
+   have cut it off from scalp and face; at least 30 % of an 8 mm shell around
+   it must be skull (CT: above 300 HU; MR: dark bone and CSF), or the volume
+   is refused as no head;
 3. in patient coordinates (LPS), the brain's most anterior and most inferior
    points span a chord of its lower-front hull; the plane is parallel to the
    chord, perpendicular to the sagittal plane, and touches the brain, plus
@@ -212,6 +214,14 @@ def fit_face_plane(
         raise DefaceError(
             f"no brain-sized region was found inside the head ({brain_ml:.0f} ml; expected "
             f"{BRAIN_ML[0]:.0f}-{BRAIN_ML[1]:.0f} ml): is this a head scan?"
+        )
+    shell = ndi.binary_dilation(brain, structure=_ball(max(8.0, 2 * min(spacing)), spacing))
+    shell &= ~brain & head
+    skull = sub > 300 if ct else sub < tissue_level  # bone: bright on CT, dark (with CSF) on MR
+    if not shell.any() or float(skull[shell].mean()) < 0.3:
+        raise DefaceError(
+            "the brain-sized region has no skull around it (too little bone, or dark CSF and "
+            "bone on MR): is this a head scan?"
         )
     points = patient(*np.nonzero(brain))
     sagittal = -points[:, 1:]  # (anterior, inferior): LPS y grows posterior, z superior

@@ -64,13 +64,14 @@ def test_no_head_is_refused() -> None:
         fit_face_plane(np.full(ph.volume.shape, -1000.0), gs, 4.0, modality="CT")
 
 
-def test_a_body_without_brain_is_refused() -> None:
-    ph = make_head_phantom(size=32, spacing=8.0)
-    gs = ph.geometries()
-    body = np.where(ph.values() > -500, 40.0, -1000.0)  # soft tissue only: no skull, no brain
-    body[:, :, :] = np.where(np.indices(body.shape)[2] % 2 == 0, body, -1000.0)  # a lattice
-    with pytest.raises(DefaceError):
-        fit_face_plane(body, gs, 8.0, modality="CT")
+@pytest.mark.parametrize("modality", ["CT", "MR"])
+def test_soft_tissue_without_a_skull_is_refused(modality: str) -> None:
+    ph = make_head_phantom(modality=modality)  # type: ignore[arg-type]
+    values = ph.values()
+    soft = 40.0 if modality == "CT" else 600.0
+    blob = np.where(ph.brain | ph.face, soft, values.min())  # a brain and a face, no skull
+    with pytest.raises(DefaceError, match="no skull"):
+        fit_face_plane(blob, ph.geometries(), ph.step, modality=modality)
 
 
 def test_stack_refuses_gaps_and_short_series() -> None:
