@@ -140,7 +140,8 @@ def deface_series(
     """Fit the face plane of each series and record it in the ``deface`` table.
 
     A series whose row is current (same instances, same margin) is not fitted
-    again unless ``refit``.  Returns the rows of ``series``.
+    again unless ``refit``.  Returns the rows of ``series``.  A read-only
+    store is not written: the rows are fitted and returned only.
     """
     series = list(dict.fromkeys(str(s) for s in series))
     instances = _instances(store, series)
@@ -165,11 +166,13 @@ def deface_series(
         else:
             row = deface_one(uid, rows["file_path"].to_list(), margin=margin, files=files)
         fresh.append(row | {"computed_at": now})
+    table = old.cast(DEFACE_SCHEMA)  # type: ignore[arg-type]
     if fresh:
         new = pl.DataFrame(fresh, schema=DEFACE_SCHEMA)
-        kept = old.filter(~pl.col("SeriesInstanceUID").is_in(new["SeriesInstanceUID"].implode()))
-        store.write_table(TABLE, pl.concat([kept.cast(DEFACE_SCHEMA), new]))  # type: ignore[arg-type]
-    table = store.scan(TABLE).collect() if TABLE in store.table_names() else old
+        kept = table.filter(~pl.col("SeriesInstanceUID").is_in(new["SeriesInstanceUID"].implode()))
+        table = pl.concat([kept, new])
+        if not store.read_only:  # a read-only session (a dry run) fits without recording
+            store.write_table(TABLE, table)
     return table.filter(pl.col("SeriesInstanceUID").is_in(series))
 
 

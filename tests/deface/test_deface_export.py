@@ -222,3 +222,19 @@ def test_compressed_output_is_defaced_or_refused_when_lossy(
         face = mr.face[k]  # type: ignore[attr-defined]
         if face.any():
             assert (decode(out)[face] == 0).mean() >= 0.99
+
+
+def test_dry_run_on_a_read_only_session_fits_without_writing(heads: dict[str, object]) -> None:
+    import shutil
+
+    root, uids = Path(str(heads["root"])), heads["uids"]
+    assert isinstance(uids, dict)
+    copy = root.parent / "readonly-copy"
+    shutil.copytree(root, copy, ignore=shutil.ignore_patterns("out*"))
+    cfg = {"deface": {"series": [uids["ct"]], "margin": 7.5}}  # a margin never fitted before
+    with Session(copy / "s.db", read_only=True) as s:
+        failures = s.preview_failures(cfg)
+        tables = s.store.table_names()
+        margins = s.sql("SELECT margin FROM deface")["margin"] if "deface" in tables else []
+    assert failures.height == 0
+    assert 7.5 not in list(margins)
