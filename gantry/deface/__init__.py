@@ -15,7 +15,7 @@ Examples
 >>> from gantry.deface import FacePlane, SliceGeometry
 >>> g = SliceGeometry((0.0, -100.0, 0.0), (1, 0, 0, 0, 1, 0), (10.0, 10.0), 3, 1)
 >>> FacePlane((0.0, -1.0, 0.0), 85.0).slice_mask(g).ravel().tolist()
-[True, False, False]
+[True, True, False]
 """
 
 from gantry.deface._geometry import FacePlane, SliceGeometry, stack_slices

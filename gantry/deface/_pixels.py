@@ -46,7 +46,7 @@ def deface_pixels(
     >>> out, mask, fill = deface_pixels(np.full((3, 2), 7), g,
     ...                                 {"normal": [0, -1, 0], "offset": 85.0, "fill": 0})
     >>> out.tolist()
-    [[0, 0], [7, 7], [7, 7]]
+    [[0, 0], [0, 0], [7, 7]]
     """
     plane, fill = plane_from_plan(value)
     if array.shape != (geometry.rows, geometry.columns):
