@@ -109,6 +109,14 @@ class Session:
     read_only : bool
         Open without the writer lock; writing verbs then raise ``StoreError``.
         A read-only session must exist (``StoreNotFoundError`` otherwise).
+    data : str, optional
+        Keep the session's Parquet tables on object storage
+        (``"s3://bucket/prefix"``, an empty prefix) while the catalog stays at
+        ``path``; DuckDB and Polars read them remotely.  Named once, when the
+        session is made: the catalog remembers it, and naming another place
+        later raises :class:`~gantry.errors.StoreError` (docs/storage.md).
+    data_options : mapping, optional
+        fsspec options for ``data`` (credentials, endpoint); never stored.
 
     Examples
     --------
@@ -129,9 +137,17 @@ class Session:
     └──────────┴─────┘
     """
 
-    def __init__(self, path: str | os.PathLike[str] = "gantry.db", *, read_only: bool = False):
+    def __init__(
+        self,
+        path: str | os.PathLike[str] = "gantry.db",
+        *,
+        read_only: bool = False,
+        data: str | None = None,
+        data_options: Mapping[str, Any] | None = None,
+    ):
         self._layout = Layout.for_catalog(path)
         self._read_only = read_only
+        self._data = (data, data_options)
         self._opened: Store | None = None
         self._closed_because: str | None = None
         self._model_of: Model | None = None
@@ -153,7 +169,12 @@ class Session:
                 _replace_earlier_writer(self)
             from gantry.store import Store
 
-            self._opened = Store(self._layout.catalog, read_only=self._read_only)
+            self._opened = Store(
+                self._layout.catalog,
+                read_only=self._read_only,
+                data=self._data[0],
+                storage_options=self._data[1],
+            )
             if not self._read_only:
                 _WRITERS[_writer_key(self._layout.catalog)] = self
         return self._opened

@@ -17,7 +17,6 @@ from typing import Any, Literal
 
 import numpy as np
 import polars as pl
-import pyarrow.parquet as pq
 
 from gantry.store import Store
 
@@ -49,8 +48,10 @@ class IndexView:
     """
 
     def __init__(self, store: Store) -> None:
-        self.files: list[Path] = store.files_of("instances")
+        self.store = store
+        self.files: list[Any] = store.files_of("instances")
         schema = store.schema_of("instances")
+        self._schema = schema
         self.types: dict[str, pl.DataType] = (
             dict(pl.DataFrame(schema.empty_table()).schema) if schema is not None else {}
         )
@@ -71,9 +72,7 @@ class IndexView:
         """A LazyFrame over this view's shards (scan order)."""
         if not self.files:
             return pl.DataFrame(schema=self.types or {"file_id": pl.Int64}).lazy()
-        return pl.scan_parquet(
-            [str(f) for f in self.files], schema=self.types, missing_columns="insert"
-        )
+        return self.store.scan_files(self.files, self._schema)
 
     def _col(self, name: str, dtype: Any = pl.String) -> pl.Expr:
         if name in self.types:
@@ -227,16 +226,17 @@ class IndexView:
         s = self.starts[level]
         return int(s[lo]), int(s[hi])
 
-    def elements_file(self, row: int) -> Path:
+    def elements_file(self, row: int) -> Path | str:
         """The ``elements`` shard of the batch that indexed ``row``."""
         if self._batch_ends is None:
-            counts = [pq.read_metadata(f).num_rows for f in self.files]
+            counts = [self.store.num_rows(f) for f in self.files]
             self._batch_ends = np.cumsum(counts)
         batch = int(np.searchsorted(self._batch_ends, int(self.perm[row]), "right"))
-        return self.files[batch].with_name("elements.parquet")
+        return self.store.sibling(self.files[batch], "elements")
 
     def elements_of(self, row: int) -> pl.DataFrame:
         """Every ``elements`` row of the instance at ``row``, sorted by path."""
         fid = int(self.file_ids[row])
         path = self.elements_file(row)
-        return pl.scan_parquet(path).filter(pl.col("file_id") == fid).sort("path").collect()
+        lazy = self.store.scan_files([path])
+        return lazy.filter(pl.col("file_id") == fid).sort("path").collect()

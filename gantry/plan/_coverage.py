@@ -134,7 +134,9 @@ def current_state(store: Store) -> pl.DataFrame:
     if not files:
         return pl.DataFrame(schema=_STATE_SCHEMA)
     frames = [
-        pl.scan_parquet(str(f)).select("file_id").with_columns(pl.lit(f.parent.name).alias("batch"))
+        store.scan_files([f])
+        .select("file_id")
+        .with_columns(pl.lit(store.batch_of(f)).alias("batch"))
         for f in files
     ]
     state = pl.concat(frames).collect()

@@ -24,6 +24,7 @@ import pyarrow.parquet as pq
 
 from gantry._version import __version__
 from gantry.errors import (
+    ConfigError,
     QueryError,
     SchemaVersionError,
     StoreError,
@@ -31,6 +32,7 @@ from gantry.errors import (
     StoreNotFoundError,
 )
 from gantry.store._layout import SCHEMA_VERSION, Layout, replace_dir_atomic, write_parquet_atomic
+from gantry.store._remote import PARTS_DDL, RemoteTables, batch_rels, new_part_name
 from gantry.store._views import hierarchy_views
 
 BATCH_TABLES = ("instances", "elements", "skipped", "sr_content", "objects")
@@ -77,6 +79,13 @@ class Store:
     read_only : bool
         Open without taking the writer lock (several readers may coexist with
         nothing else writing).
+    data : str, optional
+        An object-storage URL (``s3://bucket/prefix``) to keep the Parquet tables
+        in instead of the local data folder (see :mod:`gantry.store._remote`).
+        Given once, when the session is made; the catalog remembers it, and a
+        later open naming another place raises :class:`~gantry.errors.StoreError`.
+    storage_options : mapping, optional
+        Options for the ``data`` URL's fsspec file system; never stored.
 
     Examples
     --------
@@ -88,9 +97,18 @@ class Store:
     >>> store.close()
     """
 
-    def __init__(self, path: str | os.PathLike[str], *, read_only: bool = False) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        read_only: bool = False,
+        data: str | None = None,
+        storage_options: Mapping[str, Any] | None = None,
+    ) -> None:
         self.layout = Layout.for_catalog(path)
         self.read_only = read_only
+        self.remote: RemoteTables | None = None
+        """Where the Parquet tables live when not in the local data folder."""
         self._lock_fh: Any = None
         self._mutex = threading.RLock()
         self._schema_cache: dict[str, pa.Schema] = {}
@@ -111,12 +129,59 @@ class Store:
             if not read_only:
                 self.con.execute(_CATALOG_DDL)
             self._check_schema_version()
+            self._bind_data(data, storage_options)
             self.refresh_views()
             if not read_only:
                 self.publish()
         except BaseException:
             self.close()
             raise
+
+    def _bind_data(self, data: str | None, storage_options: Mapping[str, Any] | None) -> None:
+        """Open the tables' object-storage place, claiming it when the session first names it."""
+        from gantry.storage import is_url
+
+        if data is not None:
+            if not is_url(data):
+                raise ConfigError(
+                    "data",
+                    expected="an object-storage URL (s3://, gs://, az://...)",
+                    got=str(data),
+                    hint="a local session keeps its tables beside the catalog: leave `data` out",
+                )
+            data = str(data).rstrip("/")
+        stored = self.get_meta("data_url")
+        if stored is None and data is None:
+            return
+        if stored is not None and data is not None and data != stored:
+            raise StoreError(
+                f"session `{self.layout.catalog}` keeps its tables at {stored!r}: "
+                f"`data` must name that place or be left out, got {data!r}"
+            )
+        if stored is None and (self.read_only or self._local_parts()):
+            raise StoreError(
+                f"session `{self.layout.catalog}` keeps its tables in its local folder: "
+                f"`data` must be left out, got {data!r}"
+            )
+        remote = RemoteTables(stored or str(data), storage_options)
+        remote.register(self.con)
+        if not self.read_only:
+            self.con.execute(PARTS_DDL)
+            data_id = self.get_meta("data_id") or uuid.uuid4().hex
+            if stored is None:  # first time: the id is kept before the prefix is claimed
+                self.set_meta("data_id", data_id)
+                remote.claim(data_id)
+                self.set_meta("data_url", remote.root)
+            else:
+                remote.check_owner(data_id)
+                listed = {r[0] for r in self.con.execute("SELECT rel FROM parquet_parts").fetchall()}
+                remote.remove_unlisted(listed)
+        self.remote = remote
+
+    def _local_parts(self) -> bool:
+        return any(self.layout.batches.glob("*/*.parquet")) or any(
+            self.layout.tables.glob("*/*.parquet")
+        )
 
     # -- opening ---------------------------------------------------------------------------
 
@@ -336,8 +401,18 @@ class Store:
         ).fetchall()
         return [r[0] for r in rows]
 
-    def files_of(self, name: str) -> list[Path]:
-        """The Parquet files behind a Parquet-backed table (batch or derived)."""
+    def files_of(self, name: str) -> list[Any]:
+        """The Parquet files behind a Parquet-backed table (batch or derived).
+
+        Local paths (``Path``), or URLs (``str``) when the tables live on object
+        storage; :meth:`batch_of`, :meth:`sibling` and :meth:`scan_files` take either.
+        """
+        if self.remote is not None:
+            with self._mutex:
+                rows = self.con.execute(
+                    "SELECT rel FROM parquet_parts WHERE table_name = ? ORDER BY rel", [name]
+                ).fetchall()
+            return [self.remote.url(r[0]) for r in rows]
         if name in BATCH_TABLES:
             return sorted(self.layout.batches.glob(f"*/{name}.parquet"))
         return sorted((self.layout.tables / name).glob("*.parquet"))
@@ -347,9 +422,10 @@ class Store:
         files = self.files_of(name)
         if not files:
             return None
-        key = f"{name}:{len(files)}:{files[-1].name}:{files[-1].parent.name}"
+        key = f"{name}:{len(files)}:{files[-1]}"
         if key not in self._schema_cache:
-            schemas = [pq.read_schema(f) for f in files]
+            read = pq.read_schema if self.remote is None else self.remote.read_schema
+            schemas = [read(f) for f in files]
             self._schema_cache[key] = pa.unify_schemas(schemas, promote_options="permissive")
         return self._schema_cache[key]
 
@@ -363,20 +439,79 @@ class Store:
         if files:
             schema = self.schema_of(name)
             assert schema is not None
-            pl_schema = pl.DataFrame(schema.empty_table()).schema
-            return pl.scan_parquet(
-                [str(f) for f in files], schema=pl_schema, missing_columns="insert"
-            )
+            return self.scan_files(files, schema)
         return self.sql(f'SELECT * FROM "{name}"').lazy()
+
+    def scan_files(self, files: list[Any], schema: pa.Schema | None = None) -> pl.LazyFrame:
+        """A LazyFrame over some of a table's files (from :meth:`files_of`) in their order."""
+        if self.remote is not None:
+            if schema is None:
+                read = self.remote.read_schema
+                schema = pa.unify_schemas([read(f) for f in files], promote_options="permissive")
+            return self.remote.scan(files, schema)
+        if schema is None:
+            return pl.scan_parquet([str(f) for f in files])
+        pl_schema = pl.DataFrame(schema.empty_table()).schema
+        return pl.scan_parquet([str(f) for f in files], schema=pl_schema, missing_columns="insert")
+
+    def num_rows(self, file: Path | str) -> int:
+        """Rows in one of a table's files (its footer only)."""
+        if self.remote is not None:
+            return self.remote.num_rows(str(file))
+        return int(pq.read_metadata(file).num_rows)
+
+    @staticmethod
+    def batch_of(file: Path | str) -> str:
+        """The ingest batch a batch table's file belongs to."""
+        return Path(file).parent.name if isinstance(file, Path) else file.rsplit("/", 2)[-2]
+
+    @staticmethod
+    def sibling(file: Path | str, table: str) -> Path | str:
+        """Another table's file of the same ingest batch (``elements`` beside ``instances``)."""
+        if isinstance(file, Path):
+            return file.with_name(f"{table}.parquet")
+        return f"{file.rsplit('/', 1)[0]}/{table}.parquet"
 
     # -- writes ----------------------------------------------------------------------------
 
     def commit_batch(self, staged: Path) -> Path:
         """Commit a staged ingest batch folder (made by :meth:`stage_dir`) with one rename."""
         self._require_writer()
+        if self.remote is not None:
+            parts = batch_rels(staged)
+            for _, rel, local in parts:  # each object whole; none listed yet
+                self.remote.upload(local, rel)
+            with self._mutex:
+                self._list_parts([(t, staged.name, rel) for t, rel, _ in parts])
+            shutil.rmtree(staged, ignore_errors=True)
+            return staged
         dest = self.layout.batches / staged.name
         os.replace(staged, dest)
         return dest
+
+    def _list_parts(
+        self, add: list[tuple[str, str | None, str]], drop: tuple[str, list[Any]] | None = None
+    ) -> list[str]:
+        """In one catalog transaction, unlist the parts matching ``drop`` and list ``add``.
+
+        ``drop`` is a SQL condition on ``parquet_parts`` and its parameters;
+        returns the unlisted ``rel``s (their objects are the caller's to remove).
+        """
+        self.con.execute("BEGIN TRANSACTION")
+        try:
+            gone: list[str] = []
+            if drop is not None:
+                where, params = drop
+                rows = self.con.execute(f"SELECT rel FROM parquet_parts WHERE {where}", params)
+                gone = [r[0] for r in rows.fetchall()]
+                self.con.execute(f"DELETE FROM parquet_parts WHERE {where}", params)
+            if add:
+                self.con.executemany("INSERT INTO parquet_parts VALUES (?, ?, ?)", add)
+            self.con.execute("COMMIT")
+        except BaseException:
+            self.con.execute("ROLLBACK")
+            raise
+        return gone
 
     def forget_files(self, paths: Collection[str]) -> int:
         """Remove every ingest row of the files at ``paths``, so they can be read again.
@@ -392,6 +527,8 @@ class Store:
         ids = pa.array(sorted({file_id(p) for p in wanted.to_pylist()}), type=pa.int64())
         if not len(wanted):
             return 0
+        if self.remote is not None:
+            return self._forget_remote(wanted, ids)
         rewritten = 0
         with self._mutex:
             for folder in sorted(self.layout.batches.iterdir()):
@@ -419,6 +556,48 @@ class Store:
         self.refresh_views()
         return rewritten
 
+    def _forget_remote(self, wanted: pa.Array, ids: pa.Array) -> int:
+        """:meth:`forget_files` on object storage: a rewritten batch is a new batch."""
+        assert self.remote is not None
+        rewritten = 0
+        with self._mutex:
+            rows = self.con.execute(
+                "SELECT batch, table_name, rel FROM parquet_parts "
+                "WHERE batch IS NOT NULL ORDER BY batch, rel"
+            ).fetchall()
+            batches: dict[str, dict[str, str]] = {}
+            for batch, table_name, rel in rows:
+                batches.setdefault(batch, {})[table_name] = rel
+            for batch, parts in batches.items():
+                held = [
+                    self.remote.read_table(self.remote.url(parts[n]), ["file_path"])["file_path"]
+                    for n in ("instances", "skipped")
+                    if n in parts
+                ]
+                if not any(pc.any(pc.is_in(col, value_set=wanted)).as_py() for col in held):
+                    continue
+                staged = self.layout.new_tmp_dir("batch")
+                for table_name, rel in parts.items():
+                    table = self.remote.read_table(self.remote.url(rel))
+                    if "file_id" in table.column_names:
+                        drop = pc.is_in(table["file_id"], value_set=ids)
+                    else:
+                        drop = pc.is_in(table["file_path"], value_set=wanted)
+                    kept = table.filter(pc.invert(pc.fill_null(drop, False)))
+                    pq.write_table(kept, staged / f"{table_name}.parquet", compression="zstd")
+                new = batch_rels(staged)
+                for _, rel, local in new:
+                    self.remote.upload(local, rel)
+                gone = self._list_parts(
+                    [(t, staged.name, rel) for t, rel, _ in new], ("batch = ?", [batch])
+                )
+                shutil.rmtree(staged, ignore_errors=True)
+                self.remote.remove(gone)
+                rewritten += 1
+            self._schema_cache.clear()
+        self.refresh_views()
+        return rewritten
+
     def stage_dir(self, prefix: str = "batch") -> Path:
         """A fresh folder under ``tmp/`` to stage a batch in."""
         return self.layout.new_tmp_dir(prefix)
@@ -439,6 +618,9 @@ class Store:
         if name in BATCH_TABLES:
             raise StoreError(f"`{name}` is written by ingest only")
         table = data.to_arrow() if isinstance(data, pl.DataFrame) else data
+        if self.remote is not None:
+            self._write_remote(name, table, mode)
+            return
         with self._mutex:
             if mode == "replace":
                 staged = self.layout.new_tmp_dir(f"table-{name}")
@@ -452,9 +634,32 @@ class Store:
             # chunked appends (export records) cost more with every chunk
             self._view_over(name, self.files_of(name), None)
 
+    def _write_remote(self, name: str, table: pa.Table, mode: str) -> None:
+        assert self.remote is not None
+        staged = self.layout.new_tmp_dir(f"table-{name}")
+        try:
+            local = staged / "part.parquet"
+            pq.write_table(table, local, compression="zstd")
+            rel = f"tables/{name}/{new_part_name()}"
+            self.remote.upload(local, rel)
+        finally:
+            shutil.rmtree(staged, ignore_errors=True)
+        with self._mutex:
+            drop = ("table_name = ?", [name]) if mode == "replace" else None
+            gone = self._list_parts([(name, None, rel)], drop)
+            self._view_over(name, self.files_of(name), None)
+        self.remote.remove(gone)
+
     def drop_table(self, name: str) -> None:
         """Remove a derived table."""
         self._require_writer()
+        if self.remote is not None:
+            with self._mutex:
+                gone = self._list_parts([], ("table_name = ?", [name]))
+                self.con.execute(f'DROP VIEW IF EXISTS "{name}"')
+                self.refresh_views()
+            self.remote.remove(gone)
+            return
         with self._mutex:
             shutil.rmtree(self.layout.tables / name, ignore_errors=True)
             self.con.execute(f'DROP VIEW IF EXISTS "{name}"')
@@ -467,7 +672,13 @@ class Store:
         with self._mutex:
             for name in BATCH_TABLES:
                 self._view_over(name, self.files_of(name), _EMPTY_DDL[name])
-            if self.layout.tables.exists():
+            if self.remote is not None:
+                derived = self.con.execute(
+                    "SELECT DISTINCT table_name FROM parquet_parts WHERE batch IS NULL ORDER BY 1"
+                ).fetchall()
+                for (name,) in derived:
+                    self._view_over(name, self.files_of(name), None)
+            elif self.layout.tables.exists():
                 for folder in sorted(self.layout.tables.iterdir()):
                     if folder.is_dir() and not folder.name.startswith("."):
                         files = self.files_of(folder.name)
@@ -480,7 +691,7 @@ class Store:
             for name, ddl in hierarchy_views(columns).items():
                 self.con.execute(f'CREATE OR REPLACE TEMP VIEW "{name}" AS {ddl}')
 
-    def _view_over(self, name: str, files: list[Path], empty_ddl: str | None) -> None:
+    def _view_over(self, name: str, files: list[Any], empty_ddl: str | None) -> None:
         if files:
             listing = ", ".join("'" + str(f).replace("'", "''") + "'" for f in files)
             body = f"SELECT * FROM read_parquet([{listing}], union_by_name = true)"
@@ -488,7 +699,14 @@ class Store:
             body = empty_ddl
         else:
             return
-        self.con.execute(f'CREATE OR REPLACE TEMP VIEW "{name}" AS {body}')
+        try:
+            self.con.execute(f'CREATE OR REPLACE TEMP VIEW "{name}" AS {body}')
+        except duckdb.Error as exc:
+            if self.remote is None or not files:
+                raise
+            from gantry.storage._fs import storage_error
+
+            raise storage_error(self.remote.root, exc) from exc
 
     # -- runs ------------------------------------------------------------------------------
 
