@@ -176,7 +176,10 @@ class RemoteTables:
         import pyarrow.dataset as ds
 
         dataset = ds.dataset(
-            [self._key(u) for u in urls], schema=schema, format="parquet", filesystem=self._arrow_fs()
+            [self._key(u) for u in urls],
+            schema=schema,
+            format="parquet",
+            filesystem=self._arrow_fs(),
         )
         return pl.scan_pyarrow_dataset(dataset)
 

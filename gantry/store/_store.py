@@ -174,7 +174,9 @@ class Store:
                 self.set_meta("data_url", remote.root)
             else:
                 remote.check_owner(data_id)
-                listed = {r[0] for r in self.con.execute("SELECT rel FROM parquet_parts").fetchall()}
+                listed = {
+                    r[0] for r in self.con.execute("SELECT rel FROM parquet_parts").fetchall()
+                }
                 remote.remove_unlisted(listed)
         self.remote = remote
 
