@@ -2,7 +2,7 @@
 
 Usage::
 
-    python benchmarks/bench_cloud.py --n 2000 [--workers 2]
+    python benchmarks/bench_cloud.py --n 2000 [--workers 2] [--json FILE]
 
 Starts moto's S3 server on 127.0.0.1 (``pip install 'gantry[s3]' 'moto[server]'``),
 uploads ``n`` synthetic CT files, then reports:
@@ -12,7 +12,9 @@ uploads ``n`` synthetic CT files, then reports:
 - bytes fetched per file against the header size (bytes before Pixel Data;
   target: at most 2x);
 - export files/s to the bucket (staged, verified, published, read back) beside
-  export of the same instances to a local folder.
+  export of the same instances to a local folder;
+- ingest of the local files into a session whose tables live in the bucket
+  (``Session(db, data="s3://...")``) beside the same ingest with local tables.
 
 The server shares the machine's cores with gantry, so on a small machine the
 figures are a lower bound of what a remote endpoint gives.
@@ -21,6 +23,7 @@ figures are a lower bound of what a remote endpoint gives.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import resource
 import shutil
@@ -105,6 +108,23 @@ def run(n: int, workers: int, root: Path) -> list[dict[str, object]]:
         ratio = results["S3 (moto, loopback)"][1] / results["local disk"][1]
         rows.append({"step": "S3 ingest / local ingest", "files/s": ratio})
 
+        client.create_bucket(Bucket="tables")
+        db = root / "tables.db"
+        shutil.rmtree(db.with_suffix(".gantry"), ignore_errors=True)
+        db.unlink(missing_ok=True)
+        with Session(db, data=f"s3://tables/{time.time_ns()}") as s:
+            r, wall, cpu = _timed(lambda s=s: s.ingest(str(src), workers=workers, progress=False))
+            assert r.indexed == n, r.as_dict()
+            parts = s.sql("SELECT count(*) AS n FROM parquet_parts")["n"][0]
+        rows.append(
+            {
+                "step": f"ingest from local disk, tables in S3 ({parts} parts)",
+                "files": r.indexed,
+                "files/s": n / wall,
+                "CPU s": cpu,
+            }
+        )
+
         db = results["S3 (moto, loopback)"][0]
         with Session(db) as s:
             s.anonymize(None)
@@ -134,6 +154,7 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=2000)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--root", type=Path, default=None, help="work folder (default: a temp dir)")
+    ap.add_argument("--json", type=Path, default=None, help="also write the rows here")
     args = ap.parse_args()
     root = args.root or Path(tempfile.mkdtemp(prefix="gantry-bench-cloud-"))
     root.mkdir(parents=True, exist_ok=True)
@@ -143,6 +164,8 @@ def main() -> None:
         cols += [k for k in r if k not in cols]
     print_table([{c: r.get(c, "") for c in cols} for r in rows])
     print("\ntargets: S3 ingest >= 50% of local ingest; bytes fetched <= 2x the header")
+    if args.json is not None:
+        args.json.write_text(json.dumps({"n": args.n, "rows": rows}, indent=2, default=str))
 
 
 if __name__ == "__main__":

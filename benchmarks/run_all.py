@@ -14,7 +14,9 @@ Their printed tables (or ``--json`` files) are parsed into one markdown page:
    the baseline's, and the ratio;
 2. the peers dicognito and deid on the same files (their own venv, created by
    ``peers.py``; a peer that fails to install or run shows its error);
-3. Dask vs the local process pool;
+3. Dask vs the local process pool; object storage (``bench_cloud.py``: ingest from
+   and export to an S3 API server on loopback beside local disk; 2,000 files, or
+   300 with ``--quick``);
 4. scaling: ingest at 1k/5k/20k files, audit at 100k/1M synthetic index rows
    (``--quick``: 500/1k/2k files, 20k/100k rows);
 5. every run's command, time and exit status, and its raw output.
@@ -54,6 +56,7 @@ class Sizes:
     identity: tuple[int, int]
     model: tuple[int, int, int]
     pixels: tuple[str, ...]
+    cloud_files: int
 
 
 FULL = Sizes(
@@ -67,6 +70,7 @@ FULL = Sizes(
     identity=(100_000, 10_000),
     model=(100_000, 2000, 256),
     pixels=(),
+    cloud_files=2000,
 )
 QUICK = Sizes(
     corpus=2000,
@@ -79,6 +83,7 @@ QUICK = Sizes(
     identity=(20_000, 2000),
     model=(20_000, 300, 128),
     pixels=("--native-mb", "64", "--compressed-frames", "16"),
+    cloud_files=300,
 )
 
 
@@ -152,6 +157,13 @@ def plan_jobs(s: Sizes, root: Path, quick: bool) -> list[Job]:
                  "--peer-files", str(s.peer_files),
                  "--json", str(root / "export_fastpath.json")],
                 json_out=root / "export_fastpath.json")
+        )  # fmt: skip
+    if (HERE / "bench_cloud.py").exists():
+        jobs.append(
+            Job("cloud", "bench_cloud.py",
+                ["--n", str(s.cloud_files), "--root", str(root / "cloud"),
+                 "--json", str(root / "cloud.json")],
+                json_out=root / "cloud.json")
         )  # fmt: skip
     known = {j.script for j in jobs}
     for path in sorted(HERE.glob("bench_*.py")):
@@ -494,6 +506,38 @@ def ratio_text(v: Any) -> str:
     return f"{v:,.1f}×" if isinstance(v, float) else str(v)
 
 
+def extract_cloud(job: Job) -> list[Row]:
+    d = job.data
+    if d is None:
+        raise ValueError("no --json figures")
+    rows = {r["step"]: r for r in d["rows"]}
+    local, s3 = rows["ingest from local disk"], rows["ingest from S3 (moto, loopback)"]
+    out_local = rows["export to local folder (sources in S3)"]
+    out_s3 = rows["export to S3 bucket (sources in S3)"]
+    tables = next(r for step, r in rows.items() if step.startswith("ingest from local disk, tab"))
+    return [
+        {
+            "stage": "ingest from object storage",
+            "measure": f"files/s, {d['n']:,} CT files in S3 (moto on loopback)",
+            "gantry": float(s3["files/s"]),
+            "baseline": float(local["files/s"]),
+            "baseline is": "Gantry's ingest of the same files from local disk (target ≥ 0.5)",
+            "ratio": float(s3["files/s"]) / float(local["files/s"]),
+            "note": f"fetched/header bytes (mean, worst): {s3['fetched/header (mean, worst)']} "
+            f"(target ≤ 2); tables in S3: {float(tables['files/s']):,.0f} files/s",
+        },
+        {
+            "stage": "export to object storage",
+            "measure": "files/s, sources in S3, verification on",
+            "gantry": float(out_s3["files/s"]),
+            "baseline": float(out_local["files/s"]),
+            "baseline is": "the same export to a local folder",
+            "ratio": float(out_s3["files/s"]) / float(out_local["files/s"]),
+            "note": "staged, verified, each object published whole and read back",
+        },
+    ]
+
+
 def render(jobs: dict[str, Job], s: Sizes, root: Path, quick: bool, started: datetime) -> str:
     head: list[Row] = []
     scaling: list[Row] = []
@@ -538,6 +582,8 @@ def render(jobs: dict[str, Job], s: Sizes, root: Path, quick: bool, started: dat
         head.append({"stage": "report", "measure": "—", "gantry": "not run",
                      "note": "benchmarks/bench_report.py is not in the repo yet"})  # fmt: skip
     head += take("model", extract_model) or []
+    if "cloud" in jobs:
+        head += take("cloud", extract_cloud) or []
     for r in head:
         r["ratio"] = ratio_text(r.get("ratio", ""))
 
