@@ -391,3 +391,49 @@ def test_scan_on_cluster_equals_local(client: Any, tmp_path: Path) -> None:
     got = CliRunner().invoke(cli, ["scan", "--db", db, "--safe", "-q", "--scheduler", address])
     assert got.exit_code == 0, got.output
     assert "scanned 0 of 4 instances (4 already scanned" in got.output  # resumable
+
+
+def test_remote_ingest_on_cluster_equals_local(
+    client: Any,
+    corpus: Path,
+    local_index: dict[str, pl.DataFrame],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from gantry.testing._s3 import S3Bucket, moto_missing, moto_server, s3_env
+
+    reason = moto_missing()
+    if reason:
+        pytest.skip(reason)
+    with moto_server() as server:
+        env = s3_env(server.url)
+        for k, v in env.items():  # the workers started earlier: each task carries these
+            monkeypatch.setenv(k, v)
+        bucket = S3Bucket(server, "scans", env)
+        bucket.client().create_bucket(Bucket="scans")
+        bucket.upload(corpus, "ct")
+        with Session(tmp_path / "s.db") as s:
+            r = s.ingest("s3://scans/ct", executor=client, progress=False)
+            assert r.batches > 1
+            remote = _frames(s)
+            objects = s.sql("SELECT count(*) AS n, count(etag) AS etags FROM objects").row(0)
+    assert any(p.startswith("ingest_objects") for p in _tasks_seen(client))
+    local = {name: frame.clone() for name, frame in local_index.items()}
+    prefix = str(corpus) + "/"
+
+    def relative(frames: dict[str, pl.DataFrame], strip: str) -> dict[str, pl.DataFrame]:
+        out = {}
+        for name, frame in frames.items():
+            if "file_path" in frame.columns:
+                frame = frame.with_columns(pl.col("file_path").str.strip_prefix(strip))
+            out[name] = frame.drop("file_id", "file_mtime", strict=False)
+        return out
+
+    a, b = relative(local, prefix), relative(remote, "s3://scans/ct/")
+    for name in ("instances", "skipped"):
+        cols = [c for c in a[name].columns if c not in ("parser",)]
+        assert_frame_equal(
+            a[name].select(cols).sort("file_path"), b[name].select(cols).sort("file_path")
+        )
+    assert a["elements"].height == b["elements"].height
+    assert objects == (r.files_seen, r.files_seen)  # one row per object read, ETag and all
