@@ -286,6 +286,7 @@ PUBLIC_NAMES: dict[str, list[str]] = {
         "ObjectInfo",
         "RangedFile",
         "Storage",
+        "committed_files",
         "export_to_bucket",
         "is_url",
         "open_storage",

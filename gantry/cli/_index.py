@@ -202,6 +202,13 @@ def _scan_burned_in(s: Any, report: Any, config: Path) -> OcrStatus | None:
     help="A per-file limit, e.g. max_depth=32 (max_depth, max_element_bytes, "
     "max_inflated_bytes, max_frames); files over it are skipped as over_limit.",
 )
+@click.option(
+    "--data",
+    metavar="URL",
+    default=None,
+    help="Keep the session's Parquet tables at this object-storage URL (an empty "
+    "prefix, e.g. s3://bucket/tables); given once, when the session is made.",
+)
 def ingest(
     paths: tuple[Path | str, ...],
     db: Path,
@@ -209,6 +216,7 @@ def ingest(
     quiet: bool,
     scheduler: str | None,
     limit_items: tuple[str, ...] = (),
+    data: str | None = None,
 ) -> None:
     """Index every DICOM header under PATHS into the session (resumable).
 
@@ -225,7 +233,7 @@ def ingest(
             if not value.strip().isdigit():
                 raise ConfigError(f"--limit {name}", expected="NAME=<positive integer>", got=item)
             limits[name.strip()] = int(value)
-        with Session(db) as s:
+        with Session(db, data=data) as s:
             r = s.ingest(
                 list(paths),
                 workers=workers,

@@ -252,6 +252,7 @@ def to_parquet(
             lambda local: to_parquet(store, local, level=level, partition_by=partition_by),
             storage_options,
             last=[split_url(url)[1] + ".schema.json"],
+            manifest=partition_by is not None,  # the folder is committed by its manifest
         )
         return url
     sql, _ = level_query(store, level)

@@ -18,6 +18,7 @@ from gantry.storage._fs import (
     open_storage,
 )
 from gantry.storage._ingest import RangedFile, run_remote_ingest
+from gantry.storage._outputs import committed_files
 
 __all__ = [
     "BucketExportResult",
@@ -26,6 +27,7 @@ __all__ = [
     "ObjectInfo",
     "RangedFile",
     "Storage",
+    "committed_files",
     "export_to_bucket",
     "is_url",
     "open_storage",

@@ -6,11 +6,19 @@ storage through :func:`publish_output`: it runs into a private temporary folder
 (mode ``0o700``, removed afterwards), and each file it made is published whole
 (:meth:`Storage.publish <gantry.storage.Storage.publish>`): a reader never sees
 a partial object.
+
+A folder (a partitioned table) is published as a whole: its files get names
+no earlier write used (``<write id>-<name>``), then ``_gantry_manifest.json``
+listing them is published (one object: the commit point), and only then are
+the files of earlier writes removed.  A reader that goes by the manifest
+(:func:`committed_files`) sees the old folder or the new one, never a mix.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import uuid
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from tempfile import TemporaryDirectory
@@ -19,7 +27,10 @@ from typing import Any
 from gantry.errors import ConfigError
 from gantry.storage._fs import open_storage
 
-__all__ = ["publish_output", "split_url"]
+__all__ = ["MANIFEST", "committed_files", "publish_output", "split_url"]
+
+MANIFEST = "_gantry_manifest.json"
+"""The object naming a published folder's files; published after them."""
 
 
 def split_url(url: str) -> tuple[str, str]:
@@ -50,6 +61,7 @@ def publish_output(
     storage_options: Mapping[str, Any] | None = None,
     *,
     last: Iterable[str] = (),
+    manifest: bool = False,
 ) -> list[str]:
     """Run ``write(local)`` in a private temporary folder, then publish what it made next to ``url``.
 
@@ -57,7 +69,10 @@ def publish_output(
     folder is published under ``url``'s parent, each whole, those named in
     ``last`` (relative names) after the others, so whoever sees them sees the
     rest.  When ``local`` is a folder, objects under ``url`` it no longer holds
-    (a previous run's partitions) are removed once the new ones are published.
+    are removed once the new ones are published; with ``manifest=True`` (a
+    partitioned table) its files are published under fresh names, then its
+    :data:`MANIFEST`, and only then are the earlier objects removed
+    (see :func:`committed_files`).
 
     Returns the published URLs, in publishing order.
 
@@ -86,11 +101,56 @@ def publish_output(
             if not f.startswith(".")
         )
         made.sort(key=lambda rel: rel in finals)  # stable: `last` ones at the end
-        stale: set[str] = set()
-        if local.is_dir():
-            stale = {f"{name}/{o.rel}" for o in open_storage(url, storage_options).list()}
-        for rel in made:
+        if not local.is_dir() or not manifest:
+            stale: set[str] = set()
+            if local.is_dir():
+                stale = {f"{name}/{o.rel}" for o in open_storage(url, storage_options).list()}
+            for rel in made:
+                storage.publish(Path(tmp, rel), rel)
+            for rel in sorted(stale - set(made)):
+                storage.remove(rel)
+            return [storage.url(rel) for rel in made]
+        folder = open_storage(url, storage_options)
+        stale = {o.rel for o in folder.list()} - {MANIFEST}
+        write_id = uuid.uuid4().hex[:12]
+        inside = [r for r in made if r.startswith(f"{name}/")]
+        names: list[str] = []  # relative to the folder, as published
+        for rel in inside:
+            head, _, base = rel[len(name) + 1 :].rpartition("/")
+            names.append(f"{head}/{write_id}-{base}".lstrip("/"))
+            folder.publish(Path(tmp, rel), names[-1])
+        manifest = {"write_id": write_id, "files": names}
+        folder.write_atomic(MANIFEST, json.dumps(manifest, indent=1).encode())
+        for rel in sorted(stale - set(names)):
+            folder.remove(rel)
+        rest = [r for r in made if r not in inside]
+        for rel in rest:
             storage.publish(Path(tmp, rel), rel)
-    for rel in sorted(stale - set(made)):
-        storage.remove(rel)
-    return [storage.url(rel) for rel in made]
+    return [folder.url(n) for n in names] + [folder.url(MANIFEST)] + [storage.url(r) for r in rest]
+
+
+def committed_files(url: str, storage_options: Mapping[str, Any] | None = None) -> list[str]:
+    """The URLs of the files of a folder published by :func:`publish_output`, by its manifest.
+
+    Raises :class:`~gantry.errors.StorageError` when the folder has no manifest
+    (never completely published).
+
+    Examples
+    --------
+    >>> def table(p):
+    ...     (p / "k=1").mkdir(parents=True)
+    ...     (p / "k=1" / "part-0.parquet").write_bytes(b"PAR1")
+    >>> _ = publish_output("memory://gantry-doctest-folder/cohort", table, manifest=True)
+    >>> [u.rsplit("-", 1)[1] for u in committed_files("memory://gantry-doctest-folder/cohort")]
+    ['0.parquet']
+    """
+    from gantry.errors import StorageError
+
+    folder = open_storage(url, storage_options)
+    try:
+        manifest = json.loads(folder.read(MANIFEST))
+    except StorageError as exc:
+        if "no such object" not in exc.reason:
+            raise
+        raise StorageError(url, "no manifest: the folder was never completely published") from None
+    return [folder.url(rel) for rel in manifest["files"]]

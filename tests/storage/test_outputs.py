@@ -13,7 +13,7 @@ import pytest
 
 from gantry import Session
 from gantry.errors import ExportError
-from gantry.storage._outputs import publish_output
+from gantry.storage._outputs import committed_files, publish_output
 from gantry.testing import Corpus
 from gantry.testing._s3 import S3Bucket
 
@@ -58,14 +58,55 @@ def test_a_partitioned_table_replaces_the_old_partitions(
     url = f"s3://{s3.bucket}/tables/cohort"
     session.to_parquet(url, partition_by="Modality")
     local = session.to_parquet(tmp_path / "cohort", partition_by="Modality")
-    expected = sorted(
-        "tables/cohort/" + p.relative_to(local).as_posix() for p in Path(local).rglob("*.parquet")
-    )
+    expected = sorted(p.relative_to(local).as_posix() for p in Path(local).rglob("*.parquet"))
     keys = s3.keys("tables/")
     assert stale not in keys
-    assert keys == sorted([*expected, "tables/cohort.schema.json"])
-    rows = sum(pl.read_parquet(io.BytesIO(s3.get(k))).height for k in expected)
+    committed = committed_files(url)
+    published = sorted(u.removeprefix(f"s3://{s3.bucket}/") for u in committed)
+    assert keys == sorted(
+        [*published, "tables/cohort/_gantry_manifest.json", "tables/cohort.schema.json"]
+    )
+    # each local file, published under a name of this write (the manifest names them)
+    write_id = json.loads(s3.get("tables/cohort/_gantry_manifest.json"))["write_id"]
+    assert (
+        sorted(k.removeprefix("tables/cohort/").replace(f"{write_id}-", "") for k in published)
+        == expected
+    )
+    rows = sum(pl.read_parquet(io.BytesIO(s3.get(k))).height for k in published)
     assert rows == json.loads(s3.get("tables/cohort.schema.json"))["rows"]
+
+
+def test_a_cut_folder_write_leaves_the_previous_folder_whole(
+    s3: S3Bucket, session: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from gantry.errors import StorageError
+    from gantry.storage._fs import FsspecStorage
+
+    url = f"s3://{s3.bucket}/tables/cohort"
+    session.to_parquet(url, partition_by="Modality")
+    before = committed_files(url)
+    assert len(before) >= 2  # the cut falls between two of the new files
+    rows = sum(pl.read_parquet(io.BytesIO(s3.get(u.split("/", 3)[3]))).height for u in before)
+    real = FsspecStorage.publish
+    calls = {"n": 0}
+
+    def publish_then_cut(self, local, rel):  # type: ignore[no-untyped-def]
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise StorageError(self.url(rel), "the endpoint did not answer (test)")
+        real(self, local, rel)
+
+    monkeypatch.setattr(FsspecStorage, "publish", publish_then_cut)
+    with pytest.raises(StorageError):
+        session.to_parquet(url, partition_by="Modality")
+    monkeypatch.setattr(FsspecStorage, "publish", real)
+    assert committed_files(url) == before  # the old manifest, every file it names still there
+    again = sum(pl.read_parquet(io.BytesIO(s3.get(u.split("/", 3)[3]))).height for u in before)
+    assert again == rows
+    session.to_parquet(url, partition_by="Modality")  # the next write removes the cut one's files
+    after = committed_files(url)
+    assert set(after).isdisjoint(before)
+    assert len(s3.keys("tables/cohort/")) == len(after) + 1
 
 
 def test_a_writer_that_fails_publishes_nothing(s3: S3Bucket, private_tmp: Path) -> None:

@@ -174,3 +174,24 @@ def test_wrong_credentials_give_a_clear_error_and_the_right_ones_work(
             assert _counts(s)["instances"] == len(corpus.paths)
         stored = b"".join(p.read_bytes() for p in tmp_path.rglob("*") if p.is_file())
         assert good["secret"].encode() not in stored
+
+
+def test_cli_ingest_with_data_then_other_verbs_find_the_tables(
+    s3: S3Bucket, corpus: Corpus, tmp_path: Path
+) -> None:
+    from click.testing import CliRunner
+
+    from gantry.cli import cli
+
+    db = str(tmp_path / "s.db")
+    runner = CliRunner()
+    data = f"s3://{s3.bucket}/cli"
+    got = runner.invoke(cli, ["ingest", str(corpus.root), "--db", db, "--data", data, "-q"])
+    assert got.exit_code == 0, got.output
+    q = "SELECT count(*) AS n FROM instances"
+    got = runner.invoke(cli, ["sql", q, "--db", db, "--format", "csv"])
+    assert got.exit_code == 0, got.output
+    assert got.output.split() == ["n", str(len(corpus.paths))]
+    assert any(k.startswith("cli/batches/") for k in s3.keys("cli/"))
+    got = runner.invoke(cli, ["ingest", str(corpus.root), "--db", db, "--data", f"{data}2"])
+    assert got.exit_code != 0 and "keeps its tables at" in got.output
