@@ -195,3 +195,32 @@ def test_cli_ingest_with_data_then_other_verbs_find_the_tables(
     assert any(k.startswith("cli/batches/") for k in s3.keys("cli/"))
     got = runner.invoke(cli, ["ingest", str(corpus.root), "--db", db, "--data", f"{data}2"])
     assert got.exit_code != 0 and "keeps its tables at" in got.output
+
+
+def test_a_changed_source_object_is_reread_with_the_tables_in_the_bucket(
+    s3: S3Bucket, corpus: Corpus, tmp_path: Path
+) -> None:
+    from gantry.testing import make_instance
+
+    keys = s3.upload(corpus.root, "scans")
+    url = f"s3://{s3.bucket}/scans"
+    with Session(tmp_path / "s.db", data=f"s3://{s3.bucket}/t") as s:
+        s.ingest(url, workers=1, progress=False)
+        before = set(s.sql("SELECT rel FROM parquet_parts")["rel"])
+        make_instance(tmp_path / "new.dcm", SeriesDescription="REPLACED SERIES")
+        s3.client().put_object(
+            Bucket=s3.bucket, Key=keys[0], Body=(tmp_path / "new.dcm").read_bytes()
+        )
+        r = s.ingest(url, workers=1, progress=False)
+        assert (r.indexed, r.already_indexed) == (1, len(keys) - 1)
+        rows = s.sql("SELECT file_path, SeriesDescription FROM instances")
+        assert rows.height == rows["file_path"].n_unique() == len(keys)
+        new = rows.filter(pl.col("file_path") == f"s3://{s3.bucket}/{keys[0]}")
+        assert new["SeriesDescription"].to_list() == ["REPLACED SERIES"]
+        assert s.sql("SELECT count(*) AS n FROM objects")["n"][0] == len(keys)
+        after = set(s.sql("SELECT rel FROM parquet_parts")["rel"])
+    # the batch that held the old rows was rewritten as a new batch; its objects are gone
+    assert before - after and after - before
+    assert {k.removeprefix("t/") for k in s3.keys("t/batches/")} == {
+        r for r in after if r.startswith("batches/")
+    }
