@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import Executor, Future, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -227,46 +227,72 @@ def run_ingest(
             total=len(todo), unit="file", desc="indexing", disable=not show, dynamic_ncols=True
         )
         try:
-            if executor is None and (n_workers == 1 or len(batches) <= 1):
-                for batch in batches:
-                    stage = store.stage_dir("batch")
-                    _commit(
-                        store,
-                        ingest_batch(batch, str(stage), limits),
-                        result,
-                        bar,
-                        callback,
-                        len(todo),
-                    )
-            else:
-                own = executor is None
-                ex = executor or LifelinePool(n_workers, pool_context())
-                retry: list[list[str]] = []
-                try:
-                    futures: dict[Future[BatchOutcome], list[str]] = {
-                        ex.submit(ingest_batch, batch, str(store.stage_dir("batch")), limits): batch
-                        for batch in batches
-                    }
-                    for fut in as_completed(futures):
-                        try:
-                            outcome = fut.result()
-                        except Exception:  # a worker died or the task failed: retry per file
-                            retry.append(futures[fut])
-                            continue
-                        _commit(store, outcome, result, bar, callback, len(todo))
-                finally:
-                    if own:
-                        ex.shutdown(wait=True, cancel_futures=True)
-                for batch in retry:
-                    for path in batch:
-                        outcome = _isolated(store, path, limits, None if own else ex)
-                        _commit(store, outcome, result, bar, callback, len(todo))
+            retry: list[list[str]] = []  # a worker died or the task failed: retry per file
+            run_tasks(
+                batches,
+                lambda batch: (ingest_batch, batch, str(store.stage_dir("batch")), limits),
+                lambda outcome, _: _commit(store, outcome, result, bar, callback, len(todo)),
+                workers=n_workers,
+                executor=executor,
+                failed=retry,
+            )
+            for batch in retry:
+                for path in batch:
+                    outcome = _isolated(store, path, limits, executor)
+                    _commit(store, outcome, result, bar, callback, len(todo))
         finally:
             bar.close()
             result.seconds = time.perf_counter() - started
             counts.update(result.as_dict())
             store.refresh_views()
     return result
+
+
+J = TypeVar("J")
+
+
+def run_tasks(
+    jobs: list[J],
+    task: Callable[[J], tuple[Any, ...]],
+    commit: Callable[[Any, J], None],
+    *,
+    workers: int,
+    executor: Executor | None,
+    failed: list[J] | None = None,
+) -> None:
+    """Run each job's task and commit its outcome here, in the order the tasks finish.
+
+    ``task(job)`` gives ``(function, *args)``; it runs in this process when there is
+    one worker (or one job) and no ``executor``, else on ``executor`` or a pool of
+    ``workers`` processes made (and shut down) here.  ``commit(outcome, job)`` runs
+    in this process.  A task that raises on a pool goes to ``failed`` when given
+    (the caller retries it), else its error stops the run (tasks not started are
+    cancelled; what was committed stays).  Used by local and remote ingest.
+    """
+    if executor is None and (workers == 1 or len(jobs) <= 1):
+        for job in jobs:
+            fn, *args = task(job)
+            commit(fn(*args), job)
+        return
+    own = executor is None
+    ex = executor or LifelinePool(workers, pool_context())
+    try:
+        futures: dict[Future[Any], J] = {}
+        for job in jobs:
+            fn, *args = task(job)
+            futures[ex.submit(fn, *args)] = job
+        for fut in as_completed(futures):
+            try:
+                outcome = fut.result()
+            except Exception:
+                if failed is None:
+                    raise
+                failed.append(futures[fut])
+                continue
+            commit(outcome, futures[fut])
+    finally:
+        if own:
+            ex.shutdown(wait=True, cancel_futures=True)
 
 
 EXPORT_FOLDER_REASON = "export_folder"

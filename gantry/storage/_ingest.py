@@ -21,7 +21,7 @@ import os
 import sys
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from concurrent.futures import Executor, Future, ThreadPoolExecutor, as_completed
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -300,9 +300,7 @@ def run_remote_ingest(
 
     ``listed`` is :func:`list_sources` of `urls` when the caller has it already.
     """
-    from gantry._lifeline import LifelinePool
-    from gantry._pool import pool_context
-    from gantry.ingest._runner import IngestResult, _commit, _record_export_folders
+    from gantry.ingest._runner import IngestResult, _commit, _record_export_folders, run_tasks
 
     urls = [str(u).rstrip("/") for u in urls]
     limits = IngestLimits.of(limits)
@@ -345,24 +343,14 @@ def run_remote_ingest(
             stage = str(store.stage_dir("batch"))
             return (ingest_objects, batch, stage, limits, root, storage_options, concurrency, env)
 
-        try:
-            if executor is None and (n_workers == 1 or len(jobs) <= 1):
-                for root, batch in jobs:
-                    fn, *args = task(root, batch)
-                    commit(fn(*args), batch)
-            else:
-                own = executor is None
-                ex = executor or LifelinePool(n_workers, pool_context())
-                try:
-                    futures: dict[Future[Any], list[ObjectInfo]] = {}
-                    for root, batch in jobs:
-                        fn, *args = task(root, batch)
-                        futures[ex.submit(fn, *args)] = batch
-                    for fut in as_completed(futures):
-                        commit(fut.result(), futures[fut])
-                finally:
-                    if own:
-                        ex.shutdown(wait=True, cancel_futures=True)
+        try:  # a failed task (a network fault) stops the run: the next one resumes
+            run_tasks(
+                jobs,
+                lambda job: task(*job),
+                lambda outcome, job: commit(outcome, job[1]),
+                workers=n_workers,
+                executor=executor,
+            )
         finally:
             bar.close()
             result.seconds = time.perf_counter() - started

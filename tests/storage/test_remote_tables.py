@@ -224,3 +224,28 @@ def test_a_changed_source_object_is_reread_with_the_tables_in_the_bucket(
     assert {k.removeprefix("t/") for k in s3.keys("t/batches/")} == {
         r for r in after if r.startswith("batches/")
     }
+
+
+def test_derived_tables_are_replaced_appended_and_dropped_part_by_part(tmp_path: Path) -> None:
+    import uuid
+
+    from gantry.storage import open_storage
+    from gantry.store import Store
+
+    url = f"memory://gantry-test-{uuid.uuid4().hex}/t"
+
+    def objects() -> list[str]:
+        return [o.rel for o in open_storage(url).list()]
+
+    with Store(tmp_path / "s.db", data=url) as st:
+        st.write_table("picks", pl.DataFrame({"a": [1, 2]}))
+        st.write_table("picks", pl.DataFrame({"a": [3]}), mode="append")
+        assert st.sql("SELECT sum(a) AS s FROM picks")["s"][0] == 6
+        assert sorted(st.scan("picks").collect()["a"].to_list()) == [1, 2, 3]
+        assert len(objects()) == 3  # two parts and the owner mark
+        st.write_table("picks", pl.DataFrame({"a": [9]}))  # replace: the old parts go
+        assert st.scan("picks").collect()["a"].to_list() == [9]
+        assert len(objects()) == 2
+        st.drop_table("picks")
+        assert "picks" not in st.table_names()
+        assert objects() == [".gantry-session"]
