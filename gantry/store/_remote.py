@@ -131,6 +131,20 @@ class RemoteTables:
             if "already" not in str(exc).lower():
                 raise
 
+    def prime(self) -> None:
+        """List the prefix once, so that reads take each part's size from the listing.
+
+        Without it DuckDB's reads ask for each part's details again and again
+        (about nine HEAD requests per part to build the views); parts never
+        change, so the listing stays true until this process uploads another.
+        """
+        fs = self.storage.fs
+        try:
+            fs.invalidate_cache()
+            fs.find(self.storage._base, detail=True)
+        except Exception:  # only a speed-up: the reads themselves report a fault
+            pass
+
     def _arrow_fs(self) -> Any:
         if self._pafs is None:
             from pyarrow.fs import FSSpecHandler, PyFileSystem

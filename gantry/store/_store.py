@@ -672,6 +672,8 @@ class Store:
     def refresh_views(self) -> None:
         """(Re)create the temporary views over the Parquet files and the hierarchy views."""
         with self._mutex:
+            if self.remote is not None:
+                self.remote.prime()
             for name in BATCH_TABLES:
                 self._view_over(name, self.files_of(name), _EMPTY_DDL[name])
             if self.remote is not None:
