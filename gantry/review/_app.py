@@ -3,7 +3,8 @@
 Pages (every address carries ``?token=``): ``/`` (overview), ``/patients`` ▸
 ``/patients/{p}`` ▸ ``.../studies/{s}`` ▸ ``.../series/{r}`` ▸ ``/instances/{file_id}``
 (thumbnail with its zones, findings, planned changes, decisions), ``/findings``,
-``/plan``, ``/decisions``. Forms ``POST /decide`` (approve, exclude after a
+``/plan``, ``/decisions``, ``/deface`` (every series of the ``deface`` table; a
+series page shows its row and the before/after side views ``.../deface/before.png``). Forms ``POST /decide`` (approve, exclude after a
 confirmation page) and ``POST /zones`` (a device's redaction zones) change the
 store through :mod:`gantry.review._decisions`. Addresses use ordinals and file
 ids, never a patient's value, so the server's logs hold none.
@@ -32,6 +33,7 @@ from gantry.review._decisions import (
     latest_decisions,
     set_device_zones,
 )
+from gantry.review._deface import deface_pictures, deface_table
 from gantry.review._guard import TokenGuard
 from gantry.review._thumbs import ZONE_SOURCES, instance_zones, render_png
 
@@ -53,6 +55,9 @@ class ReviewState:
     reviewer: str
     lock: threading.Lock = field(default_factory=threading.Lock)
     _audit: tuple[str, pl.DataFrame] | None = None
+    _pictures: dict[tuple[str, Any], tuple[bytes | None, bytes | None]] = field(
+        default_factory=dict
+    )
 
     def url(self, path: str, **params: Any) -> str:
         """``path`` with the token (and ``params``) in its query string."""
@@ -68,6 +73,15 @@ class ReviewState:
             frame = self.session.audit(cfg).to_polars()
             self._audit = (key, frame.with_columns(pl.col(pl.Categorical, pl.Enum).cast(pl.String)))
         return self._audit[1]
+
+    def pictures(self, uid: str, computed_at: Any) -> tuple[bytes | None, bytes | None]:
+        """A series' defacing side views (PNG), kept while its ``deface`` row is the same."""
+        key = (uid, computed_at)
+        if key not in self._pictures:
+            if len(self._pictures) >= 8:  # a few series' pictures, not the whole table
+                self._pictures.pop(next(iter(self._pictures)))
+            self._pictures[key] = deface_pictures(self.session, uid)
+        return self._pictures[key]
 
 
 def create_app(
@@ -163,6 +177,7 @@ def create_app(
             findings=findings.height,
             unresolved=int((~findings["resolved"]).sum()),
             n_decisions=decisions(s).height,
+            defaced=s.sql("SELECT count(*) FROM deface").item() if "deface" in s.tables() else 0,
         )
 
     def patients(request: Request) -> Response:
@@ -190,10 +205,36 @@ def create_app(
              "decision": latest.get(int(i.file_id)), "pixels": _has_pixels(i)}
             for i in ser.instances[:_LIMIT]
         ]  # fmt: skip
+        deface = series_deface(str(ser.key))
         return page(
             "series.html.j2", request, **request.path_params, patient=pat, study=stu,
-            series=ser, instances=insts, total=len(ser.instances),
+            series=ser, instances=insts, total=len(ser.instances), deface=deface,
         )  # fmt: skip
+
+    def series_deface(uid: str) -> dict[str, Any] | None:
+        """The series' ``deface`` row, and which pictures it has."""
+        rows = deface_table(s, series=uid)
+        if rows.is_empty():
+            return None
+        row = rows.row(-1, named=True)
+        before, after = state.pictures(uid, row["computed_at"])
+        return row | {"before": before is not None, "after": after is not None}
+
+    def deface_png(request: Request) -> Response:
+        *_, ser = nodes(request)
+        which = request.path_params["which"]
+        row = series_deface(str(ser.key))
+        if row is None or which not in ("before", "after"):
+            return Response(b"", status_code=404)
+        before, after = state.pictures(str(ser.key), row["computed_at"])
+        png = before if which == "before" else after
+        if png is None:
+            return Response(b"", status_code=404)
+        return Response(png, media_type="image/png")
+
+    def deface_page(request: Request) -> Response:
+        rows = deface_table(s)
+        return page("deface.html.j2", request, rows=rows.head(_LIMIT).to_dicts(), total=rows.height)
 
     def instance(request: Request) -> Response:
         fid = int(request.path_params["fid"])
@@ -327,11 +368,16 @@ def create_app(
         Route("/patients/{p:int}", locked(patient)),
         Route("/patients/{p:int}/studies/{s:int}", locked(study)),
         Route("/patients/{p:int}/studies/{s:int}/series/{r:int}", locked(series)),
+        Route(
+            "/patients/{p:int}/studies/{s:int}/series/{r:int}/deface/{which}.png",
+            locked(deface_png),
+        ),
         Route("/instances/{fid}", locked(instance)),
         Route("/instances/{fid}/thumb.png", locked(thumb)),
         Route("/findings", locked(findings_page)),
         Route("/plan", locked(plan_page)),
         Route("/decisions", locked(decisions_page)),
+        Route("/deface", locked(deface_page)),
         Route("/review.css", asset("review.css", "text/css")),
         Route("/review.js", asset("review.js", "text/javascript")),
         Route("/decide", decide, methods=["POST"]),
