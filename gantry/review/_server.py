@@ -53,6 +53,7 @@ def serve(
         except OSError:
             sock.close()
             raise ConfigError("port", expected=f"a free port on {HOST}", got=port) from None
+        sock.listen(128)  # connections wait in the backlog from the moment the address shows
         bound = sock.getsockname()[1]
         token = secrets.token_urlsafe(24)
         app = create_app(session, token=token, reviewer=reviewer or _reviewer(), port=bound)
