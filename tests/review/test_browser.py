@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -63,11 +64,12 @@ class Server:
         return self.out.read_text() + self.err.read_text()
 
 
-@pytest.fixture
-def server(review_db: Path, tmp_path: Path) -> Iterator[Server]:
+@contextmanager
+def _serve(db: Path, tmp_path: Path) -> Iterator[Server]:
+    """``gantry review`` on ``db`` until the block ends (Ctrl-C)."""
     out, err = tmp_path / "server.out", tmp_path / "server.err"
     cmd = [sys.executable, "-c", "from gantry.cli import main; main()", "review",
-           "--db", str(review_db), "--no-browser", "--reviewer", "tester"]  # fmt: skip
+           "--db", str(db), "--no-browser", "--reviewer", "tester"]  # fmt: skip
     with out.open("wb") as o, err.open("wb") as e:
         proc = subprocess.Popen(cmd, stdout=o, stderr=e)
     srv = None
@@ -90,6 +92,12 @@ def server(review_db: Path, tmp_path: Path) -> Iterator[Server]:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+
+
+@pytest.fixture
+def server(review_db: Path, tmp_path: Path) -> Iterator[Server]:
+    with _serve(review_db, tmp_path) as srv:
+        yield srv
 
 
 @pytest.fixture
@@ -261,3 +269,25 @@ def test_a_zone_drawn_with_the_mouse_fills_the_form(
     assert "Saved 1 zone(s)" in page.locator("[role=status]").inner_text()
     assert page.locator("#r1_0").input_value() == "5"
     assert page.locator("#c2_0").input_value() == "31"
+
+
+def test_keyboard_reaches_a_series_defacing_views(
+    deface_db: Path, head_series: dict[str, str], page: Page, shots: Path, tmp_path: Path
+) -> None:
+    with _serve(deface_db, tmp_path) as srv:
+        page.goto(srv.url)
+        tab_to(page, text="Defacing")
+        press(page, "Enter")
+        assert page.locator("h1").inner_text() == "Defacing"
+        tab_to(page, text="CT")  # the defaced CT series' link
+        press(page, "Enter")
+        section = page.locator("section[aria-labelledby=deface-h]")
+        assert section.locator("#deface-status").inner_text() == "defaced"
+        images = section.locator("img")
+        assert images.count() == 2
+        for i in range(2):  # both views loaded (the CSP and the token let them through)
+            assert images.nth(i).evaluate("e => e.complete && e.naturalWidth") == 48
+        section.screenshot(path=shots / "09-deface.png")
+        logs = srv.stop()
+    assert srv.proc.returncode == 0, logs
+    assert not any(uid in logs for uid in head_series.values())

@@ -1,14 +1,13 @@
 """Defacing in the review app: a series' row and its before/after views, and the list.
 
-Three head series planned with the ``deface`` config key: a CT the cut defaces,
-an empty volume refused because no head is found in it (its "before" view
-still shows), and one refused for lacking geometry (no view at all).
+The ``deface_db`` session (conftest): a CT the cut defaces, an empty volume
+refused because no head is found in it (its "before" view still shows), and
+one refused for lacking geometry (no view at all).
 """
 
 from __future__ import annotations
 
 import re
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,44 +18,14 @@ from starlette.testclient import TestClient
 
 from gantry import Session
 from gantry.review import create_app
-from gantry.testing import make_head_phantom, write_head_series
-
-pytest.importorskip("scipy", reason="pip install 'gantry[deface]'")
 
 TOKEN = "d3f4c3-" + "x" * 25
 BASE = "http://127.0.0.1"
-SIZE = 48
-
-
-@pytest.fixture(scope="module")
-def _template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("review-deface")
-    write_head_series(root / "dicom" / "ct", make_head_phantom(size=SIZE, spacing=5.0), seed=1)
-    blank = make_head_phantom(size=SIZE, spacing=5.0, modality="MR")
-    blank.volume = np.zeros_like(blank.volume)
-    write_head_series(root / "dicom" / "blank", blank, seed=2)
-    flat = make_head_phantom(size=SIZE, spacing=5.0, modality="MR", seed=3)
-    write_head_series(root / "dicom" / "nogeo", flat, seed=3, ImagePositionPatient=None)
-    with Session(root / "s.db") as s:
-        s.ingest(root / "dicom", workers=1, progress=False)
-        s.anonymize({"deface": {"series": list(_uids(s).values())}})
-    return root
-
-
-def _uids(s: Session) -> dict[str, str]:
-    return dict(
-        s.sql(
-            "SELECT DISTINCT regexp_extract(file_path, '/dicom/([a-z]+)/', 1), "
-            "SeriesInstanceUID FROM instances"
-        ).rows()
-    )
 
 
 @pytest.fixture
-def session(_template: Path, tmp_path: Path) -> Iterator[Session]:
-    for item in _template.iterdir():
-        (shutil.copytree if item.is_dir() else shutil.copy2)(item, tmp_path / item.name)
-    with Session(tmp_path / "s.db") as s:
+def session(deface_db: Path, head_series: dict[str, str]) -> Iterator[Session]:
+    with Session(deface_db) as s:
         yield s
 
 
@@ -65,14 +34,13 @@ def client(session: Session) -> TestClient:
     return TestClient(create_app(session, token=TOKEN), base_url=BASE)
 
 
-def _page(s: Session, name: str) -> str:
-    uid = _uids(s)[name]
+def _page(s: Session, uid: str) -> str:
     for p, patient in enumerate(s.patients):
         for si, study in enumerate(patient.studies):
             for r, key in enumerate(study.series.keys()):
                 if key == uid:
                     return f"/patients/{p}/studies/{si}/series/{r}"
-    raise AssertionError(name)
+    raise AssertionError(uid)
 
 
 def _get(client: TestClient, path: str) -> str:
@@ -82,23 +50,23 @@ def _get(client: TestClient, path: str) -> str:
 
 
 def test_a_defaced_series_shows_its_row_and_both_views(
-    client: TestClient, session: Session
+    client: TestClient, session: Session, head_series: dict[str, str], head_size: int
 ) -> None:
-    path = _page(session, "ct")
+    path = _page(session, head_series["ct"])
     page = _get(client, path)
     row = session.sql(
         "SELECT removed_fraction, head_removed_fraction FROM deface WHERE SeriesInstanceUID = ?",
-        [_uids(session)["ct"]],
+        [head_series["ct"]],
     ).row(0)
     assert '<h2 id="deface-h">Defacing</h2>' in page
     assert '<td id="deface-status"><span class="approved">defaced</span></td>' in page
     assert "quickshear, margin 4.0 mm" in page
     assert f"{100 * row[0]:.1f} % of the volume ({100 * row[1]:.1f} % of the head)" in page
-    assert f"{SIZE} of {SIZE} instance(s) defaced on export" in page
+    assert f"{head_size} of {head_size} instance(s) defaced on export" in page
     for which in ("before", "after"):
         assert f'src="{path}/deface/{which}.png?token={TOKEN}"' in page
     addresses = " ".join(re.findall(r'(?:src|href)="([^"]*)"', page))
-    assert _uids(session)["ct"] not in addresses  # ordinals only
+    assert head_series["ct"] not in addresses  # ordinals only
     views = {}
     for which in ("before", "after"):
         r = client.get(f"{path}/deface/{which}.png", params={"token": TOKEN})
@@ -107,16 +75,16 @@ def test_a_defaced_series_shows_its_row_and_both_views(
         assert r.headers["cache-control"] == "no-store"
         views[which] = imagecodecs.png_decode(r.content)
     before, after = views["before"], views["after"]
-    assert before.shape == after.shape == (SIZE, SIZE) and before.dtype == np.uint8
+    assert before.shape == after.shape == (head_size, head_size) and before.dtype == np.uint8
     changed = before != after
     assert changed.any() and after[changed].mean() < before[changed].mean()  # the face is dark
-    assert changed[:, : SIZE // 2].sum() > 0.9 * changed.sum()  # on the face side (left)
+    assert changed[:, : head_size // 2].sum() > 0.9 * changed.sum()  # on the face side (left)
 
 
 def test_a_refused_series_shows_its_reason_and_no_after_view(
-    client: TestClient, session: Session
+    client: TestClient, session: Session, head_series: dict[str, str], head_size: int
 ) -> None:
-    path = _page(session, "blank")
+    path = _page(session, head_series["blank"])
     page = _get(client, path)
     assert '<span class="excluded">refused</span>:' in page and "no head was found" in page
     assert "export leaves its instances out" in page
@@ -124,19 +92,21 @@ def test_a_refused_series_shows_its_reason_and_no_after_view(
     assert 'No "after" view' in page
     before = client.get(f"{path}/deface/before.png", params={"token": TOKEN})
     assert before.status_code == 200
-    assert imagecodecs.png_decode(before.content).shape == (SIZE, SIZE)  # the side view
+    assert imagecodecs.png_decode(before.content).shape == (head_size, head_size)  # the side view
     after = client.get(f"{path}/deface/after.png", params={"token": TOKEN})
     assert after.status_code == 404
 
-    nogeo = _page(session, "nogeo")
+    nogeo = _page(session, head_series["nogeo"])
     page = _get(client, nogeo)
     assert "no usable geometry" in page and "/deface/" not in page
     assert "cannot be read as one volume" in page
     assert client.get(f"{nogeo}/deface/before.png", params={"token": TOKEN}).status_code == 404
 
 
-def test_the_views_need_the_token(client: TestClient, session: Session) -> None:
-    path = _page(session, "ct")
+def test_the_views_need_the_token(
+    client: TestClient, session: Session, head_series: dict[str, str]
+) -> None:
+    path = _page(session, head_series["ct"])
     for which in ("before", "after"):
         for params in ({}, {"token": "wrong"}, {"token": TOKEN[:-1]}):
             r = client.get(f"{path}/deface/{which}.png", params=params)
@@ -145,7 +115,7 @@ def test_the_views_need_the_token(client: TestClient, session: Session) -> None:
 
 
 def test_the_defacing_list_shows_every_series_with_its_status(
-    client: TestClient, session: Session
+    client: TestClient, session: Session, head_series: dict[str, str], head_size: int
 ) -> None:
     home = _get(client, "/")
     assert "Series defaced or refused" in home and f'href="/deface?token={TOKEN}">3</a>' in home
@@ -155,10 +125,10 @@ def test_the_defacing_list_shows_every_series_with_its_status(
     assert page.count('<span class="approved">defaced</span>') == 1
     assert page.index('"excluded">refused') < page.index('"approved">defaced')  # refused first
     assert "no head was found" in page and "no usable geometry" in page
-    assert f"{SIZE} of {SIZE}" in page
+    assert f"{head_size} of {head_size}" in page
     for name in ("ct", "blank", "nogeo"):
-        assert f'href="{_page(session, name)}?token={TOKEN}"' in page
-    for uid in _uids(session).values():  # addresses hold ordinals only
+        assert f'href="{_page(session, head_series[name])}?token={TOKEN}"' in page
+    for uid in head_series.values():  # addresses hold ordinals only
         assert uid not in page
 
 
