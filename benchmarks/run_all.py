@@ -18,7 +18,10 @@ Their printed tables (or ``--json`` files) are parsed into one markdown page:
    and export to an S3 API server on loopback beside local disk; 2,000 files, or
    300 with ``--quick``);
 4. scaling: ingest at 1k/5k/20k files, audit at 100k/1M synthetic index rows
-   (``--quick``: 500/1k/2k files, 20k/100k rows);
+   (``--quick``: 500/1k/2k files, 20k/100k rows), and the scale curve of
+   ``bench_scale.py`` (time and peak memory of index, audit and plan at
+   10k/100k/1M rows, ingest and export at 1k/5k files; ``--quick``: 2k/10k rows,
+   500 files);
 5. every run's command, time and exit status, and its raw output.
 
 A benchmark that fails is reported with its error; the others still run.
@@ -57,6 +60,8 @@ class Sizes:
     model: tuple[int, int, int]
     pixels: tuple[str, ...]
     cloud_files: int
+    scale_rows: tuple[int, ...] = ()
+    scale_files: tuple[int, ...] = ()
 
 
 FULL = Sizes(
@@ -71,6 +76,8 @@ FULL = Sizes(
     model=(100_000, 2000, 256),
     pixels=(),
     cloud_files=2000,
+    scale_rows=(10_000, 100_000, 1_000_000),
+    scale_files=(1000, 5000),
 )
 QUICK = Sizes(
     corpus=2000,
@@ -84,6 +91,8 @@ QUICK = Sizes(
     model=(20_000, 300, 128),
     pixels=("--native-mb", "64", "--compressed-frames", "16"),
     cloud_files=300,
+    scale_rows=(2000, 10_000),
+    scale_files=(500,),
 )
 
 
@@ -165,6 +174,13 @@ def plan_jobs(s: Sizes, root: Path, quick: bool) -> list[Job]:
                  "--json", str(root / "cloud.json")],
                 json_out=root / "cloud.json")
         )  # fmt: skip
+    jobs.append(
+        Job("scale", "bench_scale.py",
+            ["--rows", ",".join(map(str, s.scale_rows)),
+             "--files", ",".join(map(str, s.scale_files)), "--root", str(root),
+             "--json", str(root / "scale.json")],
+            json_out=root / "scale.json", timeout=3600.0)
+    )  # fmt: skip
     known = {j.script for j in jobs}
     for path in sorted(HERE.glob("bench_*.py")):
         if path.name not in known:  # a benchmark this suite has no sizes for: its defaults
@@ -485,6 +501,16 @@ def extract_export(job: Job) -> list[Row]:
 # -- the page -----------------------------------------------------------------------------------
 
 
+def extract_scale(job: Job) -> list[Row]:
+    """One row per phase and size: wall and CPU seconds, CPU per unit, peak memory."""
+    return [
+        {"phase": r["phase"], "size": f"{r['size']:,} {r['unit']}",
+         "wall s": round(r["seconds"], 2), "CPU s": round(r["cpu_s"], 2),
+         "CPU µs/unit": round(r["cpu_us_per_unit"], 1), "peak MB": round(r["peak_mb"])}
+        for r in job.data
+    ]  # fmt: skip
+
+
 def fmt(v: Any) -> str:
     if isinstance(v, float):
         if abs(v) >= 100:
@@ -611,6 +637,14 @@ def render(jobs: dict[str, Job], s: Sizes, root: Path, quick: bool, started: dat
     for r in scaling:
         r["ratio"] = ratio_text(r["ratio"])
     lines.append(table(scaling, ["what", "size", "gantry", "baseline", "ratio", "note"]))
+    if "scale" in jobs:
+        curve = take("scale", extract_scale)
+        lines += ["", "### Scale curve: time and peak memory per stage (`bench_scale.py`)", ""]
+        lines.append(
+            table(curve, ["phase", "size", "wall s", "CPU s", "CPU µs/unit", "peak MB"])
+            if curve
+            else "not run (see problems)"
+        )
     if problems:
         lines += ["", "## Problems", ""] + [f"- {p}" for p in problems]
     lines += ["", "## Runs", ""]
@@ -704,12 +738,14 @@ def main(argv: list[str] | None = None) -> int:
     started = datetime.now(UTC)
     from bench_cluster import corpus
 
+    only = {x for x in args.only.split(",") if x}
     t0 = time.perf_counter()
-    for n in sorted({sizes.corpus, *sizes.scaling_files}):
+    # the scaling corpora only when ingest (which reads them) runs
+    wanted = {sizes.corpus} | (set(sizes.scaling_files) if not only or "ingest" in only else set())
+    for n in sorted(wanted):
         corpus(root, n)
     print(f"[suite] corpora ready in {time.perf_counter() - t0:.0f} s under {root}", flush=True)
     jobs = plan_jobs(sizes, root, args.quick)
-    only = {x for x in args.only.split(",") if x}
     done: dict[str, Job] = {}
     for job in jobs:
         if only and job.name not in only and job.name.split("-")[0] not in only:

@@ -676,27 +676,26 @@ class Session:
         plan-time decisions, such as which of several files sharing a SOP Instance
         UID is exported (config key ``duplicates``).
         """
-        from gantry.plan import build_plan
         from gantry.plan._coverage import record_plan
         from gantry.plan._duplicates import duplicate_decisions
+        from gantry.plan._parts import write_plan
 
         cfg = _load_config(config)
         with self._store.run("anonymize", {"profile": str(cfg.privacy_profile)}) as counts:
-            plan = build_plan(self._store, cfg)
-            self._store.write_table("plan", plan)
+            summary, rows, instances = write_plan(self._store, cfg)
             decisions = duplicate_decisions(self._store, cfg.duplicates)
             counts["config_hash"] = record_plan(self._store, cfg, decisions)
             counts.update(
                 {
-                    "rows": plan.height,
-                    "instances": plan["file_id"].n_unique(),
+                    "rows": rows,
+                    "instances": instances,
                     "duplicates_excluded": int((decisions["status"] == "excluded").sum()),
                 }
             )
         from gantry.vault._vault import seal_pending
 
         seal_pending(self._store, self._vault_key)  # locks asked for before this plan
-        return plan.group_by("action", "rule").len("rows").sort("rows", descending=True)
+        return summary
 
     def stored_config(self) -> Any:
         """The config the stored plan was built with (kept in the store), or None.

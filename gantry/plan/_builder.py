@@ -21,6 +21,7 @@ File meta (group 0002) is rebuilt at export and not planned.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -196,14 +197,50 @@ def _enum_text(value: Any) -> str:
     return str(getattr(value, "value", value))
 
 
-def build_plan(store: Store, config: Any, *, persist: bool = True) -> pl.DataFrame:
+def build_plan(
+    store: Store, config: Any, *, persist: bool = True, chunk_rows: int | None = None
+) -> pl.DataFrame:
     """Compute the remediation plan for every indexed instance (writes no DICOM).
 
     Returns the plan frame (schema :data:`PLAN_SCHEMA`); the caller persists it.
     New patients' pseudonym numbers and the documents' checks are recorded in
     the store unless ``persist`` is False (a dry run: nothing is written).
+    The plan is built ``chunk_rows`` instances at a time (:func:`plan_parts`);
+    the result is the same whatever the chunk size.
     """
+    parts = list(plan_parts(store, config, persist=persist, chunk_rows=chunk_rows))
+    if not parts:
+        return pl.DataFrame(schema=PLAN_SCHEMA)
+    return pl.concat(parts).sort("file_id", "path")
+
+
+@dataclass(frozen=True)
+class _Globals:
+    """What the plan decides over every instance before the chunks."""
+
+    secret: bytes
+    profile: Any
+    uid_root: str
+    option_names: frozenset[str]
+    per_file: pl.DataFrame
+    documents: pl.DataFrame
+    redaction: pl.DataFrame
+
+
+def plan_parts(
+    store: Store, config: Any, *, persist: bool = True, chunk_rows: int | None = None
+) -> Iterator[pl.DataFrame]:
+    """The plan as parts of at most about ``chunk_rows`` instances each (bounded memory).
+
+    Each part is sorted by ``file_id, path`` and holds every row of its instances;
+    together the parts are the plan :func:`build_plan` returns.  Pseudonyms, date
+    offsets, the document checks, the redaction zones and the set of UIDs
+    remapped anywhere are decided over the whole index first, so a patient, a
+    study or a UID met in several chunks is treated the same in each.
+    """
+    from gantry.plan._chunks import PLAN_CHUNK_ROWS, ChunkStore, plan_chunks
     from gantry.profiles import load_profile
+    from gantry.sr._documents import check_documents
 
     secret = store.secret
     profile = load_profile(config.privacy_profile, config.options)
@@ -217,7 +254,7 @@ def build_plan(store: Store, config: Any, *, persist: bool = True) -> pl.DataFra
         "file_id", pl.col("PatientID").cast(pl.String).fill_null("").alias("PatientID")
     ).collect()
     if inst.height == 0:
-        return pl.DataFrame(schema=PLAN_SCHEMA)
+        return
 
     # -- per patient: pseudonym, date offset ---------------------------------------------
     pseudo_cfg = _config_value(config, "pseudonym")
@@ -247,15 +284,82 @@ def build_plan(store: Store, config: Any, *, persist: bool = True) -> pl.DataFra
         on="PatientID",
         how="left",
     )
+    option_names = frozenset(_enum_text(o) for o in profile.options)
+    g = _Globals(
+        secret=secret,
+        profile=profile,
+        uid_root=uid_root,
+        option_names=option_names,
+        per_file=per_file,
+        documents=check_documents(
+            store, check="clean-structured-content" in option_names, persist=persist
+        ),
+        redaction=_redaction_rows(store, config),
+    )
+    chunks = plan_chunks(store, inst, chunk_rows or PLAN_CHUNK_ROWS)
+    del inst, patients
+    if len(chunks) == 1:
+        yield _plan_chunk(store, config, g, None, None)
+        return
+    views = [ChunkStore(store, c) for c in chunks]
+    remapped = _remapped_everywhere(store, config, g, views)
+    for view in views:
+        yield _plan_chunk(view, config, g, view.chunk, remapped)
 
+
+def _remapped_everywhere(store: Store, config: Any, g: _Globals, views: list[Any]) -> pl.Series:
+    """The UIDs remapped in some chunk that a kept UI value of some chunk holds.
+
+    Only UI rows decide it (their actions do not depend on other rows): each
+    chunk's remapped UIDs are spilled to a temporary Parquet file, and only those
+    equal to a kept UI value anywhere are kept in memory.
+    """
+    import shutil
+
+    spill = store.layout.new_tmp_dir("plan-uids")
+    try:
+        kept: list[pl.Series] = []
+        for i, view in enumerate(views):
+            el = _element_actions(view, config, g, ui_only=True)
+            el.filter(pl.col("action") == "U").select(
+                pl.col("value").str.split("\\").explode().alias("uid")
+            ).unique().write_parquet(spill / f"{i:06d}.parquet")
+            kept.append(
+                el.filter((pl.col("action") == "K") & (pl.col("vr") == "UI"))["value"].unique()
+            )
+        candidates = pl.concat(kept).unique()
+        return (
+            pl.scan_parquet(str(spill / "*.parquet"))
+            .filter(pl.col("uid").is_in(candidates.implode()))
+            .unique()
+            .collect()["uid"]
+        )
+    finally:
+        shutil.rmtree(spill, ignore_errors=True)
+
+
+def _element_actions(
+    store: Store, config: Any, g: _Globals, *, ui_only: bool = False
+) -> pl.DataFrame:
+    """The element frame with each row's action and rule, up to the remapping of UIDs
+    (steps 2–7 of the module docstring, but ``uid-reference``)."""
+    profile = g.profile
+    option_names = g.option_names
+    chunk = getattr(store, "chunk", None)
     # -- elements with their candidate actions -------------------------------------------
     el = with_edits(
         store,
         store.scan("elements")
         .select("file_id", "path", "tag", "depth", "keyword", "vr", "private_creator", "value")
-        .filter(~pl.col("tag").str.starts_with("0002"))
+        .filter(
+            ~pl.col("tag").str.starts_with("0002") & (pl.lit(not ui_only) | (pl.col("vr") == "UI"))
+        )
         .collect(),
-    ).with_columns(pl.col("tag").str.to_integer(base=16).cast(pl.UInt32).alias("_tag"))
+        owns=chunk.owns(pl.col("file_id")) if chunk is not None else None,
+    )
+    if ui_only:
+        el = el.filter(pl.col("vr") == "UI")
+    el = el.with_columns(pl.col("tag").str.to_integer(base=16).cast(pl.UInt32).alias("_tag"))
     hits = profile.match(el["tag"]).join(
         profile.table.select("pattern", pl.col("basic_code").alias("_code")).unique("pattern"),
         on="pattern",
@@ -341,15 +445,12 @@ def build_plan(store: Store, config: Any, *, persist: bool = True) -> pl.DataFra
     )
     el = el.with_columns(action.alias("action"), rule.alias("rule"))
     # SR content items and overlay planes (gantry.sr): per-item cleaning under the option
-    option_names = {_enum_text(o) for o in profile.options}
     el = content_actions(
         el,
         clean_content="clean-structured-content" in option_names,
         clean_graphics="clean-graphics" in option_names,
     )
-    el = document_actions(
-        el, store, check="clean-structured-content" in option_names, persist=persist
-    )
+    el = document_actions(el, g.documents)
 
     # well-known UIDs are never remapped; U on a non-UI element (a sequence) keeps it
     local = _has_local_uid(pl.col("value")) & ~pl.col("tag").is_in(definition_uid_tags())
@@ -360,7 +461,7 @@ def build_plan(store: Store, config: Any, *, persist: bool = True) -> pl.DataFra
         .alias("action")
     )
     # every other UID is remapped wherever it sits (Table E.1-1 or not, private, nested)
-    if not any(_enum_text(o) == "retain-uids" for o in profile.options):
+    if "retain-uids" not in option_names:
         other_uid = (
             (pl.col("action") == "K")
             & (pl.col("vr") == "UI")
@@ -371,10 +472,28 @@ def build_plan(store: Store, config: Any, *, persist: bool = True) -> pl.DataFra
             pl.when(other_uid).then(pl.lit("U")).otherwise(pl.col("action")).alias("action"),
             pl.when(other_uid).then(pl.lit("uid")).otherwise(pl.col("rule")).alias("rule"),
         )
+    return el
+
+
+def _plan_chunk(
+    store: Store, config: Any, g: _Globals, chunk: Any, remapped: pl.Series | None
+) -> pl.DataFrame:
+    """The plan rows of one chunk (``chunk`` None: the whole store).
+
+    ``remapped``: the UIDs remapped anywhere that a kept UI value holds
+    (:func:`_remapped_everywhere`); None to take them from this chunk alone.
+    """
+    secret, uid_root, profile, option_names = g.secret, g.uid_root, g.profile, g.option_names
+    per_file, redaction = g.per_file, g.redaction
+    if chunk is not None:
+        per_file = per_file.filter(chunk.owns(pl.col("file_id")))
+        redaction = redaction.filter(chunk.owns(pl.col("file_id")))
+    el = _element_actions(store, config, g)
     # any other UI element holding a UID that is remapped elsewhere is remapped too
-    remapped = el.filter(pl.col("action") == "U").select(
-        pl.col("value").str.split("\\").explode().alias("uid")
-    )["uid"]
+    if remapped is None:
+        remapped = el.filter(pl.col("action") == "U").select(
+            pl.col("value").str.split("\\").explode().alias("uid")
+        )["uid"]
     remapped_set = remapped.unique()
     el = el.with_columns(
         pl.when(
@@ -411,7 +530,6 @@ def build_plan(store: Store, config: Any, *, persist: bool = True) -> pl.DataFra
     el = el.filter(pl.col("action") != "K")
 
     plan = _new_values(el, secret, uid_root, config)
-    redaction = _redaction_rows(store, config)
     added = _added_rows(per_file, profile, config, redaction["file_id"])
     parts = [
         plan,

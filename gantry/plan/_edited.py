@@ -27,15 +27,18 @@ def _text(value_json: str | None) -> str:
     return str(value)
 
 
-def with_edits(store: Store, el: pl.DataFrame) -> pl.DataFrame:
+def with_edits(store: Store, el: pl.DataFrame, *, owns: pl.Expr | None = None) -> pl.DataFrame:
     """``el`` (rows of ``elements``) after the saved ``set``/``delete`` edits.
 
     ``el`` needs ``file_id, path, tag, depth, keyword, vr, private_creator, value``;
-    other columns are kept (null on added rows).
+    other columns are kept (null on added rows).  ``owns``: which edits apply (a
+    predicate on ``file_id``; default all), when ``el`` is one chunk of the index.
     """
     from gantry.model import load_edits
 
     edits = load_edits(store).filter(pl.col("op").is_in(["set", "delete"]))
+    if owns is not None:
+        edits = edits.filter(owns)
     if edits.height == 0:
         return el
     touched = edits.select("file_id", pl.col("tag").alias("_root"))

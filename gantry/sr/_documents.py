@@ -122,16 +122,13 @@ def document_exclusions(store: Store) -> pl.DataFrame:
     )
 
 
-def document_actions(
-    el: pl.DataFrame, store: Store, *, check: bool, persist: bool = True
-) -> pl.DataFrame:
-    """Check the documents (:func:`check_documents`) and keep the clean ones in the plan.
+def document_actions(el: pl.DataFrame, docs: pl.DataFrame) -> pl.DataFrame:
+    """Keep the clean documents in the plan (``docs`` from :func:`check_documents`).
 
     A checked-clean document's Encapsulated Document element is kept (``K``)
     instead of the profile's dummy; every other document's instance is
     excluded at export, so its element's action does not matter.
     """
-    docs = check_documents(store, check=check, persist=persist)
     clean = docs.filter(pl.col("status") == "clean")["file_id"]
     keep = (pl.col("path") == ENCAPSULATED_DOCUMENT) & pl.col("file_id").is_in(clean.implode())
     return el.with_columns(

@@ -10,7 +10,7 @@ import shutil
 import threading
 import time
 import uuid
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -651,6 +651,49 @@ class Store:
             gone = self._list_parts([(name, None, rel)], drop)
             self._view_over(name, self.files_of(name), None)
         self.remote.remove(gone)
+
+    def write_table_parts(self, name: str, parts: Iterable[pl.DataFrame | pa.Table]) -> int:
+        """Replace a derived table with ``parts``, one Parquet file each, written as they
+        come (a table too large for memory); swapped in whole at the end (one rename,
+        or one catalog transaction for a store in a bucket).
+
+        Returns the number of parts (an empty table gets no file, so no view).
+        """
+        self._require_writer()
+        if name in BATCH_TABLES:
+            raise StoreError(f"`{name}` is written by ingest only")
+        staged = self.layout.new_tmp_dir(f"table-{name}")
+        uploaded: list[str] = []
+        count = 0
+        try:
+            for part in parts:
+                table = part.to_arrow() if isinstance(part, pl.DataFrame) else part
+                local = staged / f"part-{count:05d}.parquet"
+                write_parquet_atomic(table, local)
+                if self.remote is not None:
+                    rel = f"tables/{name}/{new_part_name()}"
+                    self.remote.upload(local, rel)
+                    uploaded.append(rel)
+                    local.unlink()
+                count += 1
+        except BaseException:
+            shutil.rmtree(staged, ignore_errors=True)
+            if self.remote is not None and uploaded:
+                self.remote.remove(uploaded)
+            raise
+        if self.remote is not None:
+            shutil.rmtree(staged, ignore_errors=True)
+            with self._mutex:
+                gone = self._list_parts(
+                    [(name, None, rel) for rel in uploaded], ("table_name = ?", [name])
+                )
+                self._view_over(name, self.files_of(name), None)
+            self.remote.remove(gone)
+            return count
+        with self._mutex:
+            replace_dir_atomic(staged, self.layout.tables / name)
+            self._view_over(name, self.files_of(name), None)
+        return count
 
     def drop_table(self, name: str) -> None:
         """Remove a derived table."""
