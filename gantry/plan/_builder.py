@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import polars as pl
 
@@ -304,7 +304,8 @@ def plan_parts(
     views = [ChunkStore(store, c) for c in chunks]
     remapped = _remapped_everywhere(store, config, g, views)
     for view in views:
-        yield _plan_chunk(view, config, g, view.chunk, remapped)
+        # the view stands for the store: same methods, its batch tables one chunk's rows
+        yield _plan_chunk(cast(Store, view), config, g, view.chunk, remapped)
 
 
 def _remapped_everywhere(store: Store, config: Any, g: _Globals, views: list[Any]) -> pl.Series:
