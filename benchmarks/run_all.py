@@ -771,8 +771,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"[suite] corpora ready in {time.perf_counter() - t0:.0f} s under {root}", flush=True)
     jobs = plan_jobs(sizes, root, args.quick)
     done: dict[str, Job] = {}
+    names = {j.name for j in jobs}
     for job in jobs:
-        if only and job.name not in only and job.name.split("-")[0] not in only:
+        # a name selects its own job, or (when no job has it) the jobs it prefixes
+        prefix = job.name.split("-")[0]
+        if only and job.name not in only and not (prefix in only and prefix not in names):
             continue
         done[job.name] = run(job, logs)
     load_end = "{:.1f}/{:.1f}/{:.1f}".format(*os.getloadavg())
