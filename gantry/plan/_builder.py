@@ -225,6 +225,7 @@ class _Globals:
     per_file: pl.DataFrame
     documents: pl.DataFrame
     redaction: pl.DataFrame
+    deface: pl.DataFrame
 
 
 def plan_parts(
@@ -234,9 +235,10 @@ def plan_parts(
 
     Each part is sorted by ``file_id, path`` and holds every row of its instances;
     together the parts are the plan :func:`build_plan` returns.  Pseudonyms, date
-    offsets, the document checks, the redaction zones and the set of UIDs
-    remapped anywhere are decided over the whole index first, so a patient, a
-    study or a UID met in several chunks is treated the same in each.
+    offsets, the document checks, the redaction zones, the defacing planes (a
+    series is fitted whole) and the set of UIDs remapped anywhere are decided
+    over the whole index first, so a patient, a study, a series or a UID met in
+    several chunks is treated the same in each.
     """
     from gantry.plan._chunks import PLAN_CHUNK_ROWS, ChunkStore, plan_chunks
     from gantry.profiles import load_profile
@@ -295,6 +297,7 @@ def plan_parts(
             store, check="clean-structured-content" in option_names, persist=persist
         ),
         redaction=_redaction_rows(store, config),
+        deface=_deface_rows(store, config),  # a series is fitted whole, once
     )
     chunks = plan_chunks(store, inst, chunk_rows or PLAN_CHUNK_ROWS)
     del inst, patients
@@ -485,10 +488,11 @@ def _plan_chunk(
     (:func:`_remapped_everywhere`); None to take them from this chunk alone.
     """
     secret, uid_root, profile, option_names = g.secret, g.uid_root, g.profile, g.option_names
-    per_file, redaction = g.per_file, g.redaction
+    per_file, redaction, deface = g.per_file, g.redaction, g.deface
     if chunk is not None:
         per_file = per_file.filter(chunk.owns(pl.col("file_id")))
         redaction = redaction.filter(chunk.owns(pl.col("file_id")))
+        deface = deface.filter(chunk.owns(pl.col("file_id")))
     el = _element_actions(store, config, g)
     # any other UI element holding a UID that is remapped elsewhere is remapped too
     if remapped is None:
@@ -539,7 +543,7 @@ def _plan_chunk(
         added,
         redaction,
         _missing_sop(store, secret, uid_root),
-        _deface_rows(store, config),
+        deface,
     ]
     plan = pl.concat([p.select(list(PLAN_SCHEMA)).cast(PLAN_SCHEMA) for p in parts])
     plan = drop_rows(

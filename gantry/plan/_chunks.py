@@ -10,8 +10,8 @@ chunk's rows only, every other table is the store's own.
 
 What needs every instance is decided before the chunks, from small global
 keys (pseudonym numbers, date offsets, the document checks, the redaction zones,
-the UIDs remapped anywhere), so the chunked plan is row for row the one built
-in one piece.
+the defacing planes, the UIDs remapped anywhere), so the chunked plan is row
+for row the one built in one piece.
 """
 
 from __future__ import annotations

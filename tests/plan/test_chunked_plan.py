@@ -130,3 +130,23 @@ def test_empty_index_writes_an_empty_plan(tmp_path: Path) -> None:
         summary = s.anonymize(None)
         assert summary.height == 0
         assert s.sql("SELECT * FROM plan").height == 0
+
+
+def test_a_series_defaced_across_chunks_is_fitted_whole(tmp_path: Path) -> None:
+    pytest.importorskip("scipy", reason="pip install 'gantry[deface]'")
+    from gantry.testing import make_head_phantom, write_head_series
+
+    head = make_head_phantom(size=48, spacing=5.0, noise=10)
+    write_head_series(tmp_path / "dicom", head, seed=1)
+    with Session(tmp_path / "s.db") as s:
+        s.ingest(tmp_path / "dicom", workers=1, progress=False)
+        uid = s.sql("SELECT DISTINCT SeriesInstanceUID FROM instances")["SeriesInstanceUID"][0]
+        cfg = load_config({"deface": {"series": [uid]}})
+        inst = s.sql("SELECT file_id, PatientID FROM instances")
+        assert len(plan_chunks(s.store, inst, 10)) > 2  # the series is in several chunks
+        chunked = build_plan(s.store, cfg, persist=False, chunk_rows=10)
+        whole = build_plan(s.store, cfg, persist=False, chunk_rows=10**9)
+        defaced = chunked.filter(pl.col("action") == "DEFACE")
+        assert defaced.height == inst.height
+        assert defaced["new_value"].n_unique() == 1  # one plane for the whole series
+        assert_frame_equal(_ordered(chunked), _ordered(whole))
