@@ -17,7 +17,6 @@ for row the one built in one piece.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import polars as pl
@@ -33,9 +32,10 @@ PLAN_CHUNK_ROWS = 50_000
 
 @dataclass
 class PlanChunk:
-    """One chunk: whole batch folders, or a ``file_id`` range ``[lo, hi)`` of one batch."""
+    """One chunk: the files of whole batches (per batch table, as :meth:`Store.files_of`
+    lists them: paths or URLs), or a ``file_id`` range ``[lo, hi)`` of one batch."""
 
-    folders: list[Path]
+    files: dict[str, list[Any]]
     file_ids: pl.Series
     lo: int | None = None
     hi: int | None = None
@@ -77,16 +77,14 @@ class ChunkStore:
         """The chunk's rows of a batch table; any other table whole."""
         from gantry.store import BATCH_TABLES
 
-        if name not in BATCH_TABLES:
+        schema = self._store.schema_of(name) if name in BATCH_TABLES else None
+        if schema is None:
             return self._store.scan(name)
-        whole = self._store.scan(name)
-        files = [str(f / f"{name}.parquet") for f in self.chunk.folders]
-        files = [f for f in files if Path(f).exists()]
+        files = self.chunk.files.get(name, [])
         if not files:
-            return whole.filter(pl.lit(False))
-        schema = whole.collect_schema()
-        lf = pl.scan_parquet(files, schema=schema, missing_columns="insert")
-        if "file_id" in schema and (self.chunk.lo is not None or self.chunk.hi is not None):
+            return self._store.scan(name).filter(pl.lit(False))
+        lf = self._store.scan_files(files, schema)
+        if "file_id" in schema.names and (self.chunk.lo is not None or self.chunk.hi is not None):
             lf = lf.filter(self.chunk.in_range(pl.col("file_id")))
         return lf
 
@@ -97,31 +95,37 @@ def plan_chunks(store: Store, inst: pl.DataFrame, chunk_rows: int) -> list[PlanC
     One chunk (the whole store) when everything fits, or when a ``file_id`` sits
     in two batches (its rows must be planned together).
     """
-    import pyarrow.parquet as pq
-
     from gantry.store import BATCH_TABLES
 
     all_ids = inst["file_id"]
-    folders = sorted({f.parent for t in BATCH_TABLES for f in store.files_of(t)})
-    whole = PlanChunk(folders, all_ids, last=True, all_ids=all_ids)
+    batches: dict[str, dict[str, list[Any]]] = {}
+    for table in BATCH_TABLES:
+        for f in store.files_of(table):
+            batches.setdefault(store.batch_of(f), {})[table] = [f]
     if inst.height <= chunk_rows or all_ids.is_duplicated().any():
-        return [whole]
+        whole: dict[str, list[Any]] = {}
+        for tables in batches.values():
+            for table, files in tables.items():
+                whole.setdefault(table, []).extend(files)
+        return [PlanChunk(whole, all_ids, last=True, all_ids=all_ids)]
     chunks: list[PlanChunk] = []
-    group: list[Path] = []
+    group: dict[str, list[Any]] = {}
     group_ids: list[pl.Series] = []
     count = 0
 
     def flush() -> None:
         nonlocal group, group_ids, count
-        if group:
+        if group_ids:
             chunks.append(PlanChunk(group, pl.concat(group_ids), all_ids=all_ids))
-        group, group_ids, count = [], [], 0
+        group, group_ids, count = {}, [], 0
 
-    for folder in folders:
-        part = folder / "instances.parquet"
+    for batch in sorted(batches):
+        tables = batches[batch]
         ids = (
-            pl.Series("file_id", pq.read_table(part, columns=["file_id"])["file_id"], pl.Int64)
-            if part.exists()
+            store.scan_files(tables["instances"])
+            .select(pl.col("file_id").cast(pl.Int64))
+            .collect()["file_id"]
+            if "instances" in tables
             else pl.Series("file_id", [], pl.Int64)
         )
         if ids.len() > chunk_rows:
@@ -130,13 +134,14 @@ def plan_chunks(store: Store, inst: pl.DataFrame, chunk_rows: int) -> list[PlanC
             cuts = ids.gather(list(range(chunk_rows, ids.len(), chunk_rows))).to_list()
             bounds = [None, *cuts, None]
             for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
-                chunk = PlanChunk([folder], ids, lo=lo, hi=hi, all_ids=all_ids)
+                chunk = PlanChunk(tables, ids, lo=lo, hi=hi, all_ids=all_ids)
                 chunk.file_ids = ids.to_frame().filter(chunk.in_range(pl.col("file_id")))["file_id"]
                 chunks.append(chunk)
             continue
         if count and count + ids.len() > chunk_rows:
             flush()
-        group.append(folder)
+        for table, files in tables.items():
+            group.setdefault(table, []).extend(files)
         group_ids.append(ids)
         count += ids.len()
     flush()
