@@ -31,7 +31,8 @@ def test_chunked_plan_in_a_bucket_equals_the_whole_plan(
         s.anonymize(None)
         parts = s.sql("SELECT rel FROM parquet_parts WHERE table_name = 'plan'")["rel"]
         assert parts.len() > 2
-        assert all(k.startswith("tables/plan/") for k in parts)  # relative to the data root s3://bucket/tables
+        # rel is relative to the data root, s3://bucket/tables
+        assert all(k.startswith("tables/plan/") for k in parts)
         assert set(s3.keys("tables/tables/plan/")) == {f"tables/{r}" for r in parts}
         stored = s.sql("SELECT * FROM plan").cast(PLAN_SCHEMA)
         assert_frame_equal(_ordered(stored), _ordered(whole))
