@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pydicom
-from pydicom.dataelem import DataElement
+from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence
 from pydicom.uid import (
@@ -144,6 +144,7 @@ def _export_one(
         )
         if copy_pixels and os.fstat(fh.fileno()).st_size != item.file_size:
             raise VerificationError("the source file changed since it was indexed")
+        _settle_encoding(ds, ts)
         original = _originals(ds) if item.encrypt_key is not None else None
         geometry = _deface_geometry(ds) if item.deface is not None else None
         if has_item_rows(item.actions):
@@ -552,6 +553,28 @@ def _verify_written_zones(ds: Dataset, zones: list[Any], fill: float, *, lossy: 
                     f"the written pixel data still differs from the fill inside zone "
                     f"{list(zone.as_tuple())}; the instance is not exported as clean"
                 )
+
+
+def _settle_encoding(ds: Dataset, transfer_syntax: str) -> None:
+    """Decode every raw element when the data set is not encoded as its syntax says.
+
+    pydicom reads such a file (an implicit VR data set under an explicit VR
+    syntax, as some writers produce) with raw elements that carry no VR, and
+    ``dcmwrite`` cannot encode those in the syntax the file is written in.
+    """
+    syntax = pydicom.uid.UID(transfer_syntax)
+    if not syntax.is_transfer_syntax:
+        return
+    encoding = (syntax.is_implicit_VR, syntax.is_little_endian)
+    raw = (ds.get_item(tag) for tag in ds.keys())
+    if all(
+        not isinstance(elem, RawDataElement)
+        or (elem.is_implicit_VR, elem.is_little_endian) == encoding
+        for elem in raw
+    ):
+        return
+    for _ in ds.iterall():  # reading an element converts it (sequence items too)
+        pass
 
 
 def _settle_claims(ds: Dataset, cleaned: bool) -> None:

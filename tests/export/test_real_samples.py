@@ -1,0 +1,41 @@
+"""Export of odd real files pydicom bundles, found by sweeping every sample (issue h22s)."""
+
+from __future__ import annotations
+
+import shutil
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pydicom
+from pydicom.data import get_testdata_file
+
+from gantry import Session
+
+
+def _export_one(tmp_path: Path, name: str) -> tuple[Path, Path, object]:
+    src = tmp_path / "in" / name
+    src.parent.mkdir()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        shutil.copy(get_testdata_file(name), src)
+    with Session(tmp_path / "s.db") as s:
+        s.ingest(src.parent, workers=1, progress=False)
+        s.anonymize()
+        result = s.export(tmp_path / "out", safe=False, workers=1, progress=False)
+        out = s.sql("SELECT output_path FROM exports WHERE status = 'ok'")["output_path"]
+    written = tmp_path / "out" / out[0] if len(out) else tmp_path / "missing"
+    return src, written, result
+
+
+def test_explicit_syntax_with_an_implicit_vr_data_set_exports(tmp_path: Path) -> None:
+    # SC_rgb_jpeg.dcm: JPEG Baseline (explicit VR) in the meta, the data set written
+    # implicit VR; pydicom keeps its elements raw with no VR, which dcmwrite cannot encode
+    src, written, result = _export_one(tmp_path, "SC_rgb_jpeg.dcm")
+    assert result.failed.height == 0, result.failed["reason"].to_list()
+    assert result.exported == 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        before, after = pydicom.dcmread(src), pydicom.dcmread(written)
+    assert after.ImageType == before.ImageType
+    assert np.array_equal(after.pixel_array, before.pixel_array)  # pixels copied untouched
