@@ -37,7 +37,9 @@ __all__ = ["LOG", "capture_warnings", "mask", "reason_for"]
 LOG: Final = logging.getLogger("gantry")
 LOG.addHandler(logging.NullHandler())
 
-_QUOTED: Final = re.compile(r"""'[^']*'|"[^"]*"|b'[^']*'""")
+# a quote opens where no word character precedes it and closes where none follows, so
+# a value's own apostrophe ('O'BRIEN') stays inside and the wording's ("element's") opens none
+_QUOTED: Final = re.compile(r"\bb'.*?'(?!\w)|(?<!\w)'.*?'(?!\w)|\"[^\"]*\"", re.DOTALL)
 _UID: Final = re.compile(r"\b\d+(?:\.\d+){2,}\b")
 _PATH: Final = re.compile(r"(?<![\w:/.<])(?:[A-Za-z]:)?(?:[\\/][^\s'\"\\/:]+){2,}[\\/]?")
 
