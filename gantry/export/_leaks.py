@@ -212,6 +212,23 @@ def open_ranges(
     return walk.out
 
 
+def _value_ranges(
+    data: bytes, dataset_start: int, *, implicit: bool, big: bool
+) -> list[tuple[int, int, str]]:
+    """Every value range of the file meta (explicit VR little endian) and the data set."""
+    meta = open_ranges(data[:dataset_start], 132, {}, implicit=False, full=True)
+    return meta + open_ranges(data, dataset_start, {}, implicit=implicit, big=big, full=True)
+
+
+def _in_header(ranges: list[tuple[int, int, str]], at: int, size: int) -> bool:
+    """Whether ``data[at:at + size]`` lies wholly between values the walk passed (an
+    element's tag, VR or length), rather than in a value or where the walk stopped."""
+    end = at + size
+    if any(s < end and at < e for s, e, _ in ranges):
+        return False
+    return any(s >= end for s, _, _ in ranges)
+
+
 def _is_sq(tag: int) -> bool:
     from pydicom.datadict import dictionary_VR
 
@@ -278,10 +295,12 @@ def first_leak(
         at = find(upper, raw)
         while at >= 0:
             if located is None:
-                located = open_ranges(
-                    data, dataset_start, {}, implicit=implicit, big=big, full=True
-                )
-            where = "the file meta" if at < dataset_start else _where(located, at)
+                located = _value_ranges(data, dataset_start, implicit=implicit, big=big)
+            where = _where(located, at)
+            if where is None and _in_header(located, at, len(raw)):
+                at = find(upper, raw, at + 1)  # a VR or length (an 'OB' name), no value
+                continue
+            where = "the file meta" if at < dataset_start else where
             if where is None or not _coincidence(where, tok.text, data, implicit):
                 return Leak(tok, where or "the file outside any element value")
             at = find(upper, raw, at + 1)

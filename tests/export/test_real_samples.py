@@ -39,3 +39,14 @@ def test_explicit_syntax_with_an_implicit_vr_data_set_exports(tmp_path: Path) ->
         before, after = pydicom.dcmread(src), pydicom.dcmread(written)
     assert after.ImageType == before.ImageType
     assert np.array_equal(after.pixel_array, before.pixel_array)  # pixels copied untouched
+
+
+def test_a_name_spelled_like_a_vr_is_no_leak(tmp_path: Path) -> None:
+    # OBXXXX1A.dcm: PatientName 'OB^^^^'; 'OB' is the VR of the file meta's first
+    # element (and of other elements), a header's bytes and no value
+    src, written, result = _export_one(tmp_path, "OBXXXX1A.dcm")
+    assert result.failed.height == 0, result.failed["reason"].to_list()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        after = pydicom.dcmread(written)
+    assert "OB" not in str(after.get("PatientName", ""))
