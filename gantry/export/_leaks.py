@@ -329,14 +329,15 @@ def first_leak(
 
 _NUMBERS: Final = frozenset({"DS", "IS", "US", "SS", "UL", "SL", "FL", "FD", "SV", "UV", "AT"})
 _ENCRYPTED: Final = "04000500"
+_PIXELS: Final = frozenset({"7FE00008", "7FE00009", "7FE00010"})  # top-level pixel data
 
 
 def _coincidence(path: str, token: str, data: bytes, implicit: bool) -> bool:
-    """Whether a hit is no leak: ciphertext of encrypted attributes, a defined term of a
-    coded string (``PERFUSION`` in Image Type of a patient named Perfusion), or a number
-    that equals an all-digit identity value inside a numeric element."""
-    if path.startswith(_ENCRYPTED):
-        return True
+    """Whether a hit is no leak: ciphertext of encrypted attributes, pixel data, a defined
+    term of a coded string (``PERFUSION`` in Image Type of a patient named Perfusion), or a
+    number that equals an all-digit identity value inside a numeric element."""
+    if path.startswith(_ENCRYPTED) or path in _PIXELS:
+        return True  # pixel bytes spell words by chance (burned-in text is OCR's matter)
     from pydicom.datadict import dictionary_VR
 
     try:

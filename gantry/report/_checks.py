@@ -419,7 +419,8 @@ def raw_private_tokens(wanted: dict[int, tuple[str, set[str]]]) -> pl.DataFrame:
                 continue
             for part in value.replace(b"\x00", b"\\").split(b"\\"):
                 text = part.decode("latin-1").strip()
-                if len(text) >= _MIN_TOKEN and text.isprintable():
+                standard = text.startswith("1.2.840.10008.")  # a SOP class identifies no one
+                if len(text) >= _MIN_TOKEN and text.isprintable() and not standard:
                     rows.append((sid, text, None, tag))
     return pl.DataFrame(
         rows,

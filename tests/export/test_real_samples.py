@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pydicom
+import pytest
 from pydicom.data import get_testdata_file
 
 from gantry import Session
@@ -50,3 +51,26 @@ def test_a_name_spelled_like_a_vr_is_no_leak(tmp_path: Path) -> None:
         warnings.simplefilter("ignore")
         after = pydicom.dcmread(written)
     assert "OB" not in str(after.get("PatientName", ""))
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        # a name part ('RG1') that JPEG 2000 bytes happen to spell, in the copied pixel data
+        "RG1_J2KR.dcm",
+        # a private OB value holding the CT Image Storage SOP Class UID, which the file
+        # meta names too (a standard UID identifies no one)
+        "J2K_pixelrep_mismatch.dcm",
+    ],
+)
+def test_the_compliance_report_agrees_with_export_verification(tmp_path: Path, name: str) -> None:
+    src = tmp_path / "in" / name
+    src.parent.mkdir()
+    shutil.copy(get_testdata_file(name), src)
+    with Session(tmp_path / "s.db") as s:
+        s.ingest(src.parent, workers=1, progress=False)
+        s.anonymize()
+        result = s.export(tmp_path / "out", workers=1, progress=False)
+        assert result.exported == 1
+        report = s.compliance_report(tmp_path / "out")
+    assert report.compliant, report.problems.to_dicts()
