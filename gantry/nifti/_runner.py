@@ -10,7 +10,6 @@ from the de-identified copies or from the config's fixed labels.
 from __future__ import annotations
 
 import json
-import multiprocessing
 import os
 import re
 import shutil
@@ -29,6 +28,7 @@ import polars as pl
 import pydicom
 
 from gantry._deps import require
+from gantry._pool import pool_context
 from gantry._progress import tqdm
 from gantry.errors import ConfigError, ExportError
 from gantry.nifti._rules import BidsRule, load_bids_rules, pick_rule
@@ -299,7 +299,7 @@ def _convert_all(
                 _apply(series[job.index], convert_series(job), rules)
                 bar.update()
         else:
-            ctx = multiprocessing.get_context("forkserver")
+            ctx = pool_context()  # workers never import __main__ (a script without the guard)
             with ProcessPoolExecutor(max_workers=min(n_workers, len(jobs)), mp_context=ctx) as ex:
                 for got in ex.map(convert_series, jobs):
                     _apply(series[got.index], got, rules)
