@@ -195,8 +195,19 @@ def check_removed(out: pl.DataFrame, actions: pl.DataFrame, profile: Profile) ->
     )
 
 
-def check_replaced(out: pl.DataFrame, source: pl.DataFrame, actions: pl.DataFrame) -> pl.DataFrame:
-    """Elements the profile changes (Z/D/S/…, dates under C) that kept their original value."""
+_SR_CONTENT: Final = r"^(?:0040A730|00400555)\["  # Content / Acquisition Context Sequence
+
+
+def check_replaced(
+    out: pl.DataFrame, source: pl.DataFrame, actions: pl.DataFrame, *, structured: bool = False
+) -> pl.DataFrame:
+    """Elements the profile changes (Z/D/S/…, dates under C) that kept their original value.
+
+    With ``structured`` (``clean-structured-content``) a time inside SR content is kept,
+    as the plan keeps it (a shift by whole days leaves a time of day as it is).
+    """
+    if structured:
+        out = out.filter(~((pl.col("vr") == "TM") & pl.col("path").str.contains(_SR_CONTENT)))
     changed = out.join(actions, on="tag", how="inner").filter(
         (
             pl.col("action").is_in(_CHANGED)
@@ -419,7 +430,7 @@ def raw_private_tokens(wanted: dict[int, tuple[str, set[str]]]) -> pl.DataFrame:
                 continue
             for part in value.replace(b"\x00", b"\\").split(b"\\"):
                 text = part.decode("latin-1").strip()
-                standard = text.startswith("1.2.840.10008.")  # a SOP class identifies no one
+                standard = text.startswith(WELL_KNOWN_UID_PREFIX)  # a SOP class: no one
                 if len(text) >= _MIN_TOKEN and text.isprintable() and not standard:
                     rows.append((sid, text, None, tag))
     return pl.DataFrame(

@@ -417,9 +417,12 @@ def compliance_report(
         .collect()
     )
     actions = tag_actions(profile, pl.concat([source["tag"], out_el["tag"]]))
+    option_names = {str(getattr(o, "value", o)) for o in profile.options}
     problems: list[pl.DataFrame] = [
         check_removed(out_el, actions, profile),
-        check_replaced(out_el, source, actions),
+        check_replaced(
+            out_el, source, actions, structured="clean-structured-content" in option_names
+        ),
         check_uids(out_el, original_uids(store, profile)),
         check_private(out_el, cfg, profile),
     ]
