@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import polars as pl
 
+from gantry._messages import capture_warnings
 from gantry._pool import pool_context
 from gantry._progress import tqdm
 from gantry.errors import ConfigError
@@ -123,7 +124,21 @@ def scan_file(
     frames: str | int | Sequence[int] = "sample",
     min_confidence: float = 0.5,
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """OCR one instance: ``(region rows, scan row)``; never raises for a bad file."""
+    """OCR one instance: ``(region rows, scan row)``; never raises for a bad file.
+
+    pydicom's warnings (which quote values) go to the ``gantry`` log masked, not to stderr.
+    """
+    with capture_warnings():
+        return _scan_file(file_id, path, engine, frames, min_confidence)
+
+
+def _scan_file(
+    file_id: int,
+    path: str,
+    engine: str,
+    frames: str | int | Sequence[int],
+    min_confidence: float,
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     import pydicom
 
     from gantry.ocr._display import display_frame, frame_count, sample_frames
