@@ -144,7 +144,12 @@ def _export_one(
         )
         if copy_pixels and os.fstat(fh.fileno()).st_size != item.file_size:
             raise VerificationError("the source file changed since it was indexed")
-        _settle_encoding(ds, ts)
+        if _settle_encoding(ds, ts) and copy_pixels:
+            # the pixel element's own header is in the other encoding too: write it anew
+            fh.seek(0)
+            ds = pydicom.dcmread(fh, defer_size=4096, force=True)
+            _settle_encoding(ds, ts)
+            copy_pixels = False
         original = _originals(ds) if item.encrypt_key is not None else None
         geometry = _deface_geometry(ds) if item.deface is not None else None
         if has_item_rows(item.actions):
@@ -555,16 +560,17 @@ def _verify_written_zones(ds: Dataset, zones: list[Any], fill: float, *, lossy: 
                 )
 
 
-def _settle_encoding(ds: Dataset, transfer_syntax: str) -> None:
+def _settle_encoding(ds: Dataset, transfer_syntax: str) -> bool:
     """Decode every raw element when the data set is not encoded as its syntax says.
 
     pydicom reads such a file (an implicit VR data set under an explicit VR
     syntax, as some writers produce) with raw elements that carry no VR, and
     ``dcmwrite`` cannot encode those in the syntax the file is written in.
+    True when it did (the source's bytes are then no part of the output).
     """
     syntax = pydicom.uid.UID(transfer_syntax)
     if not syntax.is_transfer_syntax:
-        return
+        return False
     encoding = (syntax.is_implicit_VR, syntax.is_little_endian)
     raw = (ds.get_item(tag) for tag in ds.keys())
     if all(
@@ -572,9 +578,10 @@ def _settle_encoding(ds: Dataset, transfer_syntax: str) -> None:
         or (elem.is_implicit_VR, elem.is_little_endian) == encoding
         for elem in raw
     ):
-        return
+        return False
     for _ in ds.iterall():  # reading an element converts it (sequence items too)
         pass
+    return True
 
 
 def _settle_claims(ds: Dataset, cleaned: bool) -> None:

@@ -40,6 +40,12 @@ def test_explicit_syntax_with_an_implicit_vr_data_set_exports(tmp_path: Path) ->
         before, after = pydicom.dcmread(src), pydicom.dcmread(written)
     assert after.ImageType == before.ImageType
     assert np.array_equal(after.pixel_array, before.pixel_array)  # pixels copied untouched
+    # the pixel element is written in the output's encoding too (not copied implicit VR)
+    copy = tmp_path / "check" / "x.dcm"
+    copy.parent.mkdir()
+    shutil.copy(written, copy)  # ingest refuses an export folder
+    with Session(tmp_path / "check.db") as s:
+        assert s.ingest(copy, workers=1, progress=False).skipped == 0
 
 
 def test_a_name_spelled_like_a_vr_is_no_leak(tmp_path: Path) -> None:
