@@ -226,8 +226,17 @@ def _collect(store: Store, staging: Path, exported: ExportResult) -> list[_Serie
     values = _index_values(store, ids)
     paths = dict(ok.iter_rows())
     reasons = dict(bad.iter_rows())
+    # a second file of an instance that is exported (duplicates: first) is no loss
+    sops = store.sql(
+        "SELECT file_id, SOPInstanceUID FROM instances WHERE list_contains(?, file_id)",
+        [ids["file_id"].to_list()],
+    )
+    sop = dict(sops.iter_rows())
+    written = {sop.get(fid) for fid in paths} - {None}
     series: dict[str, _Series] = {}
     for row in values.sort("file_id").iter_rows(named=True):
+        if int(row["file_id"]) in reasons and sop.get(int(row["file_id"])) in written:
+            continue
         key = str(row["_src"])
         s = series.get(key)
         if s is None:
