@@ -383,6 +383,12 @@ def encode_pipeline(
     layout = _target_layout(ds, uid, comp, count or 1)
     if layout.keyword != "PixelData" and comp is not Compression.NONE:
         raise layout.error(f"cannot be encoded: {layout.keyword} is native only")
+    if comp is Compression.RLE and layout.bits_allocated == 1:
+        # PS3.5 Annex G segments are bytes: readers (pydicom among them) refuse 1-bit RLE
+        raise layout.error(
+            "cannot be encoded as RLE: 1-bit pixel data (BitsAllocated 1) has no RLE form "
+            "that readers decode; choose another compression or none"
+        )
     extended: tuple[bytes, bytes] | None = None
     if comp is Compression.NONE and layout.bits_allocated == 1:
         data, n, original = _packed_bits((prepare(item) for item in items), layout)

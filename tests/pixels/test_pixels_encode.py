@@ -135,6 +135,8 @@ def test_one_bit_and_float_native(
     assert enc.pixel_data[: len(packed)] == packed
     apply_encoded(ds, enc)
     np.testing.assert_array_equal(decode(via_file(ds)), bits)
+    with pytest.raises(CodecError, match="1-bit pixel data"):
+        encode(bits, ds, "rle")  # pydicom could not read it back (sample sweep)
 
     values = rng.normal(size=(4, 6)).astype(np.float32)
     ds = make_ds(None, rows=4, columns=6, bits_allocated=32, pixel_bytes=b"")
