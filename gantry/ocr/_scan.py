@@ -22,10 +22,10 @@ from typing import TYPE_CHECKING, Any, Final
 
 import polars as pl
 
-from gantry._messages import capture_warnings
+from gantry._messages import capture_warnings, mask, reason_for
 from gantry._pool import pool_context
 from gantry._progress import tqdm
-from gantry.errors import ConfigError
+from gantry.errors import CodecError, ConfigError, GantryError
 
 if TYPE_CHECKING:
     from gantry.store import Store
@@ -39,6 +39,10 @@ __all__ = [
     "scan_file",
     "scan_pixels",
 ]
+
+#: What an image needs before its pixels can be read (any one of the pixel data elements).
+_NEEDED: Final = ("Rows", "Columns", "BitsAllocated")
+_PIXELS: Final = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
 
 REGIONS_TABLE: Final = "text_regions"
 SCANS_TABLE: Final = "ocr_scans"
@@ -165,6 +169,9 @@ def _scan_file(
     regions: list[dict[str, Any]] = []
     try:
         ds = pydicom.dcmread(path, force=True)
+        lacking = _lacking(ds)
+        if lacking:
+            raise _Unreadable(f"the image lacks {', '.join(lacking)}")
         n = frame_count(ds)
         wanted = sample_frames(n, frames)
         identity = IdentityTokens.from_dataset(ds)
@@ -198,10 +205,45 @@ def _scan_file(
         row["all_frames"] = row["frames_scanned"] == n
     except Exception as exc:  # recorded, never raised: the batch goes on
         regions = []
-        row.update(status="failed", error=type(exc).__name__, all_frames=False)
+        row.update(status="failed", error=failure_reason(exc), all_frames=False)
     row["regions"] = len(regions)
     row["phi_regions"] = sum(r["phi"] for r in regions)
     return regions, row
+
+
+class _Unreadable(Exception):
+    """An image the scan cannot read; the message is the recorded reason (no value in it)."""
+
+
+def _lacking(ds: Any) -> list[str]:
+    """The keywords of what the image needs and lacks (absent or empty)."""
+    out = [k for k in _NEEDED if ds.get(k) in (None, "")]
+    if not any(k in ds for k in _PIXELS):
+        out.append("PixelData")
+    return out
+
+
+def failure_reason(exc: BaseException) -> str:
+    """Why a file could not be scanned, with no value, UID or path in it.
+
+    Examples
+    --------
+    >>> failure_reason(_Unreadable("the image lacks Rows"))
+    'the image lacks Rows'
+    >>> failure_reason(CodecError("/data/DOE^JANE/x.dcm", None, "could not be decoded: 'x'"))
+    "the pixel data could not be decoded: '<masked>'"
+    >>> failure_reason(KeyError("DOE^JANE"))
+    'an internal step failed (KeyError): report this with the scan id'
+    """
+    if isinstance(exc, _Unreadable):
+        return str(exc)
+    if isinstance(exc, CodecError):
+        return f"the pixel data {mask(exc.reason)}"
+    if isinstance(exc, MemoryError):
+        return "ran out of memory; scan with fewer workers"
+    if isinstance(exc, GantryError | OSError):
+        return reason_for(exc)
+    return f"an internal step failed ({type(exc).__name__}): report this with the scan id"
 
 
 def _scan_chunk(
