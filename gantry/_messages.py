@@ -27,11 +27,11 @@ from __future__ import annotations
 import logging
 import re
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Final
 
-__all__ = ["LOG", "capture_warnings", "mask", "reason_for"]
+__all__ = ["LOG", "capture_warnings", "log_warnings", "mask", "reason_for"]
 
 #: The logger third-party warnings go to (masked); silent unless configured.
 LOG: Final = logging.getLogger("gantry")
@@ -71,17 +71,20 @@ if not any(isinstance(f, _MaskingFilter) for f in _PYDICOM_LOG.filters):
 
 
 @contextmanager
-def capture_warnings() -> Iterator[list[str]]:
+def capture_warnings(*, log: bool = True) -> Iterator[list[str]]:
     """Record warnings raised inside the block into the ``gantry`` log, masked.
 
-    Yields the list of masked messages (for callers that report them).
+    Yields the list of masked log lines, ``"Category: text"`` (filled when the
+    block ends).  With ``log=False`` nothing is logged: a worker process hands
+    the lines back to its caller, which logs them (:func:`log_warnings`) where
+    the command line counts them.
 
     Examples
     --------
     >>> with capture_warnings() as seen:
     ...     warnings.warn("Invalid value for VR UI: '1.2.840.99.1'")
     >>> seen
-    ["Invalid value for VR UI: '<masked>'"]
+    ["UserWarning: Invalid value for VR UI: '<masked>'"]
     """
     seen: list[str] = []
     with warnings.catch_warnings(record=True) as caught:
@@ -90,9 +93,15 @@ def capture_warnings() -> Iterator[list[str]]:
             yield seen
         finally:
             for item in caught:
-                text = mask(str(item.message))
-                seen.append(text)
-                LOG.warning("%s: %s", item.category.__name__, text)
+                seen.append(f"{item.category.__name__}: {mask(str(item.message))}")
+            if log:
+                log_warnings(seen)
+
+
+def log_warnings(lines: Iterable[str]) -> None:
+    """Log warning lines from :func:`capture_warnings` to the ``gantry`` log (masked again)."""
+    for line in lines:
+        LOG.warning("%s", mask(line))
 
 
 def reason_for(exc: BaseException) -> str:

@@ -67,7 +67,7 @@ def export_items(
     is refused here, whatever the caller checked: nothing unplanned is written.
     A failure's reason names the error kind and the attribute, never a value
     or the source path (:func:`gantry._messages.reason_for`); third-party
-    warnings go to the ``gantry`` log with their values masked.
+    warnings come back in each outcome's ``warnings``, their values masked.
     """
     out = []
     for item in items:
@@ -81,11 +81,14 @@ def export_items(
                 )
             )
             continue
+        seen: list[str] = []
         try:
-            with capture_warnings():
-                out.append(_export_one(item, Path(dest), verify=verify, compression=compression))
+            with capture_warnings(log=False) as seen:
+                outcome = _export_one(item, Path(dest), verify=verify, compression=compression)
         except Exception as exc:  # recorded with its reason; the batch goes on
-            out.append(ExportOutcome(item.file_id, item.out_rel, "failed", reason_for(exc)))
+            outcome = ExportOutcome(item.file_id, item.out_rel, "failed", reason_for(exc))
+        outcome.warnings = seen  # logged by the caller: a worker's log goes nowhere
+        out.append(outcome)
     return out
 
 

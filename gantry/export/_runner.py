@@ -18,6 +18,7 @@ from typing import Any
 import polars as pl
 
 from gantry._lifeline import LifelinePool
+from gantry._messages import log_warnings
 from gantry._pool import pool_context, start_pool_server
 from gantry._progress import tqdm
 from gantry.errors import ConfigError, ExportError
@@ -76,6 +77,8 @@ class ExportResult:
     """Time to gather the original values verification searches for (before writing)."""
     verify_seconds: float = 0.0
     """Time the workers spent verifying written files, summed over files."""
+    warnings: int = 0
+    """Third-party warnings about the input files raised while writing (logged masked)."""
 
     @property
     def ok(self) -> bool:
@@ -100,6 +103,7 @@ class ExportResult:
             "planned_again": self.planned_again,
             "token_seconds": round(self.token_seconds, 3),
             "verify_seconds": round(self.verify_seconds, 3),
+            "warnings": self.warnings,
         }
 
 
@@ -401,6 +405,7 @@ def run_export(
         result.bytes_written = sum(o.size for o in ok)
         result.pixels_copied = sum(1 for o in ok if o.pixels_copied)
         result.verify_seconds = sum(o.verify_seconds for o in outcomes)
+        result.warnings = sum(len(o.warnings) for o in outcomes)
         result.failed = pl.DataFrame(
             {"file_id": [o.file_id for o in failed], "reason": [o.reason for o in failed]},
             schema={"file_id": pl.Int64, "reason": pl.String},
@@ -627,6 +632,8 @@ def _record(
         schema_overrides={"file_id": pl.Int64, "size": pl.Int64, "plan_state": pl.String},
     )
     store.write_table(EXPORTS_TABLE, frame, mode="append")
+    for o in got:  # the workers' warnings, logged here where the CLI counts them
+        log_warnings(o.warnings)
     outcomes.extend(got)
     bar.update(len(got))
     if callback is not None:

@@ -67,6 +67,7 @@ class ExportOutcome:
     pixels_copied: bool = False
     notes: str = ""  # e.g. a redaction zone clipped to the image
     verify_seconds: float = 0.0  # time spent verifying this file (worker side)
+    warnings: list[str] = field(default_factory=list)  # masked, "Category: text"
 
 
 class VerificationError(Exception):
