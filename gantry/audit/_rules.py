@@ -544,11 +544,13 @@ def instance_info(instances: pl.LazyFrame) -> pl.LazyFrame:
 def identity_tokens(instances: pl.LazyFrame) -> pl.LazyFrame:
     """``file_id, token``: upper-case tokens that identify each instance's patient.
 
-    Name components of 3 characters or more (``^``, ``=``, blanks and commas
-    split them), PatientID, OtherPatientIDs and AccessionNumber (3 characters or
-    more), the birth date (``YYYYMMDD``).  The same tokens the plan uses to clean
-    free text.
+    Name components of 3 characters or more, 2 in Han, Kana or Hangul (``^``,
+    ``=``, blanks and commas split them), PatientID, OtherPatientIDs and
+    AccessionNumber (3 characters or more), the birth date (``YYYYMMDD``).  The
+    same tokens the plan uses to clean free text.
     """
+    from gantry.plan._match import long_enough
+
     schema = instances.collect_schema()
     frames = []
     for name in (
@@ -578,7 +580,7 @@ def identity_tokens(instances: pl.LazyFrame) -> pl.LazyFrame:
     return (
         pl.concat(frames)
         .with_columns(pl.col("token").str.strip_chars().str.to_uppercase())
-        .filter(pl.col("token").str.len_chars() >= 3)
+        .filter(long_enough(pl.col("token")))
         .unique()
     )
 

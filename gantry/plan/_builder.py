@@ -31,6 +31,7 @@ from gantry._version import __version__
 from gantry.plan._dates import shift_dates
 from gantry.plan._edited import with_edits
 from gantry.plan._keys import date_offset, keyed_hex, remap_uid, uid_map
+from gantry.plan._match import long_enough
 from gantry.plan._paths import sequence_ancestors
 from gantry.plan._pseudonyms import assign_pseudonyms, render_template
 from gantry.sr._clean import content_actions, text_rows
@@ -702,7 +703,7 @@ def _identity_in_kept(el: pl.DataFrame, secret: bytes, config: Any) -> pl.DataFr
 def identity_tokens(store: Store) -> pl.DataFrame:
     """``file_id, token``: upper-case identifying tokens of each instance's patient.
 
-    Name components of at least 3 characters, PatientID, OtherPatientIDs,
+    Name components of at least 3 characters (2 in Han, Kana or Hangul), PatientID, OtherPatientIDs,
     AccessionNumber, and the birth date. Used to clean free text and to verify output.
     """
     lf = store.scan("instances")
@@ -733,7 +734,7 @@ def identity_tokens(store: Store) -> pl.DataFrame:
     return (
         pl.concat(frames)
         .with_columns(pl.col("token").str.strip_chars().str.to_uppercase())
-        .filter(pl.col("token").str.len_chars() >= 3)
+        .filter(long_enough(pl.col("token")))
         .unique()
         .collect()
     )

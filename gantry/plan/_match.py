@@ -11,17 +11,25 @@ Examples
 (-1, -1, 3)
 >>> contains("ANON_000008", "ANON"), contains("CT ABDOMEN PELVIS", "ABDOMEN")
 (False, True)
+>>> import polars as pl
+>>> pl.Series(["LI", "LEE", "山田", "王", "김민"]).to_frame("t").filter(long_enough(pl.col("t")))["t"].to_list()
+['LEE', '山田', '김민']
 """
 
 from __future__ import annotations
 
 from typing import Final
 
-__all__ = ["contains", "find"]
+import polars as pl
+
+__all__ = ["contains", "find", "long_enough"]
 
 _WORD: Final = frozenset(b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_")
 _DIGITS: Final = frozenset(b"0123456789")
 _DOT: Final = ord(".")
+_MIN_TOKEN: Final = 3
+# a CJK name part is often two characters (山田, 太郎, 김민): as specific as three letters
+_IDEOGRAPHIC: Final = r"[\p{Han}\p{Hiragana}\p{Katakana}\p{Hangul}]"
 
 
 def _bounded(buf: bytes, at: int, end: int, digit_start: bool, digit_end: bool) -> bool:
@@ -61,3 +69,12 @@ def find(buf: bytes, token: str | bytes, start: int = 0) -> int:
 def contains(text: str, token: str) -> bool:
     """Whether ``token`` matches precisely inside ``text`` (both upper-case)."""
     return find(text.encode("utf-8", "ignore"), token) >= 0
+
+
+def long_enough(token: pl.Expr) -> pl.Expr:
+    """Whether a name part or identifier is specific enough to search text for.
+
+    Three characters or more, or two when one of them is Han, Kana or Hangul.
+    """
+    n = token.str.len_chars()
+    return (n >= _MIN_TOKEN) | ((n == _MIN_TOKEN - 1) & token.str.contains(_IDEOGRAPHIC))

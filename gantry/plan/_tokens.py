@@ -25,6 +25,7 @@ from typing import Final
 import polars as pl
 
 from gantry.plan._keys import keyed_hex
+from gantry.plan._match import long_enough
 from gantry.plan._paths import sequence_ancestors
 
 __all__ = [
@@ -76,7 +77,6 @@ TEXT_FILTER: Final = pl.col("value").is_not_null() & ~pl.col("vr").is_in(_NOT_TE
 """Elements whose value can be a token (text, not numbers, sequences or bulk data)."""
 _DUMMIES: Final = ("ANONYMIZED", "ANONYMOUS", "19000101", "19000101000000", "000000", "000Y")
 _MIN_VALUE: Final = 4  # bytes: shorter values are too common to mean anything
-_MIN_NAME_PART: Final = 3
 _WELL_KNOWN: Final = "1.2.840.10008."
 
 
@@ -144,7 +144,7 @@ def _split(values: pl.LazyFrame) -> pl.LazyFrame:
         items.filter(pl.col("vr") == "PN")
         .with_columns(pl.col("text").str.replace_all(r"[=^]", " ").str.split(" ").alias("text"))
         .explode("text")
-        .filter(pl.col("text").str.len_chars() >= _MIN_NAME_PART)
+        .filter(long_enough(pl.col("text")))
     )
     whole = items.with_columns(pl.col("text").str.strip_chars("^= "))
     return pl.concat([whole, parts], how="vertical_relaxed").filter(

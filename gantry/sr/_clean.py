@@ -179,6 +179,7 @@ def content_actions(el: pl.DataFrame, *, clean_content: bool, clean_graphics: bo
 def identity_words(store: Store, file_ids: pl.Series) -> pl.DataFrame:
     """``file_id, token``: upper-case identity tokens of each file, person names included."""
     from gantry.plan._builder import identity_tokens
+    from gantry.plan._match import long_enough
 
     names = (
         store.scan("elements")
@@ -189,13 +190,13 @@ def identity_words(store: Store, file_ids: pl.Series) -> pl.DataFrame:
         )
         .explode("value")
         .select("file_id", pl.col("value").str.strip_chars().str.to_uppercase().alias("token"))
-        .filter(pl.col("token").str.len_chars() >= 3)
+        .filter(long_enough(pl.col("token")))
         .collect()
     )
     ids = identity_tokens(store).filter(pl.col("file_id").is_in(file_ids.implode()))
     # an identifier with spaces in it is matched word by word, as the text is split
     words = ids.with_columns(pl.col("token").str.split(" ")).explode("token")
-    words = words.filter(pl.col("token").str.len_chars() >= 3)
+    words = words.filter(long_enough(pl.col("token")))
     return pl.concat([ids, words, names]).unique()
 
 
