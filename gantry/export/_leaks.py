@@ -12,7 +12,9 @@ Two kinds of original values are searched for (:class:`Token`):
 Matching is precise and case-insensitive: letters, digits and ``_`` are word
 characters, so a token only matches as a whole word (``TOSHIBA`` is not in
 ``TOSHIBA_MEC``, ``ANON`` is not in ``ANON_000008``); digits inside a UID or
-another number are no match (``1179`` is not in ``2.25.1179…``).  A failure
+another number are no match (``1179`` is not in ``2.25.1179…``).  A value with
+letters beyond ASCII is searched for as the file encodes it (its Specific
+Character Set, and UTF-8), written in upper, lower and title case.  A failure
 names the output element path and the source attribute, never the value; its
 keyed hash lets a user acknowledge a known false alarm in the config.
 """
@@ -283,33 +285,34 @@ def first_leak(
         return None
     upper = data.upper()
     path_text = out_rel.upper().encode("utf-8", "ignore")
+    codecs = _codecs(data, dataset_start, implicit=implicit, big=big)
     identity = [t for t in tokens if t.identity]
     located: list[tuple[int, int, str]] | None = None
     # ``raw in buf`` first: most tokens occur nowhere, and that test is one C call
     for tok in identity:
-        raw = tok.text.encode("utf-8", "ignore")
-        if raw in path_text and find(path_text, raw) >= 0:
-            return Leak(tok, None)
-        if raw not in upper:
-            continue
-        at = find(upper, raw)
-        while at >= 0:
-            if located is None:
-                located = _value_ranges(data, dataset_start, implicit=implicit, big=big)
-            where = _where(located, at)
-            if where is None and _in_header(located, at, len(raw)):
-                at = find(upper, raw, at + 1)  # a VR or length (an 'OB' name), no value
+        for raw in _forms(tok.text, codecs):
+            if raw in path_text and find(path_text, raw) >= 0:
+                return Leak(tok, None)
+            if raw not in upper:
                 continue
-            where = "the file meta" if at < dataset_start else where
-            if where is None or not _coincidence(where, tok.text, data, implicit):
-                return Leak(tok, where or "the file outside any element value")
-            at = find(upper, raw, at + 1)
+            at = find(upper, raw)
+            while at >= 0:
+                if located is None:
+                    located = _value_ranges(data, dataset_start, implicit=implicit, big=big)
+                where = _where(located, at)
+                if where is None and _in_header(located, at, len(raw)):
+                    at = find(upper, raw, at + 1)  # a VR or length (an 'OB' name), no value
+                    continue
+                where = "the file meta" if at < dataset_start else where
+                if where is None or not _coincidence(where, tok.text, data, implicit):
+                    return Leak(tok, where or "the file outside any element value")
+                at = find(upper, raw, at + 1)
     others = [t for t in tokens if not t.identity]
     if not others:
         return None
-    raws = [t.text.encode("utf-8", "ignore") for t in others]
-    for tok, raw in zip(others, raws, strict=True):
-        if raw in path_text and find(path_text, raw) >= 0:
+    forms = [_forms(t.text, codecs) for t in others]
+    for tok, raws in zip(others, forms, strict=True):
+        if any(raw in path_text and find(path_text, raw) >= 0 for raw in raws):
             return Leak(tok, None)
     if ranges is None:
         ranges = open_ranges(data, dataset_start, tree, implicit=implicit, big=big)
@@ -320,11 +323,63 @@ def first_leak(
     for s, e, _ in pieces:
         offsets.append(at)
         at += e - s + 1
-    for tok, raw in zip(others, raws, strict=True):
-        hit = find(joined, raw) if raw in joined else -1
-        if hit >= 0:
-            return Leak(tok, pieces[bisect_right(offsets, hit) - 1][2])
+    for tok, raws in zip(others, forms, strict=True):
+        for raw in raws:
+            hit = find(joined, raw) if raw in joined else -1
+            if hit >= 0:
+                return Leak(tok, pieces[bisect_right(offsets, hit) - 1][2])
     return None
+
+
+_CHARSET_TAG: Final = {False: b"\x08\x00\x05\x00", True: b"\x00\x08\x00\x05"}
+
+
+def _codecs(data: bytes, dataset_start: int, *, implicit: bool, big: bool) -> tuple[str, ...]:
+    """Python codecs of the data set's Specific Character Set (0008,0005); UTF-8 first.
+
+    The element is the data set's first or second (after a group length), so only
+    the first bytes are looked at.
+    """
+    at = data.find(_CHARSET_TAG[big], dataset_start, dataset_start + 32)
+    if at < 0:
+        return ("utf-8",)
+    if implicit:
+        length, value_at = struct.unpack_from("<L", data, at + 4)[0], at + 8
+    else:
+        length, value_at = struct.unpack_from(">H" if big else "<H", data, at + 6)[0], at + 8
+    terms = data[value_at : value_at + min(length, 256)].decode("ascii", "replace")
+    import warnings
+
+    from pydicom.charset import convert_encodings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # an unknown term: searched as UTF-8 only
+        try:
+            found = convert_encodings([t.strip(" \x00") for t in terms.split("\\")])
+        except (LookupError, ValueError):
+            found = []
+    return tuple(dict.fromkeys(["utf-8", *found]))
+
+
+def _forms(text: str, codecs: tuple[str, ...]) -> list[bytes]:
+    """The byte forms of an upper-case token to search an upper-cased file for.
+
+    ASCII needs one (``bytes.upper`` folds its case); other letters do not fold
+    in bytes, so the upper, lower and title case of the text, in every codec.
+
+    >>> _forms("MÜLLER", ("utf-8", "latin_1"))[:3]
+    [b'M\\xc3\\x9cLLER', b'M\\xdcLLER', b'M\\xc3\\xbcLLER']
+    """
+    if text.isascii():
+        return [text.encode("ascii")]
+    forms: dict[bytes, None] = {}
+    for variant in (text, text.lower(), text.title()):
+        for codec in codecs:
+            try:
+                forms[variant.encode(codec).upper()] = None
+            except (UnicodeError, LookupError):
+                continue
+    return list(forms)
 
 
 _NUMBERS: Final = frozenset({"DS", "IS", "US", "SS", "UL", "SL", "FL", "FD", "SV", "UV", "AT"})

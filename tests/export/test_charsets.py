@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pydicom
 import pytest
 from pydicom.charset import convert_encodings, encode_string
 
 from gantry import Session
+from gantry.export import ExportResult
 from gantry.testing import make_instance
 
 CLEAN = {
@@ -22,12 +24,20 @@ JAPANESE = [
 ]
 
 
-def _write(root: Path, charset: str | list[str], name: str, description: str, n: int) -> None:
-    ds = make_instance(seed=n, PatientName="X^Y", PatientID=f"PIDCS{n:03d}")
+def _export(
+    tmp_path: Path, config: dict[str, Any], charset: str | list[str], name: str, description: str
+) -> ExportResult:
+    """Write one instance in ``charset`` naming its patient in StudyDescription; export it."""
+    ds = make_instance(PatientName="X^Y", PatientID="PIDCS001")
     ds.SpecificCharacterSet = charset
     ds.PatientName = name
     ds.StudyDescription = description
-    ds.save_as(root / f"{n}.dcm", enforce_file_format=True)
+    (tmp_path / "in").mkdir()
+    ds.save_as(tmp_path / "in" / "1.dcm", enforce_file_format=True)
+    with Session(tmp_path / "s.db") as s:
+        s.ingest(tmp_path / "in", workers=1, progress=False)
+        s.anonymize(config)
+        return s.export(tmp_path / "out", config=config, safe=False, workers=1, progress=False)
 
 
 def _encoded(text: str, charset: str | list[str]) -> bytes:
@@ -43,15 +53,31 @@ def _encoded(text: str, charset: str | list[str]) -> bytes:
 def test_two_character_ideographic_name_parts_clean_free_text(
     tmp_path: Path, charset: str | list[str], name: str, description: str
 ) -> None:
-    (tmp_path / "in").mkdir()
-    _write(tmp_path / "in", charset, name, description, 1)
-    with Session(tmp_path / "s.db") as s:
-        s.ingest(tmp_path / "in", workers=1, progress=False)
-        s.anonymize(CLEAN)
-        r = s.export(tmp_path / "out", config=CLEAN, safe=False, workers=1, progress=False)
+    r = _export(tmp_path, CLEAN, charset, name, description)
     assert r.exported == 1, r.failed
     (out,) = (tmp_path / "out").rglob("*.dcm")
     assert str(pydicom.dcmread(out).get("StudyDescription", "")) == ""
     raw = out.read_bytes()
     for part in ("山田", "太郎"):
         assert _encoded(part, charset) not in raw
+
+
+KEPT = [
+    ("ISO_IR 100", "MÜLLER^JÖRG", "Kontrolle Müller"),
+    ("ISO_IR 192", "MÜLLER^JÖRG", "Kontrolle Müller"),
+    ("ISO_IR 100", "ÅSTRÖM^BJÖRN", "ÅSTRÖM BJÖRN knee"),
+    (["", "ISO 2022 IR 87"], "Yamadaz^Tarouz=山田^太郎", "山田 太郎 CT"),
+]
+
+
+@pytest.mark.parametrize(
+    ("charset", "name", "description"), KEPT, ids=["latin-1", "utf-8", "upper", "iso-2022-jp"]
+)
+def test_verification_finds_a_kept_name_in_the_files_own_encoding(
+    tmp_path: Path, charset: str | list[str], name: str, description: str
+) -> None:
+    """A name the config keeps in a description is a leak however the file encodes it."""
+    r = _export(tmp_path, {"keep": ["0008,1030"]}, charset, name, description)
+    assert r.exported == 0
+    (reason,) = r.failed["reason"].to_list()
+    assert "PatientName is in 00081030" in reason
