@@ -49,6 +49,7 @@ IDENTITY_KEYWORDS: Final = (
 
 _MIN_TOKEN: Final = 3
 _FUZZY_MIN: Final = 6  # tokens this long also match with one character wrong
+_PART_MIN: Final = 4  # a word this long, with a digit, matches the start or end of a long token
 
 
 def _norm(text: str) -> str:
@@ -81,6 +82,11 @@ class IdentityTokens:
     'PatientName'
     >>> ids.match("ID MRN1Z345"), ids.match("DOB 12/03/1961"), ids.match("LIVER")
     ('PatientID', 'PatientBirthDate', None)
+
+    OCR may lose the start or end of an ID: what it read still identifies.
+
+    >>> ids.match("ID N12345"), ids.match("MRN123")
+    ('PatientID', 'PatientID')
     """
 
     tokens: dict[str, str] = field(default_factory=dict)  # token -> keyword
@@ -126,12 +132,23 @@ class IdentityTokens:
         for token, kw in self.tokens.items():
             if len(token) >= _FUZZY_MIN and token in joined or token in words:
                 return kw
-            if len(token) >= _FUZZY_MIN and any(_one_off(token, w) for w in words):
+            if len(token) >= _FUZZY_MIN and any(
+                _one_off(token, w) or _part(token, w) for w in words
+            ):
                 return kw
         return None
 
     def as_list(self) -> list[tuple[str, str]]:
         return sorted(self.tokens.items())
+
+
+def _part(token: str, word: str) -> bool:
+    """Whether ``word`` (with a digit) is the start or end of ``token``: an ID OCR cut short."""
+    return (
+        _PART_MIN <= len(word) < len(token)
+        and any(c.isdigit() for c in word)
+        and (token.startswith(word) or token.endswith(word))
+    )
 
 
 def _one_off(a: str, b: str) -> bool:
@@ -153,7 +170,9 @@ def _patterns() -> dict[str, re.Pattern[str]]:
     found = {name.removeprefix("text-"): re.compile(p) for name, p in TEXT_PATTERNS.items()}
     found["time"] = re.compile(r"\b(?:[01]?[0-9]|2[0-3])[:.][0-5][0-9](?:[:.][0-5][0-9])?\b")
     # a month and year, what is left of a date when OCR loses a digit or a separator
-    found["date"] = re.compile(found["date"].pattern + r"|\b(?:0?[1-9]|1[0-2])[/.-](?:19|20)[0-9]{2}\b")
+    found["date"] = re.compile(
+        found["date"].pattern + r"|\b(?:0?[1-9]|1[0-2])[/.-](?:19|20)[0-9]{2}\b"
+    )
     # a label OCR reads next to a value on ultrasound and capture screens
     found["label"] = re.compile(
         r"(?i)\b(?:patient|name|pat\.?|birth|mrn|accession|acc\.?)\b\s*[:#]"

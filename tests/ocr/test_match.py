@@ -25,6 +25,8 @@ def identity() -> IdentityTokens:
         ("VANDERB1LT", "PatientName"),  # one OCR slip in a long token
         ("ID:QX774411", "PatientID"),
         ("QX77441l", "PatientID"),
+        ("ID 774411", "PatientID"),  # OCR lost the start of the ID (found by the sweep)
+        ("QX7744", "PatientID"),  # ... or its end
         ("27.09.1954", "PatientBirthDate"),
         ("09/27/1954", "PatientBirthDate"),
         ("ELSEWHERE", "InstitutionName"),
@@ -36,7 +38,9 @@ def test_identity_matches(identity: IdentityTokens, text: str, keyword: str) -> 
     assert f"identity:{keyword}" in phi_kinds(text, identity)
 
 
-@pytest.mark.parametrize("text", ["GAIN 52", "DEPTH 14", "5 cm", "L", "THI", "A5", "VAN"])
+@pytest.mark.parametrize(
+    "text", ["GAIN 52", "DEPTH 14", "5 cm", "L", "THI", "A5", "VAN", "VANDER", "7441"]
+)
 def test_harmless_text(identity: IdentityTokens, text: str) -> None:
     assert identity.match(text) is None
     assert phi_kinds(text, identity) == []
