@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, Final, cast
 
 import polars as pl
 
@@ -700,11 +700,22 @@ def _identity_in_kept(el: pl.DataFrame, secret: bytes, config: Any) -> pl.DataFr
     ).drop("_ident")
 
 
+BIRTH_DATE_FORMS: Final = (
+    "%Y%m%d", "%d/%m/%Y", "%m/%d/%Y", "%d.%m.%Y", "%Y-%m-%d", "%d-%m-%Y", "%Y/%m/%d", "%d-%b-%Y",
+)  # fmt: skip
+"""How a birth date is written in free text ("DOB 12/05/1961", "born 12-May-1961").
+
+No layout with a blank: SR text is cleaned word by word, and "MAY" alone identifies no one.
+"""
+
+
 def identity_tokens(store: Store) -> pl.DataFrame:
     """``file_id, token``: upper-case identifying tokens of each instance's patient.
 
-    Name components of at least 3 characters (2 in Han, Kana or Hangul), PatientID, OtherPatientIDs,
-    AccessionNumber, and the birth date. Used to clean free text and to verify output.
+    Name components of at least 3 characters (2 in Han, Kana or Hangul), PatientID,
+    OtherPatientIDs, AccessionNumber, and the birth date (``YYYYMMDD`` and the layouts
+    free text writes it in, :data:`BIRTH_DATE_FORMS`). Used to clean free text and to
+    verify output.
     """
     lf = store.scan("instances")
     cols = set(lf.collect_schema().names())
@@ -723,7 +734,7 @@ def identity_tokens(store: Store) -> pl.DataFrame:
         if isinstance(dtype, pl.List):
             expr = col.cast(pl.List(pl.String))
         elif dtype == pl.Date:
-            expr = pl.concat_list(col.dt.strftime("%Y%m%d"))
+            expr = pl.concat_list([col.dt.strftime(f) for f in BIRTH_DATE_FORMS])
         elif name == "PatientName":
             expr = col.cast(pl.String).str.replace_all("[=^]", " ").str.split(" ")
         else:
