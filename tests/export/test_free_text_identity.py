@@ -1,4 +1,7 @@
-"""Identity values written in other scripts and character sets (found by the second sweep)."""
+"""Identity values in free text: other scripts, character sets, birth date layouts.
+
+All found by the second sweep (collisions, charsets, pixels).
+"""
 
 from __future__ import annotations
 
@@ -28,7 +31,7 @@ def _export(
     tmp_path: Path, config: dict[str, Any], charset: str | list[str], name: str, description: str
 ) -> ExportResult:
     """Write one instance in ``charset`` naming its patient in StudyDescription; export it."""
-    ds = make_instance(PatientName="X^Y", PatientID="PIDCS001")
+    ds = make_instance(PatientName="X^Y", PatientID="PIDCS001", PatientBirthDate="19610512")
     ds.SpecificCharacterSet = charset
     ds.PatientName = name
     ds.StudyDescription = description
@@ -81,3 +84,23 @@ def test_verification_finds_a_kept_name_in_the_files_own_encoding(
     assert r.exported == 0
     (reason,) = r.failed["reason"].to_list()
     assert "PatientName is in 00081030" in reason
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["DOB 12/05/1961", "born 12.05.1961", "dob 1961-05-12", "DOB 05/12/1961", "12-May-1961"],
+)
+def test_a_birth_date_in_a_description_empties_it(tmp_path: Path, text: str) -> None:
+    """The patient (born 1961-05-12) is found in the layouts people write a date in."""
+    r = _export(tmp_path, CLEAN, "ISO_IR 100", "BIRTHY^WANDA", text)
+    assert r.exported == 1, r.failed
+    (out,) = (tmp_path / "out").rglob("*.dcm")
+    assert b"1961" not in out.read_bytes()
+    assert str(pydicom.dcmread(out).get("StudyDescription", "")) == ""
+
+
+def test_a_description_without_the_birth_date_is_kept(tmp_path: Path) -> None:
+    r = _export(tmp_path, CLEAN, "ISO_IR 100", "BIRTHY^WANDA", "CT CHEST 12-May follow-up")
+    assert r.exported == 1, r.failed
+    (out,) = (tmp_path / "out").rglob("*.dcm")
+    assert b"CT CHEST 12-May follow-up" in out.read_bytes()
