@@ -31,7 +31,7 @@ from gantry._version import __version__
 from gantry.plan._dates import shift_dates
 from gantry.plan._edited import with_edits
 from gantry.plan._keys import date_offset, keyed_hex, remap_uid, uid_map
-from gantry.plan._match import long_enough
+from gantry.plan._match import joined_names, long_enough
 from gantry.plan._paths import sequence_ancestors
 from gantry.plan._pseudonyms import assign_pseudonyms, render_template
 from gantry.sr._clean import content_actions, text_rows
@@ -736,7 +736,10 @@ def identity_tokens(store: Store) -> pl.DataFrame:
         elif dtype == pl.Date:
             expr = pl.concat_list([col.dt.strftime(f) for f in BIRTH_DATE_FORMS])
         elif name == "PatientName":
-            expr = col.cast(pl.String).str.replace_all("[=^]", " ").str.split(" ")
+            text = col.cast(pl.String)
+            expr = pl.concat_list(
+                text.str.replace_all("[=^]", " ").str.split(" "), joined_names(text)
+            )
         else:
             expr = pl.concat_list(col.cast(pl.String))
         frames.append(lf.select("file_id", expr.alias("token")).explode("token"))

@@ -14,6 +14,8 @@ Examples
 >>> import polars as pl
 >>> pl.Series(["LI", "LEE", "山田", "王", "김민"]).to_frame("t").filter(long_enough(pl.col("t")))["t"].to_list()
 ['LEE', '山田', '김민']
+>>> pl.select(joined_names(pl.lit("Wang^Wei=王^伟=ワン^ウェイ"))).item().to_list()
+['王伟', 'ワンウェイ']
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from typing import Final
 
 import polars as pl
 
-__all__ = ["contains", "find", "long_enough"]
+__all__ = ["contains", "find", "joined_names", "long_enough"]
 
 _WORD: Final = frozenset(b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_")
 _DIGITS: Final = frozenset(b"0123456789")
@@ -78,3 +80,14 @@ def long_enough(token: pl.Expr) -> pl.Expr:
     """
     n = token.str.len_chars()
     return (n >= _MIN_TOKEN) | ((n == _MIN_TOKEN - 1) & token.str.contains(_IDEOGRAPHIC))
+
+
+def joined_names(name: pl.Expr) -> pl.Expr:
+    """A list of each Han, Kana or Hangul group of a person name with its parts joined.
+
+    CJK text writes a name without a blank (山田太郎, 王伟), and a one-character
+    part (王) is too short to search for alone.
+    """
+    return name.str.split("=").list.eval(
+        pl.element().str.replace_all(r"[\^ ]", "").filter(pl.element().str.contains(_IDEOGRAPHIC))
+    )

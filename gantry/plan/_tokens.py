@@ -25,7 +25,7 @@ from typing import Final
 import polars as pl
 
 from gantry.plan._keys import keyed_hex
-from gantry.plan._match import long_enough
+from gantry.plan._match import joined_names, long_enough
 from gantry.plan._paths import sequence_ancestors
 
 __all__ = [
@@ -142,7 +142,12 @@ def _split(values: pl.LazyFrame) -> pl.LazyFrame:
     )
     parts = (
         items.filter(pl.col("vr") == "PN")
-        .with_columns(pl.col("text").str.replace_all(r"[=^]", " ").str.split(" ").alias("text"))
+        .with_columns(
+            pl.concat_list(
+                pl.col("text").str.replace_all(r"[=^]", " ").str.split(" "),
+                joined_names(pl.col("text")),
+            ).alias("text")
+        )
         .explode("text")
         .filter(long_enough(pl.col("text")))
     )
