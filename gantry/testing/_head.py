@@ -222,7 +222,7 @@ def write_head_series(
 
     from pydicom.uid import UID
 
-    from gantry.testing._builders import make_instance, write_dataset
+    from gantry.testing._builders import apply_overrides, make_instance, write_dataset
     from gantry.testing._specs import make_uid
 
     dest = Path(dest)
@@ -245,12 +245,7 @@ def write_head_series(
     for keyword in ("RescaleSlope", "RescaleIntercept", "RescaleType"):
         if phantom.modality != "CT" and keyword in base:
             delattr(base, keyword)
-    for keyword, value in overrides.items():
-        if value is None:
-            if keyword in base:
-                delattr(base, keyword)
-        else:
-            setattr(base, keyword, value)
+    apply_overrides(base, overrides)
     paths = []
     for k in range(slices):
         ds = copy.deepcopy(base)

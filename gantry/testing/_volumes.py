@@ -20,7 +20,7 @@ from pydicom.sequence import Sequence
 from pydicom.uid import UID
 
 from gantry.errors import ConfigError
-from gantry.testing._builders import make_instance, write_dataset
+from gantry.testing._builders import apply_overrides, make_instance, write_dataset
 from gantry.testing._canaries import CanaryBook
 from gantry.testing._specs import make_uid
 
@@ -197,12 +197,7 @@ def make_series(
         elif kind == "dwi":
             base.RepetitionTime = "8000"
             base.EchoTime = "85"
-    for keyword, value in overrides.items():
-        if value is None:
-            if keyword in base:
-                delattr(base, keyword)
-        else:
-            setattr(base, keyword, value)
+    apply_overrides(base, overrides)
 
     row_dir = np.asarray(orientation[:3], float)
     col_dir = np.asarray(orientation[3:], float)
