@@ -364,13 +364,19 @@ class Session:
         Files already indexed (or recorded as skipped) by an earlier run are not read
         again; an interrupted run resumes where its last committed batch ended.
         """
+        from gantry.storage import is_url
+
+        urls = [paths] if isinstance(paths, str | os.PathLike) else list(paths)
+        local_pool = executor is None and cluster is None and not os.environ.get("GANTRY_EXECUTOR")
+        if local_pool and (workers or os.cpu_count() or 1) > 1 and not any(map(is_url, urls)):
+            from gantry._pool import start_pool_server
+
+            start_pool_server()  # the workers' imports overlap this process's own set-up
         from gantry.cluster import open_backend
         from gantry.ingest._limits import IngestLimits
         from gantry.ingest._runner import run_ingest
         from gantry.ingest._scan import as_paths
-        from gantry.storage import is_url
 
-        urls = [paths] if isinstance(paths, str | os.PathLike) else list(paths)
         if any(is_url(u) for u in urls):
             return self._ingest_urls(
                 urls, workers=workers, progress=progress, callback=callback,
