@@ -32,6 +32,10 @@ ProgressCallback = Callable[[int, int], None]
 MAX_BATCH = 1000
 """Upper bound of files per batch (one Parquet shard per table per batch)."""
 
+MIN_BATCH = 250
+"""Files per batch below which a batch's fixed costs (building its typed columns, writing
+four Parquet shards, one commit) outweigh the finer load balance of smaller batches."""
+
 
 @dataclass
 class IngestResult:
@@ -192,7 +196,10 @@ def _known_paths(store: Store) -> set[str]:
 def _batches(paths: list[str], workers: int) -> list[list[str]]:
     if not paths:
         return []
-    size = max(1, min(MAX_BATCH, math.ceil(len(paths) / (workers * 4))))
+    # about four batches a worker, for the balance at the end of the run, but no batch so
+    # small that its fixed costs dominate (nor larger than a worker's share)
+    share = math.ceil(len(paths) / workers)
+    size = max(1, min(MAX_BATCH, max(math.ceil(share / 4), min(MIN_BATCH, share))))
     return [paths[i : i + size] for i in range(0, len(paths), size)]
 
 
