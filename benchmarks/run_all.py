@@ -299,8 +299,7 @@ def extract_ingest(job: Job, n: int) -> tuple[list[Row], list[Row]]:
             "gantry": f"{num(r['gantry files/s']):,.0f} files/s",
             "baseline": f"{num(r['naive files/s']):,.0f} files/s",
             "ratio": num(r["ratio"]),
-            "note": f"{num(r['gantry MB/s']):,.0f} MB/s; peak RSS main "
-            f"{num(r['gantry peak RSS MB (main)']):,.0f} MB",
+            "note": _ingest_note(r),
         }
         for r in t
     ]
@@ -313,9 +312,26 @@ def extract_ingest(job: Job, n: int) -> tuple[list[Row], list[Row]]:
             "baseline": num(head["naive files/s"]),
             "baseline is": "pydicom.dcmread loop, 45 keywords → Parquet (1 process)",
             "ratio": num(head["ratio"]),
-            "note": f"{num(head['elements rows/s']):,.0f} elements rows/s written",
+            "note": f"{num(head['elements rows/s']):,.0f} elements rows/s written; "
+            + _ingest_note(head),
         }
     ], scaling
+
+
+def _ingest_note(r: dict[str, str]) -> str:
+    """MB/s, the per-call and per-process ratios, CPU per file and peak memory of a row."""
+    parts = [f"{num(r['gantry MB/s']):,.0f} MB/s"]
+    if "ratio (call)" in r:  # bench_ingest since h24g
+        parts += [
+            f"ratio per call {num(r['ratio (call)']):.2f}×, per whole process "
+            f"{num(r['ratio (process)']):.2f}×",
+            f"CPU µs/file {num(r['gantry CPU µs/file']):,.0f} vs naive "
+            f"{num(r['naive CPU µs/file']):,.0f}",
+            f"peak RSS all processes {num(r['gantry peak RSS MB (all processes)']):,.0f} MB",
+        ]
+    else:
+        parts.append(f"peak RSS main {num(r['gantry peak RSS MB (main)']):,.0f} MB")
+    return "; ".join(parts)
 
 
 def extract_audit(job: Job) -> tuple[list[Row], Row]:
