@@ -219,9 +219,9 @@ def _decode_jpegls(data: bytes, layout: PixelLayout) -> np.ndarray:
     return _to_rgb(frame, _conform_jpeg_photometric(layout, info), layout)
 
 
-def _decode_j2k(data: bytes, layout: PixelLayout) -> np.ndarray:
+def _decode_j2k(data: bytes, layout: PixelLayout, threads: int = 1) -> np.ndarray:
     info = j2k_info(data)
-    attempts: list[tuple[str, dict[str, Any]]] = [("jpeg2k", {})]
+    attempts: list[tuple[str, dict[str, Any]]] = [("jpeg2k", {"numthreads": threads})]
     if layout.spec.family == "htj2k":
         attempts.append(("htj2k", {}))
     errors = []
@@ -256,10 +256,17 @@ _ENCAPSULATED: dict[str, Callable[[bytes, PixelLayout], np.ndarray]] = {
 }
 
 
-def decode_encoded_frame(data: bytes, layout: PixelLayout) -> np.ndarray:
-    """Decode one encoded frame of an encapsulated syntax (used by the encoder's check too)."""
+def decode_encoded_frame(data: bytes, layout: PixelLayout, *, threads: int = 1) -> np.ndarray:
+    """Decode one encoded frame of an encapsulated syntax (used by the encoder's check too).
+
+    ``threads`` is OpenJPEG's ``numthreads`` for JPEG 2000 (the other codecs
+    decode a frame on one thread): worth more than 1 only when frames are not
+    decoded concurrently already, as for a single-frame image.
+    """
     if not data:
         raise layout.error("has an empty frame")
+    if layout.spec.family in ("j2k", "htj2k"):
+        return _decode_j2k(bytes(data), layout, max(1, threads))
     return _ENCAPSULATED[layout.spec.family](bytes(data), layout)
 
 

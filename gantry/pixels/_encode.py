@@ -24,7 +24,7 @@ from pydicom.encaps import encapsulate, encapsulate_extended
 from pydicom.tag import Tag
 from pydicom.uid import UID
 
-from gantry.errors import CodecError
+from gantry.errors import CodecError, ConfigError
 from gantry.pixels._codecs import codec, decode_encoded_frame, decoded_photometric
 from gantry.pixels._frames import PIXEL_KEYWORDS, PixelLayout
 from gantry.pixels._transfer_syntax import SYNTAXES, Compression, resolve_target
@@ -33,6 +33,7 @@ __all__ = [
     "EncodedPixels",
     "apply_encoded",
     "can_encode",
+    "check_option",
     "encode",
     "encode_pipeline",
     "ordered_map",
@@ -231,7 +232,7 @@ def _encode_jpegls(frame: np.ndarray, layout: PixelLayout, near: int) -> bytes:
     return bytes(codec("jpegls", "encode", layout)(data, level=near, out=out))
 
 
-def _encode_j2k(frame: np.ndarray, layout: PixelLayout, psnr: float | None) -> bytes:
+def _encode_j2k(frame: np.ndarray, layout: PixelLayout, psnr: float | None, threads: int) -> bytes:
     if layout.bits_stored > 16:
         raise layout.error("cannot be JPEG 2000 encoded here: BitsStored must be at most 16")
     lossless = psnr is None
@@ -240,7 +241,7 @@ def _encode_j2k(frame: np.ndarray, layout: PixelLayout, psnr: float | None) -> b
             np.ascontiguousarray(frame), level=0 if lossless else psnr, codecformat="J2K",
             reversible=lossless, bitspersample=layout.bits_stored,
             mct=layout.photometric in ("YBR_RCT", "YBR_ICT"),
-            resolutions=_resolutions(layout), numthreads=1,
+            resolutions=_resolutions(layout), numthreads=threads,
         )
     )  # fmt: skip
 
@@ -279,8 +280,8 @@ def can_encode(layout: PixelLayout, comp: Compression) -> bool:
 
 
 def encode_frame(frame: np.ndarray, layout: PixelLayout, comp: Compression,
-                 level: float | None) -> bytes:  # fmt: skip
-    """Encode one checked frame for an encapsulated syntax."""
+                 level: float | None, *, threads: int = 1) -> bytes:  # fmt: skip
+    """Encode one checked frame for an encapsulated syntax (``threads``: OpenJPEG's)."""
     try:
         if comp is Compression.RLE:
             return _encode_rle(frame, layout)
@@ -289,7 +290,7 @@ def encode_frame(frame: np.ndarray, layout: PixelLayout, comp: Compression,
         if comp in (Compression.JPEGLS, Compression.JPEGLS_NEAR):
             return _encode_jpegls(frame, layout, int(level or 0))
         if comp in (Compression.J2K, Compression.J2K_LOSSY):
-            return _encode_j2k(frame, layout, level if comp.lossy else None)
+            return _encode_j2k(frame, layout, level if comp.lossy else None, max(1, threads))
         if comp in (Compression.HTJ2K, Compression.HTJ2K_RPCL):
             return _encode_htj2k(frame, layout, comp is Compression.HTJ2K_RPCL)
     except CodecError:
@@ -300,8 +301,8 @@ def encode_frame(frame: np.ndarray, layout: PixelLayout, comp: Compression,
 
 
 def _verify(encoded: bytes, frame: np.ndarray, layout: PixelLayout, comp: Compression,
-            level: float | None, index: int) -> None:  # fmt: skip
-    back = decode_encoded_frame(encoded, layout)
+            level: float | None, index: int, threads: int = 1) -> None:  # fmt: skip
+    back = decode_encoded_frame(encoded, layout, threads=threads)
     if comp is Compression.JPEGLS_NEAR:
         err = np.abs(back.astype(np.int64) - frame.astype(np.int64)).max() if frame.size else 0
         if err > int(level or 0):
@@ -315,6 +316,13 @@ def _verify(encoded: bytes, frame: np.ndarray, layout: PixelLayout, comp: Compre
 
 
 # ------------------------------------------------------------------ pipeline
+def check_option(check: str) -> str:
+    """Validate ``check``: which re-encoded frames are decoded back, ``"all"`` or ``"first"``."""
+    if check not in ("all", "first"):
+        raise ConfigError("check", expected="'all' or 'first'", got=check)
+    return check
+
+
 def ordered_map(func: Callable[[T], R], items: Iterable[T], workers: int) -> Iterator[R]:
     """``map(func, items)`` in order, on up to ``workers`` threads.
 
@@ -369,12 +377,18 @@ def encode_pipeline(
     count: int | None = None,
     level: float | None = None,
     workers: int = 1,
+    check: str = "all",
 ) -> EncodedPixels:
     """Encode ``prepare(item)`` for each item: the engine behind :func:`encode`.
 
     ``prepare`` runs in the worker threads with the encoding, so decoding and
     redacting a frame (see :func:`gantry.pixels.redact_dataset`) overlaps too.
+    ``check`` says which lossless frames are decoded back and compared:
+    ``"all"`` or ``"first"`` (near-lossless frames are always checked against NEAR).
+    A single frame with ``workers > 1`` is coded with that many OpenJPEG threads.
     """
+    check_option(check)
+    threads = max(1, workers) if count == 1 else 1
     uid, comp = resolve_target(transfer_syntax)
     if level is None:
         level = _DEFAULT_LEVEL.get(comp)
@@ -400,8 +414,9 @@ def encode_pipeline(
             if comp is Compression.NONE:
                 return _native_chunk(frame, layout, index)
             checked = _check_frame(frame, layout, index)
-            encoded = encode_frame(checked, layout, comp, level)
-            _verify(encoded, checked, layout, comp, level, index)
+            encoded = encode_frame(checked, layout, comp, level, threads=threads)
+            if check == "all" or index == 0 or comp is Compression.JPEGLS_NEAR:
+                _verify(encoded, checked, layout, comp, level, index, threads)
             return encoded, checked.nbytes
 
         original = 0

@@ -22,7 +22,13 @@ from pydicom.uid import UID, ExplicitVRLittleEndian
 
 from gantry.errors import RedactionError
 from gantry.pixels._codecs import decode_encoded_frame, decoded_photometric, native_decoded_frame
-from gantry.pixels._encode import EncodedPixels, apply_encoded, can_encode, encode_pipeline
+from gantry.pixels._encode import (
+    EncodedPixels,
+    apply_encoded,
+    can_encode,
+    check_option,
+    encode_pipeline,
+)
 from gantry.pixels._frames import PixelLayout, encoded_frames
 from gantry.pixels._redact import (
     Zone,
@@ -58,8 +64,9 @@ class RedactionReport:
     changed : bool
         False when no zone touched the image (the dataset is left as it was).
     verified : bool
-        Every frame was checked: zone pixels equal ``fill``, all others unchanged,
-        and the re-encoded data decodes to the redacted pixels.
+        Every frame was checked: zone pixels equal ``fill`` and all others
+        unchanged in the pixels handed to the encoder; the re-encoded data
+        decodes to them (the first frame, or every frame with ``check="all"``).
     method : str
         ``"in-place"`` (native bytes rewritten), ``"transcode"`` (decoded and
         re-encoded) or ``"unchanged"``.
@@ -167,12 +174,12 @@ def _in_place_native(ds: Dataset, layout: PixelLayout, zones: Sequence[Zone], fi
 
 
 def redacted_frame_source(
-    ds: Dataset, layout: PixelLayout, zones: Sequence[Zone], fill: float
+    ds: Dataset, layout: PixelLayout, zones: Sequence[Zone], fill: float, threads: int = 1
 ) -> tuple[Iterable[Any], Callable[[Any], np.ndarray]]:
     """``(items, prepare)``: ``prepare(item)`` decodes, redacts and verifies one frame.
 
-    Encapsulated items are the encoded frames (read in order, one at a time);
-    native items are frame indexes.
+    Encapsulated items are the encoded frames (read in order, one at a time),
+    decoded with ``threads`` OpenJPEG threads; native items are frame indexes.
     """
 
     def finish(frame: np.ndarray) -> np.ndarray:
@@ -182,7 +189,9 @@ def redacted_frame_source(
         return frame
 
     if layout.spec.encapsulated:
-        return encoded_frames(ds, layout), lambda data: finish(decode_encoded_frame(data, layout))
+        return encoded_frames(ds, layout), lambda data: finish(
+            decode_encoded_frame(data, layout, threads=threads)
+        )
     _ = ds[layout.keyword].value  # read (and convert) the element here, not in the workers
     return range(layout.frames), lambda index: finish(native_decoded_frame(ds, layout, index))
 
@@ -194,6 +203,7 @@ def redact_dataset(
     fill: float = 0,
     path: str | Path | None = None,
     workers: int = 1,
+    check: str = "first",
 ) -> RedactionReport:
     """Blank ``zones`` in every frame of ``ds``'s pixel data, in place, and verify it.
 
@@ -217,8 +227,16 @@ def redact_dataset(
         Named in errors; ``ds.filename`` when omitted.
     workers : int
         Threads that decode, redact, verify and re-encode frames concurrently
-        (at most ``2 * workers`` frames in flight); 1, the default, suits a
-        caller that already runs one process per core.
+        (at most ``2 * workers`` frames in flight; a single frame is coded with
+        ``workers`` OpenJPEG threads); 1, the default, suits a caller that
+        already runs one process per core.
+    check : {"first", "all"}
+        Which re-encoded frames are decoded once more and compared with the
+        redacted pixels.  ``"first"`` (the default) checks the first frame:
+        the encoder's systematic mistakes (precision, sign, colour transform,
+        layout) show on every frame, and a lossless encoder never sees the
+        original zone pixels.  ``"all"`` checks every frame, at the cost of a
+        second decode per frame.  Every frame's redaction is verified either way.
 
     Returns
     -------
@@ -244,6 +262,7 @@ def redact_dataset(
     >>> int(decode(ds)[:8].max())
     0
     """
+    check_option(check)
     layout = PixelLayout.from_dataset(ds, path)
     applied, messages = clip_zones(zones, layout.rows, layout.columns)
     ts_in = str(layout.transfer_syntax)
@@ -280,8 +299,11 @@ def redact_dataset(
         )  # fmt: skip
         method = "in-place"
     else:
-        items, prepare = redacted_frame_source(ds, layout, applied, fill)
-        encoded = encode_pipeline(items, prepare, ds, target, count=layout.frames, workers=workers)
+        threads = max(1, workers) if layout.frames == 1 else 1
+        items, prepare = redacted_frame_source(ds, layout, applied, fill, threads)
+        encoded = encode_pipeline(
+            items, prepare, ds, target, count=layout.frames, workers=workers, check=check
+        )
         if encoded.frames != layout.frames:
             raise layout.error(f"re-encoded {encoded.frames} frame(s), expected {layout.frames}")
         method = "transcode"

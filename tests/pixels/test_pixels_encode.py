@@ -229,10 +229,10 @@ def test_a_lossless_result_that_does_not_decode_back_is_refused(
     ds = make_ds(pixels)
     real = encode_module.encode_frame
 
-    def tampered(frame: np.ndarray, *args: object) -> bytes:
+    def tampered(frame: np.ndarray, *args: object, **kwargs: object) -> bytes:
         frame = frame.copy()
         frame[0, 0] += 1
-        return real(frame, *args)  # type: ignore[arg-type]
+        return real(frame, *args, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(encode_module, "encode_frame", tampered)
     with pytest.raises(CodecError, match="did not decode to its input"):

@@ -23,7 +23,7 @@ from pydicom.uid import (
 )
 
 import gantry.pixels._redact_dataset as redact_dataset_module
-from gantry.errors import CodecError, RedactionError
+from gantry.errors import CodecError, ConfigError, RedactionError
 from gantry.pixels import (
     Compression,
     Zone,
@@ -203,6 +203,58 @@ def test_worker_threads_give_identical_output(ts: str, tmp_path: Path) -> None:
         encode(pixels, one, "jpegls", workers=3).pixel_data
         == encode(pixels, one, "jpegls").pixel_data
     )
+
+
+def test_single_frame_j2k_on_openjpeg_threads_is_identical(tmp_path: Path) -> None:
+    make_instance(tmp_path / "a.dcm", modality="US", frames=1, rows=64, columns=80,
+                  transfer_syntax=JPEG2000Lossless)  # fmt: skip
+    one, two = pydicom.dcmread(tmp_path / "a.dcm"), pydicom.dcmread(tmp_path / "a.dcm")
+    expected = _expected(one, ZONES, fill=0)
+    redact_dataset(one, ZONES, workers=1)
+    redact_dataset(two, ZONES, workers=2)  # one frame: two OpenJPEG threads
+    assert one.PixelData == two.PixelData
+    np.testing.assert_array_equal(decode(two), expected)
+
+
+def _tamper_frame(monkeypatch: pytest.MonkeyPatch, index: int) -> None:
+    """Make the encoder write frame ``index`` (of the call) one grey level off."""
+    import gantry.pixels._encode as encode_module
+
+    real, seen = encode_module.encode_frame, []
+
+    def tampered(frame: np.ndarray, *args: object, **kwargs: object) -> bytes:
+        seen.append(None)
+        if len(seen) - 1 == index:
+            frame = frame.copy()
+            frame[-1, -1] ^= 1
+        return real(frame, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(encode_module, "encode_frame", tampered)
+
+
+@pytest.mark.parametrize(("check", "index", "caught"), [
+    ("first", 0, True), ("first", 2, False), ("all", 2, True),
+])  # fmt: skip
+def test_check_decodes_back_the_first_or_every_frame(
+    check: str, index: int, caught: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    make_instance(tmp_path / "a.dcm", modality="US", frames=3, rows=24, columns=32,
+                  transfer_syntax=JPEG2000Lossless)  # fmt: skip
+    ds = pydicom.dcmread(tmp_path / "a.dcm")
+    data = ds.PixelData
+    _tamper_frame(monkeypatch, index)
+    if caught:
+        with pytest.raises(CodecError, match=f"lossless frame {index} did not decode"):
+            redact_dataset(ds, ZONES, check=check)
+        assert ds.PixelData is data
+    else:  # frames after the first are trusted to the lossless encoder
+        assert redact_dataset(ds, ZONES, check=check).changed
+
+
+def test_check_must_be_first_or_all(make_ds: Callable[..., Dataset]) -> None:
+    ds = make_ds(np.zeros((2, 8, 8), np.uint8))
+    with pytest.raises(ConfigError, match="'all' or 'first'"):
+        redact_dataset(ds, ZONES, check="some")
 
 
 def test_a_failing_frame_stops_the_worker_pipeline(
