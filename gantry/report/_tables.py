@@ -164,7 +164,10 @@ def schema_of_level(store: Store, level: str) -> list[dict[str, Any]]:
     ('(0010,0020)', 'LO', 'series')
     >>> store.close()
     """
-    sql, sources = level_query(store, level)
+    return _schema(store, *level_query(store, level))
+
+
+def _schema(store: Store, sql: str, sources: dict[str, str]) -> list[dict[str, Any]]:
     described = store.sql(f"SELECT column_name, column_type FROM (DESCRIBE {sql})")
     prefixes = {view: prefix for _, _, parents in _PLAN.values() for view, _, prefix in parents}
     return [
@@ -255,7 +258,7 @@ def to_parquet(
             manifest=partition_by is not None,  # the folder is committed by its manifest
         )
         return url
-    sql, _ = level_query(store, level)
+    sql, sources = level_query(store, level)
     dest = Path(path).expanduser().absolute()
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex}.tmp")
@@ -286,7 +289,7 @@ def to_parquet(
         "format": "parquet (hive-partitioned folder)" if partition_by else "parquet",
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "gantry_version": __version__,
-        "columns": schema_of_level(store, level),
+        "columns": _schema(store, sql, sources),
     }
     schema_path = dest.with_name(dest.name + ".schema.json")
     tmp_schema = schema_path.with_name(f".{schema_path.name}.tmp")
