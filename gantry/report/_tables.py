@@ -34,6 +34,8 @@ from gantry.store import Store
 __all__ = ["LEVELS", "Level", "level_query", "schema_of_level", "to_parquet", "to_polars"]
 
 Level = Literal["instance", "series", "study", "patient"]
+PARTITION_ROWS: Final[int] = 250_000
+"""Rows a partitioned ``to_parquet`` writes per ``COPY`` (whole partitions; see ``_copy_partitioned``)."""
 LEVELS: Final[tuple[str, ...]] = ("instance", "series", "study", "patient")
 
 # level -> (base relation, its key, [(parent view, key, prefix)])
@@ -97,8 +99,16 @@ def level_query(store: Store, level: str) -> tuple[str, dict[str, str]]:
     ('studies', 'patients')
     >>> store.close()
     """
+    return _level_query(store, level)
+
+
+def _level_query(
+    store: Store, level: str, relations: Mapping[str, str] | None = None
+) -> tuple[str, dict[str, str]]:
+    """:func:`level_query`, the parent views read from ``relations[view]`` where given."""
     if level not in _PLAN:
         raise ConfigError("level", expected=f"one of {', '.join(map(repr, LEVELS))}", got=level)
+    relations = relations or {}
     base, _key, parents = _PLAN[level]
     base_cols = _columns(store, base)
     sources = {c: base for c in base_cols}
@@ -114,7 +124,8 @@ def level_query(store: Store, level: str) -> tuple[str, dict[str, str]]:
             select.append(f"{alias}.{_quote(c)} AS {_quote(name)}")
         left = f"b.{_quote(key)}" if key in base_cols else "NULL"
         joins.append(
-            f"LEFT JOIN {_quote(view)} {alias} ON {left} IS NOT DISTINCT FROM {alias}.{_quote(key)}"
+            f"LEFT JOIN {_quote(relations.get(view, view))} {alias} "
+            f"ON {left} IS NOT DISTINCT FROM {alias}.{_quote(key)}"
         )
     sql = f"SELECT {', '.join(select)} FROM {_quote(base)} b " + " ".join(joins)
     return sql, sources
@@ -193,6 +204,65 @@ def _partition(store: Store, level: str, partition_by: str | None) -> None:
         )
 
 
+def _partition_groups(counts: list[tuple[Any, int]], budget: int) -> list[list[Any]]:
+    """Pack partition values into groups of at most ``budget`` rows (a bigger value alone).
+
+    Examples
+    --------
+    >>> _partition_groups([("CT", 5), ("MR", 3), ("US", 2), (None, 1)], budget=4)
+    [['CT'], ['MR'], ['US', None]]
+    """
+    groups: list[list[Any]] = []
+    size = budget
+    for value, n in counts:
+        if size + n > budget:
+            groups.append([])
+            size = 0
+        groups[-1].append(value)
+        size += n
+    return groups
+
+
+def _copy_partitioned(store: Store, level: str, column: str, target: str, options: str) -> int:
+    """``COPY … PARTITION_BY`` a few partitions at a time; returns the rows written.
+
+    DuckDB holds a partitioned write's rows in memory until the end (about 2 GB per
+    million 70-column rows): each ``COPY`` here writes whole partitions of at most
+    :data:`PARTITION_ROWS` rows together (a bigger partition alone), into the same
+    folder, so the peak follows the largest group, not the table.  Each partition is
+    written by one ``COPY``: the layout (``Modality=CT/data_0.parquet``) is unchanged.
+    The parent aggregates are computed once, into temporary tables.
+    """
+    base, _key, parents = _PLAN[level]
+    counts = store.sql(
+        f"SELECT {_quote(column)}, count(*) FROM {_quote(base)} GROUP BY 1 ORDER BY 2 DESC"
+    ).rows()
+    Path(target).mkdir(parents=True, exist_ok=True)  # no rows: an empty folder
+    groups = _partition_groups(counts, PARTITION_ROWS)
+    temp = {view: f"_gantry_{view}_{uuid.uuid4().hex}" for view, _, _ in parents}
+    rows = 0
+    try:
+        if len(groups) > 1:
+            for view, name in temp.items():
+                store.sql(f"CREATE TEMP TABLE {_quote(name)} AS FROM {_quote(view)}")
+        sql, _ = _level_query(store, level, temp if len(groups) > 1 else None)
+        for values in groups:
+            known = [v for v in values if v is not None]
+            where = f"list_contains($values, {_quote(column)})"
+            if len(known) < len(values):
+                where += f" OR {_quote(column)} IS NULL"
+            counted = store.sql(
+                f"COPY (SELECT * FROM ({sql}) WHERE {where}) TO '{target}' "
+                f"({options}, OVERWRITE_OR_IGNORE true)",
+                {"values": known},
+            )
+            rows += int(counted.item()) if counted.height else 0
+    finally:
+        for name in temp.values():
+            store.sql(f"DROP TABLE IF EXISTS {_quote(name)}")
+    return rows
+
+
 def to_polars(store: Store, level: str = "instance") -> pl.DataFrame:
     """The flattened table of ``level`` as a Polars DataFrame (see :func:`to_parquet`)."""
     sql, _ = level_query(store, level)
@@ -268,8 +338,11 @@ def to_parquet(
         options += f", PARTITION_BY ({_quote(partition_by)}), WRITE_PARTITION_COLUMNS true"
     target = str(tmp).replace("'", "''")
     try:
-        counted = store.sql(f"COPY ({sql}) TO '{target}' ({options})")
-        rows = int(counted.item()) if counted.height else 0
+        if partition_by is None:
+            counted = store.sql(f"COPY ({sql}) TO '{target}' ({options})")
+            rows = int(counted.item()) if counted.height else 0
+        else:
+            rows = _copy_partitioned(store, level, partition_by, target, options)
         if dest.is_dir() and partition_by is not None:
             old = dest.with_name(f".{dest.name}.old-{uuid.uuid4().hex}")
             os.replace(dest, old)

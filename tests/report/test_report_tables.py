@@ -92,6 +92,26 @@ def test_partitioned_folder(session: Session, by: str, tmp_path: Path) -> None:
     assert json.loads((tmp_path / "parts.schema.json").read_text())["partition_by"] == by
 
 
+@pytest.mark.parametrize("by", ["Modality", "PatientID"])
+def test_partitions_written_a_few_at_a_time_give_the_same_folder(
+    session: Session, by: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    whole = session.to_parquet(tmp_path / "whole", partition_by=by)
+    monkeypatch.setattr("gantry.report._tables.PARTITION_ROWS", 3)  # several COPYs
+    parts = session.to_parquet(tmp_path / "parts", partition_by=by)
+
+    def files(root: Path) -> list[str]:
+        return sorted(p.relative_to(root).as_posix() for p in root.rglob("*.parquet"))
+
+    assert files(parts) == files(whole) and all(f.endswith("/data_0.parquet") for f in files(parts))
+    key = "file_id"
+    back = pl.read_parquet(parts / "**/*.parquet").sort(key)
+    assert back.equals(pl.read_parquet(whole / "**/*.parquet").sort(key))
+    assert back.equals(session.to_polars().sort(key))
+    doc = json.loads((tmp_path / "parts.schema.json").read_text())
+    assert doc["rows"] == back.height
+
+
 def test_bad_arguments(session: Session, tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="`level` must be one of"):
         session.to_parquet(tmp_path / "x.parquet", level="frame")
