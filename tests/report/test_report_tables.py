@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import struct
+import subprocess
+import sys
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -158,6 +160,19 @@ def test_png_round_trip(shape: tuple[int, ...]) -> None:
     assert (rows[:, 0] == 0).all() and np.array_equal(rows[:, 1:].reshape(img.shape), img)
     small, k = thumbnail(img, 2)
     assert max(small.shape[:2]) <= 2 and k > 1
+
+
+def test_flat_tables_do_not_load_the_reports() -> None:
+    """``to_parquet`` needs ``_tables`` only: the checks, the plan and jinja2 load on first use."""
+    probe = (
+        "import sys, gantry.report as r\n"
+        "print(sorted(m for m in ('jinja2', 'gantry.plan', 'gantry.report._checks') "
+        "if m in sys.modules))\n"
+        "r.CHECKS, r.write_manifest_html\n"
+        "print('jinja2' in sys.modules and 'gantry.report._checks' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert out.stdout.split("\n")[:2] == ["[]", "True"]
 
 
 def test_report_public_api() -> None:
