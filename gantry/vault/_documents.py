@@ -53,8 +53,9 @@ PATIENT_ID_PATH = "00100020"
 class Documents:
     """What :func:`identity_documents` built.
 
-    ``frame`` has ``pseudonym, document`` (JSON text); ``uids`` has
-    ``pseudonym, new_uid`` (distinct new UIDs, the input of the lookup tags).
+    ``frame`` has ``pseudonym, document`` (JSON text), sorted by pseudonym; ``uids``
+    has ``row, new_uid``: the patient's new UIDs (the input of the lookup tags, maybe
+    repeated), ``row`` being the patient's row in ``frame``.
     """
 
     frame: pl.DataFrame
@@ -130,9 +131,7 @@ def identity_documents(
             raise VaultError(f"{missing} of the given `patients` are not in the index")
     if inst.height == 0:
         empty = pl.DataFrame(schema={"pseudonym": pl.String, "document": pl.String})
-        return Documents(
-            empty, pl.DataFrame(schema={"pseudonym": pl.String, "new_uid": pl.String}), 0
-        )
+        return Documents(empty, pl.DataFrame(schema={"row": pl.UInt32, "new_uid": pl.String}), 0)
 
     inst_count = inst.height
     paths = [PATIENT_ID_PATH, *UID_TAGS.values()]
@@ -140,17 +139,20 @@ def identity_documents(
         store.scan("plan")
         .filter(pl.col("path").is_in(paths))  # one predicate: Parquet pre-filtering on it is fast
         .select("file_id", "path", "action", "new_value")
-        .collect()
+        .collect(engine="streaming")  # a third of the in-memory engine's time here
         .filter(pl.col("action").is_in(["P", "R", "U"]))
         .drop("action")
     )
-    # one column of new values per planned path, joined on the integer file_id
+    # one column of new values per planned path, looked up by binary search of the
+    # part's sorted file_ids (no hash join; the first planned row of a file wins)
+    fids = inst["file_id"]
+    new_values = {}
     for (path,), part in plan.partition_by("path", as_dict=True, include_key=False).items():
-        part = part.unique("file_id", keep="first").rename({"new_value": f"_new_{path}"})
-        inst = inst.join(part, on="file_id", how="left")
-    for path in paths:
-        if f"_new_{path}" not in inst.columns:
-            inst = inst.with_columns(pl.lit(None, pl.String).alias(f"_new_{path}"))
+        new_values[f"_new_{path}"] = _lookup(part, fids)
+    inst = inst.with_columns(
+        new_values.get(f"_new_{path}", pl.lit(None, pl.String)).alias(f"_new_{path}")
+        for path in paths
+    )
     # patients get a dense integer key: every group_by and join below hashes integers
     patients_frame = inst.group_by("PatientID").agg(
         pl.col(f"_new_{PATIENT_ID_PATH}").drop_nulls().first().alias("pseudonym")
@@ -180,27 +182,35 @@ def identity_documents(
     inst = inst.join(patients_frame.select("PatientID", "_p"), on="PatientID", how="inner")
     skipped = inst_count - inst.height if no_id.height else 0
 
-    docs = inst.group_by("_p").agg(
-        pl.col("PatientID").first(),
-        *(_distinct(n, inst.schema[n]) for n in IDENTITY_ATTRIBUTES),
-        pl.len().alias("instances"),
+    # the attributes hardly vary within a patient: drop repeated rows before the
+    # (costlier) per-patient distinct lists
+    attrs = inst.select("_p", *IDENTITY_ATTRIBUTES).unique()
+    docs = (
+        inst.group_by("_p")
+        .agg(pl.col("PatientID").first(), pl.len().alias("instances"))
+        .join(
+            attrs.group_by("_p").agg(*(_distinct(n, attrs.schema[n]) for n in IDENTITY_ATTRIBUTES)),
+            on="_p",
+        )
+        .select("_p", "PatientID", *IDENTITY_ATTRIBUTES, "instances")
     )
     flat = []
     for kw, tag in UID_TAGS.items():
         # original → new pairs, distinct per patient; a UID the plan keeps maps to itself
-        pairs = (
-            inst.select("_p", pl.col(kw).alias("old"), pl.coalesce(f"_new_{tag}", kw).alias("new"))
-            .filter(pl.col("old").is_not_null() & (pl.col("old") != ""))
-            .unique(["_p", "old"], keep="first")
-        )
+        pairs = inst.select(
+            "_p", pl.col(kw).alias("old"), pl.coalesce(f"_new_{tag}", kw).alias("new")
+        ).filter(pl.col("old").is_not_null() & (pl.col("old") != ""))
+        if pairs["old"].n_unique() < pairs.height:  # SOP UIDs: usually all distinct already
+            pairs = pairs.unique(["_p", "old"], keep="first")
         flat.append(pairs.select("_p", pl.col("new").alias("new_uid")))
+        plain = _is_plain_json_text(pairs["old"]) and _is_plain_json_text(pairs["new"])
         # aggregate to lists, then join them as text outside the group_by (much faster)
         per_patient = pairs.group_by("_p").agg("old", "new")
         per_patient = per_patient.select(
             "_p",
             pl.concat_str(
-                pl.lit('{"old":'), _json_arrays(per_patient["old"]),
-                pl.lit(',"new":'), _json_arrays(per_patient["new"]), pl.lit("}"),
+                pl.lit('{"old":'), _json_arrays(per_patient["old"], plain=plain),
+                pl.lit(',"new":'), _json_arrays(per_patient["new"], plain=plain), pl.lit("}"),
             ).alias(kw),
         )  # fmt: skip
         docs = docs.join(per_patient, on="_p", how="left").with_columns(
@@ -220,14 +230,30 @@ def identity_documents(
         *(pl.concat_str(pl.lit(f',"{kw}":'), pl.col(kw)) for kw in UID_TAGS),
         pl.lit("}"),
     )
-    frame = docs.select("pseudonym", document.alias("document")).sort("pseudonym")
+    frame = (
+        docs.select("_p", "pseudonym", document.alias("document"))
+        .sort("pseudonym")
+        .with_row_index("row")
+    )
     new_uids = (
         pl.concat(flat)
-        .unique()
-        .join(patients_frame.select("_p", "pseudonym"), on="_p")
-        .select("pseudonym", "new_uid")
+        .join(frame.select("_p", "row"), on="_p")  # integer keys
+        .select("row", "new_uid")
     )
-    return Documents(frame, new_uids, inst.height, skipped)
+    return Documents(frame.select("pseudonym", "document"), new_uids, inst.height, skipped)
+
+
+def _lookup(part: pl.DataFrame, file_ids: pl.Series) -> pl.Series:
+    """``part``'s ``new_value`` for each of ``file_ids`` (null where it has no row)."""
+    part = part.sort("file_id", maintain_order=True)
+    keys = part["file_id"]
+    if keys.is_empty():
+        return pl.Series(None, [None] * len(file_ids), dtype=pl.String)
+    at = keys.search_sorted(file_ids, side="left").clip(0, len(keys) - 1)
+    found = keys.gather(at) == file_ids
+    return pl.select(
+        pl.when(found).then(part["new_value"].gather(at)).otherwise(pl.lit(None, pl.String))
+    ).to_series()
 
 
 def _is_plain_json_text(values: pl.Series) -> bool:
@@ -246,14 +272,17 @@ def _is_plain_json_text(values: pl.Series) -> bool:
     return True
 
 
-def _json_arrays(lists: pl.Series) -> pl.Series:
+def _json_arrays(lists: pl.Series, *, plain: bool | None = None) -> pl.Series:
     """Each list of strings as the text of a JSON array.
 
-    UIDs only hold digits and dots, so the arrays are joined as text; a column holding
-    a character JSON must escape falls back to the (slower) general encoder.
+    UIDs only hold digits and dots, so the arrays are joined as text when ``plain``
+    (no value holds a character JSON must escape: see :func:`_is_plain_json_text`);
+    otherwise the (slower) general encoder writes them. ``None``: check the values.
     """
-    joined = lists.list.join('","')
-    if _is_plain_json_text(joined):
+    if plain is None:
+        plain = _is_plain_json_text(lists.explode())
+    if plain:
+        joined = lists.list.join('","')
         text = pl.concat_str(pl.lit('["'), joined, pl.lit('"]'), ignore_nulls=False)
         return pl.select(
             pl.when(lists.list.len() == 0).then(pl.lit("[]")).otherwise(text).alias(lists.name)

@@ -13,7 +13,9 @@ import secrets
 from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
 import polars as pl
+import pyarrow as pa
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
@@ -57,44 +59,70 @@ def seal(
 ) -> pl.DataFrame:
     """Encrypt ``documents`` (``pseudonym, document``) into rows of :data:`IDENTITY_SCHEMA`.
 
-    ``new_uids`` (``pseudonym, new_uid``) gives each row its ``uid_keys``: the keyed
-    lookup tags of the patient's new UIDs.
+    ``new_uids`` (``row, new_uid``: ``row`` is the index of the patient's row in
+    ``documents``) gives each row its ``uid_keys``: the keyed lookup tags of the
+    patient's new UIDs, distinct and sorted.
     """
     n = documents.height
     aead = AESGCM(key.subkey("identity-aead"))
     pool = secrets.token_bytes(NONCE_BYTES * n)
     nonces = [pool[i : i + NONCE_BYTES] for i in range(0, NONCE_BYTES * n, NONCE_BYTES)]
-    pseudonyms = documents["pseudonym"].to_list()
-    texts = documents["document"].to_list()
-    ciphertexts = [
-        aead.encrypt(nonce, text.encode("utf-8"), associated_data(p))
-        for nonce, text, p in zip(nonces, texts, pseudonyms, strict=True)
-    ]
-    tags = pl.Series(
-        "uid_key", uid_tags(key.subkey("uid-lookup"), new_uids["new_uid"]), dtype=pl.Binary
-    )
-    keys = (
-        new_uids.select("pseudonym")
-        .with_columns(tags)
-        .group_by("pseudonym")
-        .agg(pl.col("uid_key").sort().alias("uid_keys"))
-    )
+    texts = documents["document"].cast(pl.Binary).to_list()
+    ads = (
+        documents.select(pl.concat_str(pl.lit(_AD_PREFIX.decode()), "pseudonym").cast(pl.Binary))
+        .to_series()
+        .to_list()
+    )  # associated_data(pseudonym) of each row
+    ciphertexts = list(map(aead.encrypt, nonces, texts, ads))
     when = (locked_at or datetime.now(UTC)).astimezone(UTC)
     rows = pl.DataFrame(
         {
-            "pseudonym": pseudonyms,
-            "key_fingerprint": [key.fingerprint] * n,
+            "pseudonym": documents["pseudonym"],
+            "key_fingerprint": pl.repeat(key.fingerprint, n, eager=True, dtype=pl.String),
             "nonce": nonces,
             "ciphertext": ciphertexts,
         },
         schema={
             k: IDENTITY_SCHEMA[k] for k in ("pseudonym", "key_fingerprint", "nonce", "ciphertext")
         },
-    ).with_columns(pl.lit(when).cast(IDENTITY_SCHEMA["locked_at"]).alias("locked_at"))
-    rows = rows.join(keys, on="pseudonym", how="left").with_columns(
-        pl.col("uid_keys").fill_null(pl.lit([], IDENTITY_SCHEMA["uid_keys"]))
+    ).with_columns(
+        pl.lit(when).cast(IDENTITY_SCHEMA["locked_at"]).alias("locked_at"),
+        _uid_keys(key, new_uids, n),
     )
     return rows.select(list(IDENTITY_SCHEMA)).cast(IDENTITY_SCHEMA)
+
+
+def _uid_keys(key: VaultKey, new_uids: pl.DataFrame, n: int) -> pl.Series:
+    """Per row, the sorted distinct lookup tags of its new UIDs (integer sorts only)."""
+    if new_uids.height == 0:
+        return pl.Series("uid_keys", [[]] * n, dtype=IDENTITY_SCHEMA["uid_keys"])
+    tags = uid_tags(key.subkey("uid-lookup"), new_uids["new_uid"])
+    # a tag as two big-endian 64-bit halves: their numeric order is the bytes' order
+    halves = np.frombuffer(tags.buffers()[1], dtype=">u8")[
+        2 * tags.offset : 2 * (tags.offset + len(tags))
+    ].reshape(-1, 2)
+    order = (
+        pl.DataFrame(
+            {
+                "row": new_uids["row"].cast(pl.UInt32),
+                "hi": halves[:, 0].astype(np.uint64),
+                "lo": halves[:, 1].astype(np.uint64),
+            }
+        )
+        .with_row_index("i")
+        .sort("row", "hi", "lo")
+    )
+    repeated = (
+        (pl.col("row") == pl.col("row").shift())
+        & (pl.col("hi") == pl.col("hi").shift())
+        & (pl.col("lo") == pl.col("lo").shift())
+    )
+    order = order.filter(~repeated.fill_null(False))
+    values = tags.take(order["i"].to_arrow()).cast(pa.large_binary())
+    counts = np.bincount(order["row"].to_numpy(), minlength=n).astype(np.int64)
+    offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    lists = pa.LargeListArray.from_arrays(pa.array(offsets), values)
+    return pl.Series("uid_keys", lists).cast(IDENTITY_SCHEMA["uid_keys"])
 
 
 def check_fingerprints(key: VaultKey, rows: pl.DataFrame) -> None:

@@ -324,10 +324,15 @@ def reseal(rows: pl.DataFrame, old: VaultKey, new: VaultKey) -> pl.DataFrame:
         }
     )
     uids = pl.DataFrame(
-        [(d["pseudonym"], new) for d in docs for kw in UID_KEYWORDS for _, new in uid_pairs(d, kw)],
-        schema={"pseudonym": pl.String, "new_uid": pl.String},
+        [
+            (i, new)
+            for i, d in enumerate(docs)
+            for kw in UID_KEYWORDS
+            for _, new in uid_pairs(d, kw)
+        ],
+        schema={"row": pl.UInt32, "new_uid": pl.String},
         orient="row",
-    ).unique()
+    )
     locked = rows.select("pseudonym", "locked_at")
     out = seal(new, frame, uids)
     return out.drop("locked_at").join(locked, on="pseudonym").select(list(IDENTITY_SCHEMA))
