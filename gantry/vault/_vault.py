@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from gantry.errors import StoreError, TamperedVaultError, VaultError, VaultKeyError
 from gantry.store import Store
-from gantry.vault._documents import identity_documents, patient_selection
+from gantry.vault._documents import Documents, identity_documents, patient_selection
 from gantry.vault._keys import VaultKey, create_key_file, read_key_file
 from gantry.vault._seal import (
     IDENTITY_SCHEMA,
@@ -36,6 +36,8 @@ IDENTITIES_TABLE = "identities"
 META_FINGERPRINT = "vault_key_fingerprint"
 META_NEXT_FINGERPRINT = "vault_key_fingerprint_next"
 META_PENDING_LOCKS = "vault_pending_locks"
+SEAL_CHUNK = 20_000
+"""Patients sealed and written per part of a first lock (bounds its memory)."""
 
 PathLike = str | os.PathLike[str]
 
@@ -144,23 +146,38 @@ def lock(
     selection = "query" if query is not None else ("patients" if chosen is not None else "all")
     with store.run("lock", {"selection": selection, "key_fingerprint": key.fingerprint}) as counts:
         docs = identity_documents(store, patients=chosen, query=query)
-        rows = seal(key, docs.frame, docs.uids)
         old = _vault_rows(store)
         if old.height:
             check_fingerprints(key, old)
+            rows = seal(key, docs.frame, docs.uids)
             kept = old.join(rows.select("pseudonym"), on="pseudonym", how="anti")
             rows = pl.concat([kept, rows]).sort("pseudonym")
-        if rows.height:
             store.write_table(IDENTITIES_TABLE, rows)
+            total = rows.height
+        else:  # a first lock: sealed and written part by part (bounded memory)
+            total = docs.frame.height
+            if total:
+                store.write_table_parts(IDENTITIES_TABLE, _sealed_parts(key, docs))
         counts.update(
             {
                 "patients": docs.frame.height,
                 "instances": docs.instances,
                 "instances_without_patient_id": docs.skipped,
-                "vault_rows": rows.height,
+                "vault_rows": total,
             }
         )
     return docs.frame.height
+
+
+def _sealed_parts(key: VaultKey, docs: Documents) -> Iterator[pl.DataFrame]:
+    """Vault rows of ``docs``, :data:`SEAL_CHUNK` patients at a time (their order kept)."""
+    chunk = SEAL_CHUNK
+    uids = docs.uids.sort("row")
+    starts = list(range(0, docs.frame.height, chunk))
+    bounds = uids["row"].search_sorted(pl.Series(starts + [docs.frame.height], dtype=pl.UInt32))
+    for i, start in enumerate(starts):
+        part = uids.slice(bounds[i], bounds[i + 1] - bounds[i])
+        yield seal(key, docs.frame.slice(start, chunk), part.with_columns(pl.col("row") - start))
 
 
 def _defer(store: Store, patients: list[str] | None, query: str | None) -> int:

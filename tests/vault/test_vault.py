@@ -489,3 +489,45 @@ def test_lock_refuses_instances_newer_than_the_plan(locked: Locked, tmp_path: Pa
         # the others are unaffected
         others = [p.patient_id for p in locked.corpus.patients[1:]]
         assert s.lock_identities(others) == 2
+
+
+def test_first_lock_in_parts_keeps_every_row_and_lookup_tag(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A first lock is sealed and written a few patients at a time: every patient's row,
+    its sorted distinct lookup tags and every UID's recovery are as in one piece."""
+    from gantry.testing._synthetic_index import make_synthetic_index
+    from gantry.vault import _vault
+    from gantry.vault._tags import uid_tag
+
+    monkeypatch.setattr(_vault, "SEAL_CHUNK", 4)
+    with Session(tmp_path / "syn.db") as s:
+        make_synthetic_index(s.store, 120, patients=10, instances_per_series=3, series_per_study=2)
+        _contract_plan(s)
+        s.enable_reversible_anonymization(tmp_path / "k.key")
+        assert s.lock_identities() == 10
+        assert len(_vault_files(tmp_path / "syn.db")) == 3  # 4 + 4 + 2 patients
+        rows = s.sql("SELECT * FROM identities")
+        assert rows.height == 10 and rows["pseudonym"].n_unique() == 10
+        assert len(set(rows["nonce"].to_list())) == 10
+        plan = s.sql(
+            "SELECT p.new_value AS pseudonym, u.new_value AS new_uid, u.path, i.PatientID, "
+            "i.SOPInstanceUID FROM plan p JOIN plan u ON u.file_id = p.file_id "
+            "JOIN instances i ON i.file_id = p.file_id "
+            "WHERE p.path = '00100020' AND u.path IN ('0020000D', '0020000E', '00080018')"
+        )
+        lookup = read_key_file(tmp_path / "k.key").subkey("uid-lookup")
+        for pseudonym, keys in rows.select("pseudonym", "uid_keys").iter_rows():
+            mine = plan.filter(pl.col("pseudonym") == pseudonym)
+            expected = sorted({uid_tag(lookup, u) for u in mine["new_uid"]})
+            assert keys == expected
+            ident = s.recover_patient_identity(pseudonym)
+            assert ident["PatientID"] == mine["PatientID"][0]
+            assert ident["instances"] == mine.filter(pl.col("path") == "00080018").height
+        for new_uid, old_uid in (
+            plan.filter(pl.col("path") == "00080018")
+            .select("new_uid", "SOPInstanceUID")
+            .head(30)
+            .iter_rows()
+        ):
+            assert s.recover_uid(new_uid) == old_uid
