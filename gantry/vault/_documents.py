@@ -137,20 +137,20 @@ def identity_documents(
     paths = [PATIENT_ID_PATH, *UID_TAGS.values()]
     plan = (
         store.scan("plan")
-        .filter(pl.col("path").is_in(paths))  # one predicate: Parquet pre-filtering on it is fast
-        .select("file_id", "path", "action", "new_value")
+        .filter(pl.col("path").is_in(paths) & pl.col("action").is_in(["P", "R", "U"]))
+        .select("file_id", "path", "new_value")
         .collect(engine="streaming")  # a third of the in-memory engine's time here
-        .filter(pl.col("action").is_in(["P", "R", "U"]))
-        .drop("action")
     )
     # one column of new values per planned path, looked up by binary search of the
     # part's sorted file_ids (no hash join; the first planned row of a file wins)
     fids = inst["file_id"]
+    parts = plan.partition_by("path", as_dict=True, include_key=False)
+    del plan  # memory: each plan row is held once at a time
     new_values = {}
-    for (path,), part in plan.partition_by("path", as_dict=True, include_key=False).items():
-        new_values[f"_new_{path}"] = _lookup(part, fids)
+    for (path,) in list(parts):
+        new_values[f"_new_{path}"] = _lookup(parts.pop((path,)), fids)
     inst = inst.with_columns(
-        new_values.get(f"_new_{path}", pl.lit(None, pl.String)).alias(f"_new_{path}")
+        new_values.pop(f"_new_{path}", pl.lit(None, pl.String)).alias(f"_new_{path}")
         for path in paths
     )
     # patients get a dense integer key: every group_by and join below hashes integers
