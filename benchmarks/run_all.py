@@ -73,7 +73,7 @@ FULL = Sizes(
     baseline_files=1000,
     peer_files=1000,
     audit_baseline_files=240,
-    identity=(100_000, 10_000),
+    identity=(1_000_000, 100_000),
     model=(100_000, 2000, 256),
     pixels=(),
     cloud_files=2000,
@@ -400,7 +400,12 @@ def extract_identity(job: Job) -> list[Row]:
             "baseline": num(nv["instances/s"]),
             "baseline is": "per-instance loop: JSON + AES-GCM + HMAC per row",
             "ratio": num(g["speedup"]),
-            "note": f"peak RSS {num(g['peak RSS MB']):,.0f} MB",
+            "note": f"peak RSS {num(g['peak RSS MB']):,.0f} MB"
+            + (
+                f"; CPU s {num(g['CPU s']):.2f} vs naive {num(nv['CPU s']):.2f}"
+                if "CPU s" in g
+                else ""
+            ),
         }
     ]
 
