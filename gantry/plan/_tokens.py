@@ -112,10 +112,13 @@ def with_effective_actions(elements: pl.LazyFrame, plan: pl.LazyFrame) -> pl.Laz
     # a row on an item path (``A[1]``, a removed SR content item) removes that item only
     item = pl.col("_anc").str.extract(r"\[(\d+)\]$", 1).cast(pl.Int64)
     gone = gone.with_columns(item.alias("_only"), pl.col("_anc").str.replace(r"\[\d+\]$", ""))
+    inside = el.filter(
+        pl.col("action").is_null() & pl.col("path").str.contains(".", literal=True)
+    ).select("file_id", "path")
+    # the ancestors of each distinct path, not of every element (instances share paths)
+    ancestors = inside.select("path").unique().pipe(sequence_ancestors)
     nested = (
-        el.filter(pl.col("action").is_null() & pl.col("path").str.contains(".", literal=True))
-        .select("file_id", "path")
-        .pipe(sequence_ancestors)
+        inside.join(ancestors, on="path", how="inner")
         .join(gone, on=["file_id", "_anc"], how="inner")
         .filter((pl.col("_anc_action") != "D") | (pl.col("_item") > 0))
         .filter(pl.col("_only").is_null() | (pl.col("_only") == pl.col("_item")))
