@@ -7,7 +7,7 @@ import os
 import sys
 import time
 from collections import defaultdict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Executor, as_completed
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -336,11 +336,67 @@ def run_export(
             ~pl.col("file_id").is_in(list(done))
         )
         result.already_done = selected.height - excluded.height - todo_ids.height
-        items = _items(store, todo_ids, compression, config, timing=result)
-        clashing = _collisions(items, store, dest_path)
-        if clashing:
-            gone = {i.file_id for i in clashing}
-            items = [i for i in items if i.file_id not in gone]
+        dest_path.mkdir(parents=True, exist_ok=True)
+        mark_export_folder(dest_path)
+        clean_staging(dest_path)  # what an interrupted export was writing
+        n_workers = max(1, workers if workers is not None else (os.cpu_count() or 1))
+        total = todo_ids.height
+        size = _chunk_size(total, n_workers)
+        show = progress if progress is not None else sys.stderr.isatty()
+        bar = tqdm(total=total, unit="file", desc="exporting", disable=not show, dynamic_ncols=True)
+        recorder = _Recorder(store, dest_path, bar, callback, states)
+        owners = _owners(store, dest_path)
+        gone: set[int] = set()
+
+        def prepared() -> Iterator[list[ExportItem]]:
+            """The items, a slice at a time: workers start on the first while the next is built."""
+            for batch in _item_batches(
+                store,
+                todo_ids,
+                compression,
+                config,
+                timing=result,
+                sizes=_slice_sizes(total, size, n_workers),
+            ):
+                clashing = _clashing(batch, owners)
+                if clashing:
+                    gone.update(i.file_id for i in clashing)
+                    batch = [i for i in batch if i.file_id not in gone]
+                if safe:
+                    _add_ocr_checks(store, batch)
+                _add_overlay_checks(store, batch)
+                for item in batch:
+                    item.encrypt_key = encrypt_key
+                yield batch
+
+        args = {"verify": verify, "compression": compression}
+        try:
+            if executor is None and (n_workers == 1 or total <= size):
+                for batch in prepared():
+                    work = _export_task(batch, source_options)
+                    for chunk in _chunks(batch, size):
+                        recorder.add(work(chunk, str(dest_path), **args))
+            else:
+                own = executor is None
+                ex = executor or LifelinePool(n_workers, pool_context())
+                try:
+                    futs = [
+                        ex.submit(
+                            _export_task(batch, source_options), chunk, str(dest_path), **args
+                        )
+                        for batch in prepared()
+                        for chunk in _chunks(batch, size)
+                    ]
+                    for fut in as_completed(futs):
+                        recorder.add(fut.result())
+                finally:
+                    if own:
+                        ex.shutdown(wait=True, cancel_futures=True)
+        finally:
+            recorder.flush()
+            bar.close()
+        outcomes = recorder.outcomes
+        if gone:
             result.excluded = pl.concat(
                 [
                     result.excluded,
@@ -353,51 +409,6 @@ def run_export(
                     ),
                 ]
             )
-        if safe:
-            _add_ocr_checks(store, items)
-        _add_overlay_checks(store, items)
-        for item in items:
-            item.encrypt_key = encrypt_key
-        dest_path.mkdir(parents=True, exist_ok=True)
-        mark_export_folder(dest_path)
-        clean_staging(dest_path)  # what an interrupted export was writing
-        n_workers = max(1, workers if workers is not None else (os.cpu_count() or 1))
-        chunks = _chunks(items, n_workers)
-        work = _export_task(items, source_options)
-        show = progress if progress is not None else sys.stderr.isatty()
-        bar = tqdm(
-            total=len(items), unit="file", desc="exporting", disable=not show, dynamic_ncols=True
-        )
-        outcomes: list[ExportOutcome] = []
-        try:
-            if executor is None and (n_workers == 1 or len(chunks) <= 1):
-                for chunk in chunks:
-                    got = work(chunk, str(dest_path), verify=verify, compression=compression)
-                    _record(store, dest_path, got, outcomes, bar, callback, len(items), states)
-            else:
-                own = executor is None
-                ex = executor or LifelinePool(n_workers, pool_context())
-                try:
-                    futs = [
-                        ex.submit(work, c, str(dest_path), verify=verify, compression=compression)
-                        for c in chunks
-                    ]
-                    for fut in as_completed(futs):
-                        _record(
-                            store,
-                            dest_path,
-                            fut.result(),
-                            outcomes,
-                            bar,
-                            callback,
-                            len(items),
-                            states,
-                        )
-                finally:
-                    if own:
-                        ex.shutdown(wait=True, cancel_futures=True)
-        finally:
-            bar.close()
         ok = [o for o in outcomes if o.status == "ok"]
         failed = [o for o in outcomes if o.status != "ok"]
         _retire_replaced(store, dest_path, ok)
@@ -430,19 +441,53 @@ def _export_task(
     return partial(export_fetching, storage_options=source_options, sdk_env=sdk_environment())
 
 
-def _items(
+def _item_batches(
     store: Store,
     todo: pl.DataFrame,
     compression: str | None,
     config: Any = None,
     timing: ExportResult | None = None,
-) -> list[ExportItem]:
+    sizes: tuple[int, int] = (0, 0),
+) -> Iterator[list[ExportItem]]:
+    """The export items of ``todo`` in slices: ``sizes`` instances for the first slice, then
+    for each next one (all at once when 0).
+
+    Everything an item carries is the instance's own (its plan rows, tokens, edits),
+    so a slice is built from its instances' rows alone.
+    """
     if todo.height == 0:
-        return []
-    plan = store.scan("plan").join(todo.lazy(), on="file_id", how="semi").collect()
+        return
+    suffixes = _name_suffixes(store)
+    edits, pixel_edits = _session_edits(store)
+    start, step = 0, sizes[0] or todo.height
+    while start < todo.height:
+        yield _slice_items(
+            store, todo.slice(start, step), suffixes, edits, pixel_edits, config, timing
+        )
+        start, step = start + step, sizes[1] or todo.height
+
+
+def _items(
+    store: Store, todo: pl.DataFrame, compression: str | None, config: Any = None
+) -> list[ExportItem]:
+    """Every export item of ``todo`` at once."""
+    return [it for batch in _item_batches(store, todo, compression, config) for it in batch]
+
+
+def _slice_items(
+    store: Store,
+    todo: pl.DataFrame,
+    suffixes: dict[int, str],
+    edits: dict[int, list[Any]],
+    pixel_edits: dict[int, Any],
+    config: Any = None,
+    timing: ExportResult | None = None,
+) -> list[ExportItem]:
+    ids = todo["file_id"]
+    plan = store.scan("plan").filter(pl.col("file_id").is_in(ids.implode())).collect()
     inst = (
         store.scan("instances")
-        .join(todo.lazy(), on="file_id", how="semi")
+        .filter(pl.col("file_id").is_in(ids.implode()))
         .select(
             "file_id",
             "file_path",
@@ -456,51 +501,40 @@ def _items(
         )
         .collect()
     )
-    outs = dict(_out_paths(plan, inst, _name_suffixes(store)).iter_rows())
+    outs = dict(_out_paths(plan, inst, suffixes).iter_rows())
     started = time.perf_counter()
     tokens = instance_tokens(store, plan, config)
     if timing is not None:
-        timing.token_seconds = time.perf_counter() - started
-    actions: dict[int, list[tuple[str, str, str, str | None]]] = defaultdict(list)
+        timing.token_seconds += time.perf_counter() - started
+    rows = plan.select("file_id", "path", "vr", "action", "new_value")
+    actions = _actions_by_file(rows)
+    special = rows.filter(pl.col("action").is_in(["REDACT", "DEFACE"]))
     redactions: dict[int, dict[str, Any]] = {}
     defaces: dict[int, dict[str, Any]] = {}
-    for fid, path, vr, action, nv in plan.select(
-        "file_id", "path", "vr", "action", "new_value"
-    ).iter_rows():
-        if action == "REDACT":
-            redactions[fid] = json.loads(nv)
-        elif action == "DEFACE":
-            defaces[fid] = json.loads(nv)
-        actions[fid].append((path, vr, action, nv))
-    edits, pixel_edits = _session_edits(store)
-    items = []
-    for fid, src, size, poff, plen, ts, *_ in inst.iter_rows():
-        items.append(
-            ExportItem(
-                file_id=fid,
-                src=src,
-                out_rel=outs[fid],
-                actions=actions.get(fid, []),
-                edits=edits.get(fid, []),
-                tokens=tokens.get(fid, []),
-                pixel_offset=poff,
-                pixel_length=plen,
-                file_size=size,
-                pixel_edit=pixel_edits.get(fid),
-                redaction=redactions.get(fid),
-                deface=defaces.get(fid),
-                transfer_syntax=ts,
-            )
+    for fid, action, nv in special.select("file_id", "action", "new_value").iter_rows():
+        (redactions if action == "REDACT" else defaces)[fid] = json.loads(nv)
+    return [
+        ExportItem(
+            file_id=fid,
+            src=src,
+            out_rel=outs[fid],
+            actions=actions.get(fid, []),
+            edits=edits.get(fid, []),
+            tokens=tokens.get(fid, []),
+            pixel_offset=poff,
+            pixel_length=plen,
+            file_size=size,
+            pixel_edit=pixel_edits.get(fid),
+            redaction=redactions.get(fid),
+            deface=defaces.get(fid),
+            transfer_syntax=ts,
         )
-    return items
+        for fid, src, size, poff, plen, ts, *_ in inst.iter_rows()
+    ]
 
 
-def _collisions(items: list[ExportItem], store: Store, dest: Path) -> list[ExportItem]:
-    """Items whose output path another instance already has (in this run or on disk).
-
-    The plan's ``duplicates`` policy makes every output path unique; this guard
-    only keeps a surprise from overwriting one instance with another.
-    """
+def _owners(store: Store, dest: Path) -> dict[str, int]:
+    """``output_path`` → the instance whose file it is in ``dest`` (recorded and on disk)."""
     owner: dict[str, int] = {}
     if EXPORTS_TABLE in store.table_names():
         rows = store.sql(
@@ -511,11 +545,17 @@ def _collisions(items: list[ExportItem], store: Store, dest: Path) -> list[Expor
         for rel, fid in rows.iter_rows():
             if (dest / rel).is_file():
                 owner[rel] = fid
-    clashing = []
-    for item in items:
-        if owner.setdefault(item.out_rel, item.file_id) != item.file_id:
-            clashing.append(item)
-    return clashing
+    return owner
+
+
+def _clashing(items: list[ExportItem], owner: dict[str, int]) -> list[ExportItem]:
+    """Items whose output path another instance already has (in this run or on disk).
+
+    ``owner`` (from :func:`_owners`) gains this slice's paths. The plan's ``duplicates``
+    policy makes every output path unique; this guard only keeps a surprise from
+    overwriting one instance with another.
+    """
+    return [it for it in items if owner.setdefault(it.out_rel, it.file_id) != it.file_id]
 
 
 def _add_overlay_checks(store: Store, items: list[ExportItem]) -> None:
@@ -591,53 +631,124 @@ def _add_ocr_checks(store: Store, items: list[ExportItem]) -> None:
             }
 
 
-def _chunks(items: list[ExportItem], workers: int) -> list[list[ExportItem]]:
-    if not items:
-        return []
-    size = max(1, min(200, -(-len(items) // (workers * 4))))
+def _actions_by_file(rows: pl.DataFrame) -> dict[int, list[tuple[str, str, str, str | None]]]:
+    """``file_id`` → its ``path, vr, action, new_value`` rows, in their stored order.
+
+    Cut from the rows sorted by instance (a stable sort), not appended one by one.
+    """
+    rows = rows.sort("file_id", maintain_order=True)
+    cols = (rows[c].to_list() for c in ("path", "vr", "action", "new_value"))
+    tuples = list(zip(*cols, strict=True))
+    runs = rows["file_id"].rle()
+    out: dict[int, list[tuple[str, str, str, str | None]]] = {}
+    at = 0
+    for fid, n in zip(
+        runs.struct.field("value").to_list(), runs.struct.field("len").to_list(), strict=True
+    ):
+        out[fid] = tuples[at : at + n]
+        at += n
+    return out
+
+
+def _chunk_size(total: int, workers: int) -> int:
+    """Instances per task: about four per worker, at most 200."""
+    return max(1, min(200, -(-total // (workers * 4))))
+
+
+def _slice_sizes(total: int, chunk: int, workers: int) -> tuple[int, int]:
+    """Instances whose items are built at once, in whole chunks: first a chunk per
+    worker (they start early), then about a quarter of the run at a time.
+
+    Examples
+    --------
+    >>> _slice_sizes(5000, 200, 2)
+    (400, 1400)
+    """
+    return chunk * workers, chunk * max(1, -(-total // (chunk * 4)))
+
+
+def _chunks(items: list[ExportItem], size: int) -> list[list[ExportItem]]:
     return [items[i : i + size] for i in range(0, len(items), size)]
 
 
-def _record(
-    store: Store,
-    dest: Path,
-    got: list[ExportOutcome],
-    outcomes: list[ExportOutcome],
-    bar: Any,
-    callback: Callable[[int, int], None] | None,
-    total: int,
-    states: dict[int, str],
-) -> None:
-    now = datetime.now(UTC).replace(tzinfo=None)
-    frame = pl.DataFrame(
-        {
-            "dest": [str(dest)] * len(got),
-            "file_id": [o.file_id for o in got],
-            "output_path": [o.out_rel for o in got],
-            "status": [o.status for o in got],
-            "reason": [o.reason for o in got],
-            "notes": [o.notes for o in got],
-            "size": [o.size for o in got],
-            "sha256": [o.sha256 for o in got],
-            "PatientID": [o.patient_id for o in got],
-            "StudyInstanceUID": [o.study_uid for o in got],
-            "SeriesInstanceUID": [o.series_uid for o in got],
-            "SOPInstanceUID": [o.sop_uid for o in got],
-            "Modality": [o.modality for o in got],
-            "SeriesDescription": [o.series_description for o in got],
-            "TransferSyntaxUID": [o.transfer_syntax for o in got],
-            "exported_at": [now] * len(got),
-            "plan_state": [states.get(o.file_id) for o in got],
-        },
-        schema_overrides={"file_id": pl.Int64, "size": pl.Int64, "plan_state": pl.String},
-    )
-    store.write_table(EXPORTS_TABLE, frame, mode="append")
-    for o in got:  # the workers' warnings, logged here where the CLI counts them
-        log_warnings(o.warnings)
-    outcomes.extend(got)
-    bar.update(len(got))
-    if callback is not None:
-        callback(len(outcomes), total)
+class _Recorder:
+    """Records the workers' outcomes in ``exports``: in few, large appends.
+
+    Each chunk's rows keep the time they came back; they are written once at least
+    :data:`RECORD_ROWS` wait or :data:`RECORD_SECONDS` passed since the last write, and
+    by :meth:`flush` at the end (also when the export is interrupted).  A file written
+    but not yet recorded is simply written again by the next run.
+    """
+
+    RECORD_ROWS = 2000
+    RECORD_SECONDS = 5.0
+
+    def __init__(
+        self,
+        store: Store,
+        dest: Path,
+        bar: Any,
+        callback: Callable[[int, int], None] | None,
+        states: dict[int, str],
+    ) -> None:
+        self.store, self.dest, self.bar, self.callback, self.states = (
+            store,
+            dest,
+            bar,
+            callback,
+            states,
+        )
+        self.total = bar.total or 0
+        self.outcomes: list[ExportOutcome] = []
+        self._pending: list[tuple[datetime, list[ExportOutcome]]] = []
+        self._waiting = 0
+        self._since = time.monotonic()
+
+    def add(self, got: list[ExportOutcome]) -> None:
+        self._pending.append((datetime.now(UTC).replace(tzinfo=None), got))
+        self._waiting += len(got)
+        for o in got:  # the workers' warnings, logged here where the CLI counts them
+            log_warnings(o.warnings)
+        self.outcomes.extend(got)
+        self.bar.update(len(got))
+        if self.callback is not None:
+            self.callback(len(self.outcomes), self.total)
+        if (
+            self._waiting >= self.RECORD_ROWS
+            or time.monotonic() - self._since >= self.RECORD_SECONDS
+        ):
+            self.flush()
+
+    def flush(self) -> None:
+        """Write the rows waiting, in one append."""
+        if not self._pending:
+            return
+        got = [o for _, chunk in self._pending for o in chunk]
+        times = [when for when, chunk in self._pending for _ in chunk]
+        self._pending, self._waiting, self._since = [], 0, time.monotonic()
+        frame = pl.DataFrame(
+            {
+                "dest": [str(self.dest)] * len(got),
+                "file_id": [o.file_id for o in got],
+                "output_path": [o.out_rel for o in got],
+                "status": [o.status for o in got],
+                "reason": [o.reason for o in got],
+                "notes": [o.notes for o in got],
+                "size": [o.size for o in got],
+                "sha256": [o.sha256 for o in got],
+                "PatientID": [o.patient_id for o in got],
+                "StudyInstanceUID": [o.study_uid for o in got],
+                "SeriesInstanceUID": [o.series_uid for o in got],
+                "SOPInstanceUID": [o.sop_uid for o in got],
+                "Modality": [o.modality for o in got],
+                "SeriesDescription": [o.series_description for o in got],
+                "TransferSyntaxUID": [o.transfer_syntax for o in got],
+                "exported_at": times,
+                "plan_state": [self.states.get(o.file_id) for o in got],
+            },
+            schema_overrides={"file_id": pl.Int64, "size": pl.Int64, "plan_state": pl.String},
+        )
+        self.store.write_table(EXPORTS_TABLE, frame, mode="append")
 
 
 def _retire_replaced(store: Store, dest: Path, ok: list[ExportOutcome]) -> None:

@@ -256,14 +256,14 @@ def test_killed_export_resumes_with_identical_bytes(tmp_path: Path) -> None:
     script = textwrap.dedent(
         f"""
         import gantry.export._runner as r
-        r._chunks = lambda items, w: [items[i:i + 2] for i in range(0, len(items), 2)]
+        r._chunk_size = lambda total, workers: 2
+        r._Recorder.RECORD_ROWS = 2  # every chunk recorded as it comes back
         from gantry import Session
-        import gantry.export._runner as rr
-        orig = rr._record
-        def slow(*a, **k):
-            orig(*a, **k)
-            print(len(a[3]), flush=True)
-        rr._record = slow
+        orig = r._Recorder.flush
+        def slow(self):
+            orig(self)
+            print(len(self.outcomes), flush=True)
+        r._Recorder.flush = slow
         with Session({str(db)!r}) as s:
             s.export({str(tmp_path / "out")!r}, safe=False, workers=1, progress=False)
         """
@@ -284,6 +284,56 @@ def test_killed_export_resumes_with_identical_bytes(tmp_path: Path) -> None:
     b = {p.relative_to(tmp_path / "out"): p.read_bytes() for p in _dicom_files(tmp_path / "out")}
     assert a == b
     assert not [p for p in (tmp_path / "out").rglob(".*.tmp")]
+
+
+def test_items_built_in_slices_give_the_same_export(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Workers start on the first slice of items while the next is built; the written
+    files, the manifest and the records are those of one pass, and the outcomes of
+    many chunks are recorded in few appends."""
+    import gantry.export._runner as runner
+
+    corpus = make_corpus(
+        tmp_path / "dicom",
+        patients=2,
+        studies_per_patient=1,
+        series_per_study=2,
+        instances_per_series=4,
+        modalities=("CT", "MR"),
+    )
+    with Session(tmp_path / "s.db") as s:
+        s.ingest(tmp_path / "dicom", workers=1, progress=False)
+        s.anonymize(None)
+        monkeypatch.setattr(runner._Recorder, "RECORD_SECONDS", 3600.0)
+        monkeypatch.setattr(runner, "_slice_sizes", lambda total, chunk, workers: (0, 0))
+        one = s.export(tmp_path / "one", safe=False, workers=1, progress=False)
+        monkeypatch.setattr(runner, "_chunk_size", lambda total, workers: 2)
+        monkeypatch.setattr(runner, "_slice_sizes", lambda total, chunk, workers: (2, 6))
+        sliced = s.export(tmp_path / "sliced", safe=False, workers=2, progress=False)
+        parts = s.sql(
+            "SELECT count(DISTINCT exported_at) AS chunks, count(*) AS n FROM exports "
+            "WHERE dest = ?",
+            [str(tmp_path / "sliced")],
+        ).row(0)
+        appends = len(s.store.files_of("exports"))
+        planned = planned_dates(s)
+    assert one.exported == sliced.exported == len(corpus.paths) == 16
+    assert sliced.failed.height == 0
+    a = {p.relative_to(tmp_path / "one"): p.read_bytes() for p in _dicom_files(tmp_path / "one")}
+    b = {
+        p.relative_to(tmp_path / "sliced"): p.read_bytes()
+        for p in _dicom_files(tmp_path / "sliced")
+    }
+    assert a == b
+    assert (tmp_path / "one" / "manifest.csv").read_bytes() == (
+        tmp_path / "sliced" / "manifest.csv"
+    ).read_bytes()
+    assert parts[1] == 16 and parts[0] > 1  # each chunk keeps the time it came back
+    assert appends == 2  # one append per export, not one per chunk
+    files = [p for p in (tmp_path / "sliced").rglob("*") if p.is_file()]
+    leaks = corpus.leaks(files, planned_dates=planned)
+    assert leaks == []
 
 
 def test_export_writes_saved_edits_and_skips_excluded(tmp_path: Path) -> None:
