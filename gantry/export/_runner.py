@@ -344,7 +344,7 @@ def run_export(
         size = _chunk_size(total, n_workers)
         show = progress if progress is not None else sys.stderr.isatty()
         bar = tqdm(total=total, unit="file", desc="exporting", disable=not show, dynamic_ncols=True)
-        recorder = _Recorder(store, dest_path, bar, callback, states)
+        recorder = _Recorder(store, dest_path, bar, callback, states, total)
         owners = _owners(store, dest_path)
         gone: set[int] = set()
 
@@ -690,15 +690,10 @@ class _Recorder:
         bar: Any,
         callback: Callable[[int, int], None] | None,
         states: dict[int, str],
+        total: int,
     ) -> None:
-        self.store, self.dest, self.bar, self.callback, self.states = (
-            store,
-            dest,
-            bar,
-            callback,
-            states,
-        )
-        self.total = bar.total or 0
+        self.store, self.dest, self.bar, self.callback = store, dest, bar, callback
+        self.states, self.total = states, total
         self.outcomes: list[ExportOutcome] = []
         self._pending: list[tuple[datetime, list[ExportOutcome]]] = []
         self._waiting = 0
