@@ -816,8 +816,13 @@ class Session:
 
         compression = check_compression(compression)
         check_dest(self._store, dest)
-        cfg = self._config_or_stored(config)
         selected = selected_ids(self._store, query)  # a bad query fails before any write
+        local_pool = executor is None and cluster is None and not os.environ.get("GANTRY_EXECUTOR")
+        if local_pool and (workers or os.cpu_count() or 1) > 1 and selected.height > 1:
+            from gantry._pool import start_pool_server
+
+            start_pool_server()  # the workers' imports overlap loading the config and planning
+        cfg = self._config_or_stored(config)
         stale = 0 if strict else unplanned(self._store, selected, config_hash(cfg)).height
         if stale:
             self.anonymize(cfg)
