@@ -542,10 +542,39 @@ def extract_export(job: Job) -> list[Row]:
             "baseline": nv["files/s"],
             "baseline is": "pydicom script: delete ~60 tags + private, hash UIDs, save (1 process)",
             "ratio": g["files/s"] / nv["files/s"],
-            "note": f"{g['MB/s']:,.0f} MB/s; peak RSS {g['peak RSS MB']:,.0f} MB (all processes)",
+            "note": f"{g['MB/s']:,.0f} MB/s; peak RSS {g['peak RSS MB']:,.0f} MB (all processes)"
+            + _export_cpu_note(g, nv, d),
         },
     ]
+    dico = next((r for r in rows[2:] if str(r["method"]).startswith("dicognito")), None)
+    if dico is not None and dico.get("files"):  # the target's peer, timed in the same run
+        out.append(
+            {
+                "stage": "export vs dicognito",
+                "measure": "files/s written, verification on (same run)",
+                "gantry": g["files/s"],
+                "baseline": dico["files/s"],
+                "baseline is": f"{dico['method']} on the first {dico['files']:,} files "
+                "(target ≥ 10×)",
+                "ratio": g["files/s"] / dico["files/s"],
+                "note": _export_cpu_note(g, dico, d).removeprefix("; "),
+            }
+        )
     return out
+
+
+def _export_cpu_note(g: Row, other: Row, d: dict[str, Any]) -> str:
+    """CPU ms per file of both sides (all of Gantry's processes) and verification's share."""
+    parts = []
+    if g.get("CPU s") and other.get("CPU s") == other.get("CPU s"):  # NaN: not sampled
+        parts.append(
+            f"CPU ms/file {1e3 * g['CPU s'] / g['files']:.2f} vs "
+            f"{1e3 * other['CPU s'] / other['files']:.2f}"
+        )
+    share = d.get("gantry", {}).get("verify share")
+    if share is not None:
+        parts.append(f"verification {share:.0%} of wall time (token gathering overlaps workers)")
+    return "".join(f"; {p}" for p in parts)
 
 
 # -- the page -----------------------------------------------------------------------------------
