@@ -3,7 +3,7 @@
 Usage::
 
     python -m benchmarks [--quick] [--root DIR] [--only NAME[,NAME]] [--out FILE]
-                         [--max-files N]
+                         [--max-files N] [--resume]
 
 Each ``benchmarks/bench_*.py`` script (and ``peers.py``) runs in its own process with
 sizes picked here, sharing ``--root``: the file-based ones read the same CT corpus
@@ -26,6 +26,9 @@ Their printed tables (or ``--json`` files) are parsed into one markdown page:
 5. every run's command, time and exit status, and its raw output.
 
 A benchmark that fails is reported with its error; the others still run.
+``--resume`` (same ``--root``) takes every job that finished from ``ROOT/logs``
+and runs only the others: an interrupted suite goes on where it stopped, and
+one benchmark can be re-run by deleting its log.
 """
 
 from __future__ import annotations
@@ -231,6 +234,29 @@ def run(job: Job, logs: Path) -> Job:
         job.data = json.loads(job.json_out.read_text())
     print(f"[suite]   {job.name}: exit {job.code} in {job.seconds:.0f} s", flush=True)
     return job
+
+
+def load(job: Job, logs: Path) -> bool:
+    """Take a finished job's figures from an earlier run's log (``--resume``).
+
+    Only a run that exited 0 is taken (and, when the job writes ``--json``, only
+    with that file beside it); anything else is run again.
+    """
+    log = logs / f"{job.name}.log"
+    if not log.exists():
+        return False
+    text = log.read_text()
+    m = re.match(r"\$ (?P<cmd>.*)\n# exit (?P<code>-?\d+) in (?P<s>[\d.]+) s\n\n", text)
+    if not m or m["code"] != "0" or m["cmd"] != job.command:
+        return False
+    if job.json_out is not None and not job.json_out.exists():
+        return False
+    job.code, job.seconds = 0, float(m["s"])
+    job.stdout, _, job.stderr = text[m.end() :].partition("\n--- stderr ---\n")
+    if job.json_out is not None:
+        job.data = json.loads(job.json_out.read_text())
+    print(f"[suite]   {job.name}: taken from {log} ({job.seconds:.0f} s)", flush=True)
+    return True
 
 
 def _text(b: bytes | str | None) -> str:
@@ -827,6 +853,11 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="leave out the file-scaling points above this many files (disk, time)",
     )
+    ap.add_argument(
+        "--resume",
+        action="store_true",
+        help="take the jobs that finished (exit 0, same command) from ROOT/logs; run the rest",
+    )
     args = ap.parse_args(argv)
     sizes = QUICK if args.quick else FULL
     if args.max_files is not None:
@@ -857,7 +888,7 @@ def main(argv: list[str] | None = None) -> int:
         prefix = job.name.split("-")[0]
         if only and job.name not in only and not (prefix in only and prefix not in names):
             continue
-        done[job.name] = run(job, logs)
+        done[job.name] = job if args.resume and load(job, logs) else run(job, logs)
     load_end = "{:.1f}/{:.1f}/{:.1f}".format(*os.getloadavg())
     command = " ".join(["python -m benchmarks", *(sys.argv[1:] if argv is None else argv)])
     args.out.write_text(
