@@ -9,10 +9,12 @@ findings in memory unless asked to (:meth:`AuditReport.to_polars`).
 
 from __future__ import annotations
 
+import itertools
 import shutil
 import tempfile
 import time
 import weakref
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Literal
 
@@ -20,8 +22,9 @@ import polars as pl
 import pyarrow.parquet as pq
 
 from gantry.audit._burned import burned_in_findings
+from gantry.audit._chunks import AUDIT_CHUNK_ROWS, chunk_queries, element_chunks
 from gantry.audit._machines import match_machines
-from gantry.audit._plugins import findings_schema, plugin_rules
+from gantry.audit._plugins import findings_schema, plugin_findings, plugin_rules
 from gantry.audit._rules import (
     FINDINGS_SCHEMA,
     RULES,
@@ -66,22 +69,48 @@ def findings_queries(
     kept_only : bool
         Only what can be a high, unresolved finding (see :func:`unresolved`).
     """
-    from gantry.audit._ocr import ocr_coverage, ocr_findings
-    from gantry.audit._plugins import plugin_findings
-
     rules = plugin_rules()  # a broken plugin fails here, before any query runs
     instances = store.scan("instances")
     elements = store.scan("elements")
-    matched = match_machines(instances, context.machines, elements=elements)
-    coverage = ocr_coverage(store, context.ocr_redact)
-    queries = [
+    return [
         *element_findings(elements, instances, context, kept_only=kept_only),
-        burned_in_findings(instances, matched, context, coverage),
+        *instance_queries(store, context, kept_only=kept_only),
+        *plugin_findings(elements, instances, context, rules, kept_only=kept_only),
     ]
+
+
+def instance_queries(
+    store: Store, context: AuditContext, *, kept_only: bool = False
+) -> list[pl.LazyFrame]:
+    """The queries of the per-instance rules (burned-in text, OCR), over the whole store."""
+    from gantry.audit._ocr import ocr_coverage, ocr_findings
+
+    instances = store.scan("instances")
+    matched = match_machines(instances, context.machines, elements=store.scan("elements"))
+    coverage = ocr_coverage(store, context.ocr_redact)
+    queries = [burned_in_findings(instances, matched, context, coverage)]
     if coverage is not None and not kept_only:  # its findings are all resolved
         queries.append(ocr_findings(store, instances, context))
-    queries += plugin_findings(elements, instances, context, rules, kept_only=kept_only)
     return queries
+
+
+def _query_groups(
+    store: Store, context: AuditContext, *, kept_only: bool = False
+) -> Iterator[list[pl.LazyFrame]]:
+    """Groups of queries whose union is every finding; collect a group before the next.
+
+    The element rules run one chunk of ``elements`` rows at a time
+    (:mod:`gantry.audit._chunks`), the per-instance rules over the whole
+    store; a store that cannot be cut runs :func:`findings_queries` whole.
+    """
+    rules = plugin_rules()  # a broken plugin fails here, before any query runs
+    chunks = element_chunks(store, AUDIT_CHUNK_ROWS)
+    if chunks is None:
+        for query in findings_queries(store, context, kept_only=kept_only):
+            yield [query]
+        return
+    yield from chunk_queries(store, chunks, context, rules, kept_only=kept_only)
+    yield instance_queries(store, context, kept_only=kept_only)
 
 
 def _failed(exc: Exception) -> AuditError:
@@ -229,20 +258,31 @@ class AuditReport:
         return len(self)
 
 
-def _unresolved_of(queries: list[pl.LazyFrame]) -> pl.DataFrame:
-    """Group the high, unresolved findings of each query by (instance, rule)."""
+def _unresolved_of(queries: Iterable[pl.LazyFrame]) -> pl.DataFrame:
+    """Group the high, unresolved findings of each query by (instance, rule).
+
+    The queries are collected one by one as ``queries`` yields them.
+    """
     keyword = pl.coalesce(pl.col("keyword").cast(pl.String), pl.col("tag").cast(pl.String))
-    wanted = [
-        q.filter(~pl.col("resolved") & (pl.col("severity") == "high")).select(
-            "file_id",
-            pl.col("rule").cast(pl.String),
-            pl.col("message").cast(pl.String),
-            keyword.alias("keyword"),
+    rows = [
+        pl.DataFrame(
+            schema={
+                "file_id": pl.Int64,
+                "rule": pl.String,
+                "message": pl.String,
+                "keyword": pl.String,
+            }
         )
-        for q in queries
     ]
     try:
-        rows = [q.collect(engine="streaming") for q in wanted]
+        for q in queries:
+            wanted = q.filter(~pl.col("resolved") & (pl.col("severity") == "high")).select(
+                "file_id",
+                pl.col("rule").cast(pl.String),
+                pl.col("message").cast(pl.String),
+                keyword.alias("keyword"),
+            )
+            rows.append(wanted.collect(engine="streaming"))
     except pl.exceptions.PolarsError as exc:
         raise _failed(exc) from exc
     return (
@@ -324,10 +364,14 @@ def audit(store: Store, config: Any = None) -> AuditReport:
     parts: list[Path] = []
     try:
         schema = findings_schema(plugin_rules())
-        for i, query in enumerate(findings_queries(store, context)):
-            part = folder / f"part-{i:02d}.parquet"
-            query.cast(schema).sink_parquet(str(part), maintain_order=False)
-            parts.append(part)
+        for group in _query_groups(store, context):
+            frames = pl.collect_all([q.cast(schema) for q in group])
+            frame = pl.concat(frames) if len(frames) > 1 else frames[0]
+            if frame.height:
+                part = folder / f"part-{len(parts):05d}.parquet"
+                frame.write_parquet(part)
+                parts.append(part)
+            del frames, frame
     except pl.exceptions.PolarsError as exc:
         shutil.rmtree(folder, ignore_errors=True)
         raise _failed(exc) from exc
@@ -379,11 +423,14 @@ def unresolved(store: Store, config: Any = None) -> pl.DataFrame:
     [('burned-in', 'PixelData: burned-in text risk (BurnedInAnnotation is YES);
       no redaction zone for the device: excluded from export')]
     """
-    return _unresolved_of(findings_queries(store, _context(config), kept_only=True))
+    groups = _query_groups(store, _context(config), kept_only=True)
+    return _unresolved_of(itertools.chain.from_iterable(groups))
 
 
 def save_findings(store: Store, report: AuditReport) -> int:
-    """Persist the report's findings as the ``findings`` table (one Parquet write).
+    """Persist the report's findings as the ``findings`` table.
+
+    A report spilled in parts (:func:`audit`) is written one part at a time.
 
     Also records an ``audit`` row in ``runs``.  Returns the number of rows written.
 
@@ -400,16 +447,26 @@ def save_findings(store: Store, report: AuditReport) -> int:
     ...     n == s.sql("SELECT count(*) FROM findings").item()
     True
     """
-    findings = report.to_polars()
     rules = [*RULES, *(r.id for r in plugin_rules())]
     with store.run("audit", {"rules": rules}) as counts:
-        store.write_table("findings", findings)
+        if report._parts and report._frame is None:
+            # one spilled part at a time: memory bounded by a part, not the report
+            schema = report.lazy().collect_schema()
+            parts = (pl.read_parquet(p, schema=schema) for p in report._parts)
+            store.write_table_parts("findings", parts)
+            rows = len(report)
+            instances = report.lazy().select(pl.col("file_id").n_unique())
+            n_instances = int(instances.collect(engine="streaming").item())
+        else:
+            findings = report.to_polars()
+            store.write_table("findings", findings)
+            rows, n_instances = findings.height, findings["file_id"].n_unique()
         counts.update(
             {
-                "findings": findings.height,
-                "instances": findings["file_id"].n_unique(),
+                "findings": rows,
+                "instances": n_instances,
                 "unresolved_instances": report.unresolved()["file_id"].n_unique(),
                 "seconds": round(report.seconds, 3),
             }
         )
-    return findings.height
+    return rows
