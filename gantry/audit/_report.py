@@ -258,33 +258,33 @@ class AuditReport:
         return len(self)
 
 
+def _blocked_rows(query: pl.LazyFrame) -> pl.DataFrame:
+    """The high, unresolved findings of one query: ``file_id, rule, message, keyword``."""
+    keyword = pl.coalesce(pl.col("keyword").cast(pl.String), pl.col("tag").cast(pl.String))
+    wanted = query.filter(~pl.col("resolved") & (pl.col("severity") == "high")).select(
+        "file_id",
+        pl.col("rule").cast(pl.String),
+        pl.col("message").cast(pl.String),
+        keyword.alias("keyword"),
+    )
+    try:
+        return wanted.collect(engine="streaming")
+    except pl.exceptions.PolarsError as exc:
+        raise _failed(exc) from exc
+
+
 def _unresolved_of(queries: Iterable[pl.LazyFrame]) -> pl.DataFrame:
     """Group the high, unresolved findings of each query by (instance, rule).
 
     The queries are collected one by one as ``queries`` yields them.
     """
-    keyword = pl.coalesce(pl.col("keyword").cast(pl.String), pl.col("tag").cast(pl.String))
-    rows = [
-        pl.DataFrame(
-            schema={
-                "file_id": pl.Int64,
-                "rule": pl.String,
-                "message": pl.String,
-                "keyword": pl.String,
-            }
-        )
-    ]
-    try:
-        for q in queries:
-            wanted = q.filter(~pl.col("resolved") & (pl.col("severity") == "high")).select(
-                "file_id",
-                pl.col("rule").cast(pl.String),
-                pl.col("message").cast(pl.String),
-                keyword.alias("keyword"),
-            )
-            rows.append(wanted.collect(engine="streaming"))
-    except pl.exceptions.PolarsError as exc:
-        raise _failed(exc) from exc
+    return _grouped([_blocked_rows(q) for q in queries])
+
+
+def _grouped(blocked: list[pl.DataFrame]) -> pl.DataFrame:
+    """One row per (instance, rule) of :func:`_blocked_rows` frames, with its reason."""
+    empty = {"file_id": pl.Int64, "rule": pl.String, "message": pl.String, "keyword": pl.String}
+    rows = [pl.DataFrame(schema=empty), *blocked]
     return (
         pl.concat(rows)
         .group_by("file_id", "rule")
@@ -448,25 +448,29 @@ def save_findings(store: Store, report: AuditReport) -> int:
     True
     """
     rules = [*RULES, *(r.id for r in plugin_rules())]
+    ids: list[pl.Series] = []
+    blocked: list[pl.DataFrame] = []
+
+    def counted(frame: pl.DataFrame) -> pl.DataFrame:
+        ids.append(frame.get_column("file_id").unique())
+        blocked.append(_blocked_rows(frame.lazy()))
+        return frame
+
     with store.run("audit", {"rules": rules}) as counts:
         if report._parts and report._frame is None:
-            # one spilled part at a time: memory bounded by a part, not the report
+            # one spilled part at a time: memory bounded by a part, not the report;
+            # the counts are taken on the way (no second pass over the findings)
             schema = report.lazy().collect_schema()
-            parts = (pl.read_parquet(p, schema=schema) for p in report._parts)
+            parts = (counted(pl.read_parquet(p, schema=schema)) for p in report._parts)
             store.write_table_parts("findings", parts)
-            rows = len(report)
-            instances = report.lazy().select(pl.col("file_id").n_unique())
-            n_instances = int(instances.collect(engine="streaming").item())
         else:
-            findings = report.to_polars()
-            store.write_table("findings", findings)
-            rows, n_instances = findings.height, findings["file_id"].n_unique()
+            store.write_table("findings", counted(report.to_polars()))
         counts.update(
             {
-                "findings": rows,
-                "instances": n_instances,
-                "unresolved_instances": report.unresolved()["file_id"].n_unique(),
+                "findings": len(report),
+                "instances": pl.concat(ids).n_unique() if ids else 0,
+                "unresolved_instances": _grouped(blocked)["file_id"].n_unique(),
                 "seconds": round(report.seconds, 3),
             }
         )
-    return rows
+    return len(report)

@@ -72,7 +72,7 @@ def test_save_findings_writes_a_chunked_report_part_by_part(
     store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(_report, "AUDIT_CHUNK_ROWS", CHUNK_ROWS)
-    report = audit(store)
+    report = audit(store, {"keep": ["0008,0090"]})
     written = save_findings(store, report)
     assert written == len(report)
     assert len(store.files_of("findings")) == len(report._parts)
@@ -85,6 +85,8 @@ def test_save_findings_writes_a_chunked_report_part_by_part(
     saved_ids = saved["file_id"].n_unique()
     assert json.loads(counts)["findings"] == written
     assert json.loads(counts)["instances"] == saved_ids
+    blocked = report.unresolved()["file_id"].n_unique()
+    assert json.loads(counts)["unresolved_instances"] == blocked
 
 
 def test_an_empty_store_is_audited_whole(tmp_path: Path) -> None:
