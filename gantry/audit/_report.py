@@ -1,11 +1,13 @@
 """Run the audit over a store: :func:`audit` → :class:`AuditReport`, :func:`unresolved`.
 
-The audit is a handful of streaming Polars queries (:func:`findings_queries`),
-run one after the other so their working memory does not add up.  Each writes
-its findings to a Parquet part in a spill folder (a temporary directory that
-lives as long as the report); the report reads them lazily, so a million-instance audit never holds all its
-findings in memory unless asked to (:meth:`AuditReport.to_polars`).
-"""
+The element rules run one chunk of ``elements`` rows at a time
+(:mod:`gantry.audit._chunks`: a batch's row groups, joined with that batch's
+instances only), the per-instance rules (burned-in text, OCR) once over the
+store (:func:`_query_groups`).  Each chunk's findings go to a Parquet part in a
+spill folder (a temporary directory that lives as long as the report); the
+report reads them lazily, so a million-instance audit never holds all its
+findings in memory unless asked to (:meth:`AuditReport.to_polars`), and
+:func:`save_findings` writes them part by part."""
 
 from __future__ import annotations
 
