@@ -16,7 +16,9 @@ import shutil
 import tempfile
 import time
 import weakref
+from collections import deque
 from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Literal
 
@@ -98,8 +100,9 @@ def instance_queries(
 
 def _query_groups(
     store: Store, context: AuditContext, *, kept_only: bool = False
-) -> Iterator[list[pl.LazyFrame]]:
-    """Groups of queries whose union is every finding; collect a group before the next.
+) -> Iterator[tuple[list[pl.LazyFrame], bool]]:
+    """Groups of queries whose union is every finding, each with ``whole``: whether it
+    reads whole tables (collect it with the streaming engine, alone).
 
     The element rules run one chunk of ``elements`` rows at a time
     (:mod:`gantry.audit._chunks`), the per-instance rules over the whole
@@ -109,10 +112,11 @@ def _query_groups(
     chunks = element_chunks(store, AUDIT_CHUNK_ROWS)
     if chunks is None:
         for query in findings_queries(store, context, kept_only=kept_only):
-            yield [query]
+            yield [query], True
         return
-    yield from chunk_queries(store, chunks, context, rules, kept_only=kept_only)
-    yield instance_queries(store, context, kept_only=kept_only)
+    for group in chunk_queries(store, chunks, context, rules, kept_only=kept_only):
+        yield group, False
+    yield instance_queries(store, context, kept_only=kept_only), True
 
 
 def _failed(exc: Exception) -> AuditError:
@@ -366,14 +370,20 @@ def audit(store: Store, config: Any = None) -> AuditReport:
     parts: list[Path] = []
     try:
         schema = findings_schema(plugin_rules())
-        for group in _query_groups(store, context):
-            frames = pl.collect_all([q.cast(schema) for q in group])
-            frame = pl.concat(frames) if len(frames) > 1 else frames[0]
-            if frame.height:
-                part = folder / f"part-{len(parts):05d}.parquet"
-                frame.write_parquet(part)
-                parts.append(part)
-            del frames, frame
+        # a few chunks at once (Polars releases the GIL): both cores stay busy
+        # while one chunk is read or its part written
+        with ThreadPoolExecutor(max_workers=_IN_FLIGHT) as pool:
+            pending: deque[Future[Path | None]] = deque()
+            for i, (group, whole) in enumerate(_query_groups(store, context)):
+                part = folder / f"part-{i:05d}.parquet"
+                pending.append(pool.submit(_spill, group, schema, part, whole))
+                del group
+                while len(pending) >= _IN_FLIGHT or (pending and whole):
+                    done = pending.popleft().result()
+                    parts += [done] if done is not None else []
+            while pending:
+                done = pending.popleft().result()
+                parts += [done] if done is not None else []
     except pl.exceptions.PolarsError as exc:
         shutil.rmtree(folder, ignore_errors=True)
         raise _failed(exc) from exc
@@ -383,6 +393,21 @@ def audit(store: Store, config: Any = None) -> AuditReport:
     return AuditReport._from_parts(
         parts, folder, seconds=time.perf_counter() - started, schema=schema
     )
+
+
+_IN_FLIGHT: Final = 2
+"""Chunks audited at the same time (threads)."""
+
+
+def _spill(group: list[pl.LazyFrame], schema: pl.Schema, part: Path, whole: bool) -> Path | None:
+    """Collect one group of queries into the Parquet file ``part`` (None: no finding)."""
+    engine: Any = "streaming" if whole else "in-memory"
+    frames = pl.collect_all([q.cast(schema) for q in group], engine=engine)
+    frame = pl.concat(frames) if len(frames) > 1 else frames[0]
+    if not frame.height:
+        return None
+    frame.write_parquet(part)
+    return part
 
 
 def unresolved(store: Store, config: Any = None) -> pl.DataFrame:
@@ -426,7 +451,7 @@ def unresolved(store: Store, config: Any = None) -> pl.DataFrame:
       no redaction zone for the device: excluded from export')]
     """
     groups = _query_groups(store, _context(config), kept_only=True)
-    return _unresolved_of(itertools.chain.from_iterable(groups))
+    return _unresolved_of(itertools.chain.from_iterable(g for g, _ in groups))
 
 
 def save_findings(store: Store, report: AuditReport) -> int:
