@@ -33,8 +33,8 @@ if TYPE_CHECKING:
 
 __all__ = ["AUDIT_CHUNK_ROWS", "ElementChunk", "chunk_queries", "element_chunks"]
 
-AUDIT_CHUNK_ROWS: Final = 1_000_000
-"""Element rows per chunk by default (about 70 MB read, a few hundred MB of working memory)."""
+AUDIT_CHUNK_ROWS: Final = 500_000
+"""Element rows per chunk by default (about 35 MB read, two chunks in flight: ~0.7 GB peak)."""
 
 #: The instance columns the element rules read (identity tokens, modality, device).
 _INSTANCE_COLUMNS: Final = (
