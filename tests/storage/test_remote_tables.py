@@ -8,6 +8,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+import gantry.ingest._runner as ingest_runner
 import gantry.store._store as store_module
 from gantry import Session
 from gantry.errors import ConfigError, StorageError, StoreError
@@ -82,6 +83,15 @@ def test_tables_in_a_bucket_run_the_whole_pipeline_like_a_local_session(
         Session(tmp_path / "other.db", data=data).ingest(corpus.root, progress=False)
 
 
+def _small_batches(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Let this small corpus make several batches (four of a worker's share).
+
+    Ingest's batches otherwise hold at least ``MIN_BATCH`` (250) files, so the
+    corpus would be one batch and nothing could be cut between batches.
+    """
+    monkeypatch.setattr(ingest_runner, "MIN_BATCH", 1)
+
+
 def test_a_cut_upload_leaves_no_half_batch_and_resume_completes(
     s3: S3Bucket, corpus: Corpus, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -96,6 +106,7 @@ def test_a_cut_upload_leaves_no_half_batch_and_resume_completes(
         real(self, local, rel)
 
     monkeypatch.setattr(store_module.RemoteTables, "upload", upload_then_fail)
+    _small_batches(monkeypatch)
     with Session(tmp_path / "s.db", data=data) as s:
         with pytest.raises(StorageError, match="endpoint did not answer"):
             s.ingest(corpus.root, workers=1, progress=False)
@@ -120,6 +131,7 @@ def test_a_cut_upload_leaves_no_half_batch_and_resume_completes(
 def test_a_killed_endpoint_is_a_storage_error_and_resume_completes(
     s3: S3Bucket, corpus: Corpus, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    _small_batches(monkeypatch)
     with FaultProxy(s3.server.port) as proxy:
         monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
         data = f"s3://{s3.bucket}/t"
