@@ -380,7 +380,10 @@ def extract_audit(job: Job) -> tuple[list[Row], Row]:
     checks_ms = num(_row_where(base, "measure", "checks per instance (ms)")["value"])
     read_ms = num(_row_where(base, "measure", "read + checks per instance (ms)")["value"])
     rss = re.search(r"peak RSS: audit ([\d,]+) MB; after save ([\d,]+) MB", job.stdout)
-    rss_note = f"peak RSS {rss.group(2)} MB" if rss else ""
+    rss_note = f"peak RSS {rss.group(2)} MB (audit {rss.group(1)} MB)" if rss else ""
+    loaded = re.search(r"peak RSS with every finding in memory[^:]*: ([\d,]+) MB", job.stdout)
+    if loaded:  # bench_audit since h24a: loading every finding is its own step
+        rss_note += f"; {loaded.group(1)} MB with every finding in memory"
     gantry = n / audit_s
     loop = 1000 / checks_ms
     rows = [
