@@ -122,8 +122,14 @@ def token_frame(
 
 
 def instance_tokens(store: Store, plan: pl.DataFrame, config: Any) -> dict[int, list[Token]]:
-    """The original values verification searches each instance's output for."""
-    frame = token_frame(store, plan, config)
+    """The original values verification searches each instance's output for.
+
+    Stored with the plan by ``anonymize`` where still valid, else gathered
+    (:func:`gantry.plan._token_table.tokens_for`).
+    """
+    from gantry.plan._token_table import tokens_for
+
+    frame = tokens_for(store, plan, config)
     cols = ["text", "identity", "tag", "keyword", "digest"]
     # one Token object per distinct value: the lists of a series share them, and so
     # does the pickle that carries a chunk of items to a worker

@@ -1,4 +1,4 @@
-"""Write the plan table part by part as it is built (bounded memory)."""
+"""Write the plan table part by part as it is built (bounded memory), and its tokens."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Any
 import polars as pl
 
 from gantry.plan._builder import PLAN_SCHEMA, plan_parts
+from gantry.plan._token_table import write_plan_tokens
 from gantry.store import Store
 
 __all__ = ["write_plan"]
@@ -38,6 +39,8 @@ def write_plan(
             yield pl.DataFrame(schema=PLAN_SCHEMA)
 
     store.write_table_parts("plan", parts())
+    # the values verification searches each output for, so export only reads them
+    write_plan_tokens(store, config, ids)
     summary = (
         pl.concat(counts)
         .group_by("action", "rule")
