@@ -85,6 +85,7 @@ def write_plan_tokens(store: Store, config: Any, file_ids: list[pl.Series]) -> N
     from gantry.plan._tokens import TOKEN_SCHEMA
 
     key = _key(store, config)
+    store.set_meta(KEY_META, "")  # until both tables are written, nothing stored is used
     keys: list[pl.DataFrame] = []
 
     def parts() -> Iterator[pl.DataFrame]:
