@@ -194,13 +194,32 @@ def _known_paths(store: Store) -> set[str]:
 
 
 def _batches(paths: list[str], workers: int) -> list[list[str]]:
+    """Split ``paths`` into batches that shrink towards the end of the run.
+
+    A batch holds about a quarter of a worker's share (at most ``MAX_BATCH``), but
+    never more than half a worker's share of the files still left, so the last
+    batches are small and every worker finishes at about the same time; no batch is
+    smaller than ``MIN_BATCH`` (or a worker's share, if smaller), whose fixed costs
+    would otherwise dominate.
+
+    Examples
+    --------
+    >>> [len(b) for b in _batches([str(i) for i in range(5000)], 2)]
+    [625, 625, 625, 625, 625, 469, 352, 264, 250, 250, 250, 40]
+    """
     if not paths:
         return []
-    # about four batches a worker, for the balance at the end of the run, but no batch so
-    # small that its fixed costs dominate (nor larger than a worker's share)
     share = math.ceil(len(paths) / workers)
-    size = max(1, min(MAX_BATCH, max(math.ceil(share / 4), min(MIN_BATCH, share))))
-    return [paths[i : i + size] for i in range(0, len(paths), size)]
+    floor = min(MIN_BATCH, share)
+    size = max(1, min(MAX_BATCH, max(math.ceil(share / 4), floor)))
+    out: list[list[str]] = []
+    start = 0
+    while start < len(paths):
+        left = math.ceil((len(paths) - start) / (2 * workers))
+        step = max(1, min(size, max(left, floor)))
+        out.append(paths[start : start + step])
+        start += step
+    return out
 
 
 def run_ingest(
