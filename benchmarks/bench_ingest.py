@@ -19,13 +19,16 @@ Three views of the same two runs, each contender in a fresh process:
 
 CPU is counted for the whole process tree (Gantry's fork server and workers sampled
 with psutil, within ~50 ms per process): ``CPU µs/file`` is what bounds the ratio on
-a machine whose cores are all busy.
+a machine whose cores are all busy. ``gantry core use %`` is that CPU over the call's
+wall time times the number of cores: below 100 %, a core sat idle (start-up, the end
+of the run, waiting on I/O or on other processes of a shared machine).
 """
 
 from __future__ import annotations
 
 import argparse
 import multiprocessing
+import os
 import resource
 import shutil
 import sys
@@ -173,6 +176,8 @@ def run(n: int, workers: int | None, root: Path) -> dict[str, object]:
         "gantry CPU s (all processes)": g_cpu,
         "naive CPU µs/file": naive_cpu / n * 1e6,
         "gantry CPU µs/file": g_cpu / n * 1e6,
+        # share of the machine's cores Gantry kept busy over its call (1/cores = one core)
+        "gantry core use %": 100 * g_cpu / (g_call * (os.cpu_count() or 1)),
         "naive peak RSS MB": naive_rss,
         "gantry peak RSS MB (main)": main_rss,
         "gantry peak RSS MB (all processes)": tree_rss,
