@@ -30,6 +30,7 @@ from pydicom.datadict import tag_for_keyword
 
 from gantry.ingest._ids import file_id
 from gantry.ingest._limits import OVER_LIMIT, IngestLimits
+from gantry.ingest._readahead import read_ahead
 from gantry.ingest._reference import read_reference
 from gantry.ingest._values import NeedsPydicom, SkipFile, column_type
 from gantry.ingest._walker import HeaderInfo, Rows, read_fast, tag_keyword
@@ -171,7 +172,7 @@ def read_batch(
     files: list[tuple[int, str, int, float, HeaderInfo, str]] = []
     skipped: list[tuple[str, int | None, float | None, str, str]] = []
     seen: set[str] = set()
-    for item in paths:
+    for item in read_ahead(paths):
         path = os.path.abspath(os.fspath(item))
         if path in seen:  # the same file twice: one row, one file_id
             continue
