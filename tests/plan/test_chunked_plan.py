@@ -88,10 +88,12 @@ def test_chunked_plan_equals_the_whole_plan(tmp_path: Path, chunk_rows: int) -> 
         assert len(chunks) > 3
         # a batch larger than a chunk is cut into file_id ranges
         assert any(c.lo is not None or c.hi is not None for c in chunks) == (chunk_rows < 60)
-        # the patient of the files is in several chunks
+        # the patient of the files is in several chunks: each of its three 4-file batches is a
+        # chunk of its own when a chunk holds fewer than 8 instances; with larger chunks the
+        # small batches share one when their (random) batch names sort them side by side
         seen = [c for c in chunks if inst.filter(pl.col("file_id").is_in(c.file_ids.implode()))
                 .filter(pl.col("PatientID") == "GANTRY-CHUNK-1").height]  # fmt: skip
-        assert len(seen) >= 2
+        assert len(seen) >= (3 if chunk_rows < 8 else 1)
 
         whole = build_plan(s.store, cfg, persist=False, chunk_rows=10**9)
         chunked = build_plan(s.store, cfg, persist=False, chunk_rows=chunk_rows)
