@@ -176,15 +176,16 @@ def identity_documents(
             f"{late.height} instances of the selected patients are not in the plan "
             "(ingested after it was built): run `anonymize` again"
         )
-    patients_frame = patients_frame.with_columns(
-        pl.int_range(pl.len(), dtype=pl.UInt32).alias("_p")
-    )
-    inst = inst.join(patients_frame.select("PatientID", "_p"), on="PatientID", how="inner")
+    # patients get a dense integer key ``_p`` and the instances are grouped by it (their
+    # order within a patient kept): each per-patient list below is then a run of rows
+    inst, patients_frame = _patient_runs(inst, patients_frame)
+    n = patients_frame.height
     skipped = inst_count - inst.height if no_id.height else 0
 
-    # the attributes hardly vary within a patient: drop repeated rows before the
-    # (costlier) per-patient distinct lists
-    attrs = inst.select("_p", *IDENTITY_ATTRIBUTES).unique()
+    # the attributes hardly vary within a patient: drop repeated rows (first the ones
+    # equal to the row before, a cheap comparison) before the per-patient distinct lists
+    attrs = inst.select("_p", *IDENTITY_ATTRIBUTES)
+    attrs = attrs.filter(_new_run(*attrs.columns)).unique()
     docs = (
         inst.group_by("_p")
         .agg(pl.col("PatientID").first(), pl.len().alias("instances"))
@@ -192,31 +193,26 @@ def identity_documents(
             attrs.group_by("_p").agg(*(_distinct(n, attrs.schema[n]) for n in IDENTITY_ATTRIBUTES)),
             on="_p",
         )
-        .select("_p", "PatientID", *IDENTITY_ATTRIBUTES, "instances")
+        .join(patients_frame.select("_p", "pseudonym"), on="_p")
+        .sort("_p")
+        .select("_p", "pseudonym", "PatientID", *IDENTITY_ATTRIBUTES, "instances")
     )
     flat = []
+    levels = {}
     for kw, tag in UID_TAGS.items():
-        # original → new pairs, distinct per patient; a UID the plan keeps maps to itself
+        # original → new pairs, distinct per patient (first seen kept, in instance order);
+        # a UID the plan keeps maps to itself
         pairs = inst.select(
             "_p", pl.col(kw).alias("old"), pl.coalesce(f"_new_{tag}", kw).alias("new")
         ).filter(pl.col("old").is_not_null() & (pl.col("old") != ""))
+        pairs = pairs.filter(_new_run("_p", "old"))  # a series' instances usually follow
         if pairs["old"].n_unique() < pairs.height:  # SOP UIDs: usually all distinct already
-            pairs = pairs.unique(["_p", "old"], keep="first")
+            pairs = pairs.unique(["_p", "old"], keep="first", maintain_order=True)
         flat.append(pairs.select("_p", pl.col("new").alias("new_uid")))
         plain = _is_plain_json_text(pairs["old"]) and _is_plain_json_text(pairs["new"])
-        # aggregate to lists, then join them as text outside the group_by (much faster)
-        per_patient = pairs.group_by("_p").agg("old", "new")
-        per_patient = per_patient.select(
-            "_p",
-            pl.concat_str(
-                pl.lit('{"old":'), _json_arrays(per_patient["old"], plain=plain),
-                pl.lit(',"new":'), _json_arrays(per_patient["new"], plain=plain), pl.lit("}"),
-            ).alias(kw),
-        )  # fmt: skip
-        docs = docs.join(per_patient, on="_p", how="left").with_columns(
-            pl.col(kw).fill_null('{"old":[],"new":[]}')
-        )
-    docs = docs.join(patients_frame.select("_p", "pseudonym"), on="_p")
+        for side in ("old", "new"):
+            levels[f"_{kw}_{side}"] = _joined_runs(pairs[side], pairs["_p"], n, plain=plain)
+    docs = docs.with_columns(**levels)
     head = pl.struct(
         pl.lit(DOCUMENT_FORMAT).alias("format"),
         "pseudonym",
@@ -224,10 +220,19 @@ def identity_documents(
         *IDENTITY_ATTRIBUTES,
         "instances",
     ).struct.json_encode()
-    # splice the pre-encoded UID objects into the JSON object
+    # splice the UID arrays (``,"a","b"`` without the first comma) into the JSON object
     document = pl.concat_str(
         head.str.strip_suffix("}"),
-        *(pl.concat_str(pl.lit(f',"{kw}":'), pl.col(kw)) for kw in UID_TAGS),
+        *(
+            pl.concat_str(
+                pl.lit(f',"{kw}":{{"old":['),
+                pl.col(f"_{kw}_old").str.slice(1),
+                pl.lit('],"new":['),
+                pl.col(f"_{kw}_new").str.slice(1),
+                pl.lit("]}"),
+            )
+            for kw in UID_TAGS
+        ),
         pl.lit("}"),
     )
     frame = (
@@ -235,12 +240,44 @@ def identity_documents(
         .sort("pseudonym")
         .with_row_index("row")
     )
-    new_uids = (
-        pl.concat(flat)
-        .join(frame.select("_p", "row"), on="_p")  # integer keys
-        .select("row", "new_uid")
+    # each patient's row in ``frame``, looked up by its ``_p`` (no join)
+    row_of = frame.select(pl.col("row").sort_by("_p"))["row"].to_numpy()
+    flat_uids = pl.concat(flat)
+    new_uids = pl.DataFrame(
+        {"row": row_of[flat_uids["_p"].to_numpy()], "new_uid": flat_uids["new_uid"]},
+        schema={"row": pl.UInt32, "new_uid": pl.String},
     )
     return Documents(frame.select("pseudonym", "document"), new_uids, inst.height, skipped)
+
+
+def _new_run(*names: str) -> pl.Expr:
+    """True on each row that differs from the row before in one of ``names`` (nulls equal)."""
+    differs = pl.any_horizontal(pl.col(n).ne_missing(pl.col(n).shift()) for n in names)
+    return differs.fill_null(True) | (pl.int_range(pl.len()) == 0)
+
+
+def _patient_runs(inst: pl.DataFrame, patients: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """``inst`` with ``_p`` (0..n-1) grouped in runs, and ``patients`` with its ``_p``.
+
+    The index usually holds a patient's instances together: then ``_p`` is the run
+    number (no string join, no sort). Otherwise the key is joined and the instances
+    sorted by it (stably: their order within a patient is kept).
+    """
+    runs = inst.select(pl.col("PatientID").rle_id().alias("_p"))["_p"]
+    heads = inst["PatientID"].filter(_first_of_runs(runs))
+    if heads.len() == patients.height and heads.n_unique() == heads.len():
+        inst = inst.with_columns(runs)
+        order = pl.DataFrame({"PatientID": heads}).with_row_index("_p")
+        patients = order.join(patients, on="PatientID").sort("_p")
+        return inst, patients.with_columns(pl.col("_p").cast(pl.UInt32))
+    patients = patients.with_columns(pl.int_range(pl.len(), dtype=pl.UInt32).alias("_p"))
+    inst = inst.join(patients.select("PatientID", "_p"), on="PatientID", how="inner")
+    return inst.sort("_p", maintain_order=True), patients
+
+
+def _first_of_runs(runs: pl.Series) -> pl.Series:
+    """True on the first row of each run of equal values of the sorted ``runs``."""
+    return (runs != runs.shift(1)).fill_null(True)
 
 
 def _lookup(part: pl.DataFrame, file_ids: pl.Series) -> pl.Series:
@@ -272,29 +309,58 @@ def _is_plain_json_text(values: pl.Series) -> bool:
     return True
 
 
-def _json_arrays(lists: pl.Series, *, plain: bool | None = None) -> pl.Series:
-    """Each list of strings as the text of a JSON array.
+def _joined_runs(values: pl.Series, runs: pl.Series, n: int, *, plain: bool) -> pl.Series:
+    """Per run, its values as JSON strings each led by a comma (``,"a","b"``; ``""``
+    when the run has none): ``n`` texts, the ``i``-th of the ``values`` whose
+    (sorted, ``0 <= runs < n``) run number is ``i``.
 
-    UIDs only hold digits and dots, so the arrays are joined as text when ``plain``
-    (no value holds a character JSON must escape: see :func:`_is_plain_json_text`);
-    otherwise the (slower) general encoder writes them. ``None``: check the values.
+    Each value is written with its comma and quotes, then the rows of a run are one
+    slice of that text's buffer: the texts are new offsets into it, no copy per run.
+    UIDs only hold digits and dots, so they are quoted as they are when ``plain``
+    (see :func:`_is_plain_json_text`); otherwise Polars' JSON encoder escapes them.
+    """
+    frame = pl.DataFrame({"v": values})
+    if plain:
+        text = frame.select(pl.concat_str(pl.lit(',"'), "v", pl.lit('"')))
+    else:
+        encoded = pl.struct("v").struct.json_encode().str.strip_prefix('{"v":')
+        text = frame.select(pl.concat_str(pl.lit(","), encoded.str.strip_suffix("}")))
+    arr = text.to_series().to_arrow()
+    arr = pa.concat_arrays(arr.chunks) if isinstance(arr, pa.ChunkedArray) else arr
+    arr = arr.cast(pa.large_string())
+    offsets = np.frombuffer(arr.buffers()[1], dtype=np.int64)[
+        arr.offset : arr.offset + len(arr) + 1
+    ]
+    counts = np.bincount(runs.to_numpy(), minlength=n)[:n]
+    bounds = np.concatenate([[0], np.cumsum(counts)])
+    joined = pa.LargeStringArray.from_buffers(
+        n, pa.py_buffer(np.ascontiguousarray(offsets[bounds])), arr.buffers()[2]
+    )
+    return pl.Series(values.name, joined).cast(pl.String)
+
+
+def _json_arrays_by_run(
+    values: pl.Series, runs: pl.Series, n: int, *, plain: bool | None = None
+) -> pl.Series:
+    """The text of a JSON array per run (see :func:`_joined_runs`; ``[]`` when empty).
+
+    ``plain=None``: check whether the values need JSON escaping.
+
+    Examples
+    --------
+    >>> values = pl.Series(["1.2", "3.4", 'a"b'])
+    >>> for text in _json_arrays_by_run(values, pl.Series([0, 0, 2]), 3):
+    ...     print(text)
+    ["1.2","3.4"]
+    []
+    ["a\\"b"]
     """
     if plain is None:
-        plain = _is_plain_json_text(lists.explode())
-    if plain:
-        joined = lists.list.join('","')
-        text = pl.concat_str(pl.lit('["'), joined, pl.lit('"]'), ignore_nulls=False)
-        return pl.select(
-            pl.when(lists.list.len() == 0).then(pl.lit("[]")).otherwise(text).alias(lists.name)
-        ).to_series()
-    return (
-        pl.DataFrame({"a": lists})
-        .select(pl.struct("a").struct.json_encode())
-        .to_series()
-        .str.strip_prefix('{"a":')
-        .str.strip_suffix("}")
-        .alias(lists.name)
-    )
+        plain = _is_plain_json_text(values)
+    joined = _joined_runs(values, runs, n, plain=plain)
+    return pl.select(
+        pl.concat_str(pl.lit("["), joined.str.slice(1), pl.lit("]")).alias(values.name)
+    ).to_series()
 
 
 def _distinct(name: str, dtype: pl.DataType) -> pl.Expr:

@@ -462,11 +462,12 @@ def test_documents_match_a_per_patient_reference(tmp_path: Path) -> None:
 
 
 def test_uid_arrays_stay_valid_json_for_odd_values() -> None:
-    from gantry.vault._documents import _json_arrays
+    from gantry.vault._documents import _json_arrays_by_run
 
     for values in (["1.2", "3.4", "5"], ["1.2", 'a"b\\c\x01', "5"]):
-        lists = pl.Series("old", [values[:2], values[2:], []], dtype=pl.List(pl.String))
-        assert [json.loads(x) for x in _json_arrays(lists)] == [values[:2], values[2:], []]
+        runs = pl.Series([1, 1, 2])
+        arrays = _json_arrays_by_run(pl.Series("old", values), runs, 4)
+        assert [json.loads(x) for x in arrays] == [[], values[:2], values[2:], []]
 
 
 def test_lock_refuses_instances_newer_than_the_plan(locked: Locked, tmp_path: Path) -> None:
@@ -531,3 +532,18 @@ def test_first_lock_in_parts_keeps_every_row_and_lookup_tag(
             .iter_rows()
         ):
             assert s.recover_uid(new_uid) == old_uid
+
+
+def test_patient_runs_group_instances_in_order_whether_or_not_they_come_together() -> None:
+    from gantry.vault._documents import _patient_runs
+
+    for pids in (["a", "a", "b", "c", "c"], ["c", "a", "b", "a", "c"]):
+        inst = pl.DataFrame({"PatientID": pids, "i": range(len(pids))})
+        patients = pl.DataFrame({"PatientID": ["a", "b", "c"], "pseudonym": ["A", "B", "C"]})
+        grouped, keyed = _patient_runs(inst, patients)
+        assert grouped["_p"].is_sorted() and sorted(keyed["_p"].to_list()) == [0, 1, 2]
+        of = dict(zip(keyed["_p"], keyed["PatientID"], strict=True))
+        assert [of[p] for p in grouped["_p"]] == grouped["PatientID"].to_list()
+        for pid in "abc":  # each patient's instances keep their order
+            mine = grouped.filter(pl.col("PatientID") == pid)["i"].to_list()
+            assert mine == [i for i, p in enumerate(pids) if p == pid]
