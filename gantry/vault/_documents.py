@@ -138,21 +138,22 @@ def identity_documents(
     plan = (
         store.scan("plan")
         .filter(pl.col("path").is_in(paths) & pl.col("action").is_in(["P", "R", "U"]))
-        .select("file_id", "path", "new_value")
+        .select("file_id", pl.col("path").cast(pl.Enum(paths)), "new_value")
         .collect(engine="streaming")  # a third of the in-memory engine's time here
     )
     # one column of new values per planned path, looked up by binary search of the
-    # part's sorted file_ids (no hash join; the first planned row of a file wins)
+    # path's sorted file_ids (no hash join; the first planned row of a file wins). Only
+    # integers are sorted: the plan's text is gathered once, for the instances
+    codes = plan["path"].to_physical()
     fids = inst["file_id"]
-    parts = plan.partition_by("path", as_dict=True, include_key=False)
-    del plan  # memory: each plan row is held once at a time
-    new_values = {}
-    for (path,) in list(parts):
-        new_values[f"_new_{path}"] = _lookup(parts.pop((path,)), fids)
-    inst = inst.with_columns(
-        new_values.pop(f"_new_{path}", pl.lit(None, pl.String)).alias(f"_new_{path}")
-        for path in paths
-    )
+    looked_up = []
+    for i, path in enumerate(paths):
+        rows = (codes == i).arg_true()
+        keys = pl.DataFrame({"k": plan["file_id"].gather(rows)})
+        rows = rows.gather(keys.select(pl.arg_sort_by("k", maintain_order=True)).to_series())
+        looked_up.append(_lookup(plan, rows, fids).alias(f"_new_{path}"))
+    del plan, codes
+    inst = inst.with_columns(looked_up)
     # patients get a dense integer key: every group_by and join below hashes integers
     patients_frame = inst.group_by("PatientID").agg(
         pl.col(f"_new_{PATIENT_ID_PATH}").drop_nulls().first().alias("pseudonym")
@@ -209,9 +210,8 @@ def identity_documents(
         if pairs["old"].n_unique() < pairs.height:  # SOP UIDs: usually all distinct already
             pairs = pairs.unique(["_p", "old"], keep="first", maintain_order=True)
         flat.append(pairs.select("_p", pl.col("new").alias("new_uid")))
-        plain = _is_plain_json_text(pairs["old"]) and _is_plain_json_text(pairs["new"])
         for side in ("old", "new"):
-            levels[f"_{kw}_{side}"] = _joined_runs(pairs[side], pairs["_p"], n, plain=plain)
+            levels[f"_{kw}_{side}"] = _joined_runs(pairs[side], pairs["_p"], n)
     docs = docs.with_columns(**levels)
     head = pl.struct(
         pl.lit(DOCUMENT_FORMAT).alias("format"),
@@ -260,8 +260,8 @@ def _patient_runs(inst: pl.DataFrame, patients: pl.DataFrame) -> tuple[pl.DataFr
     """``inst`` with ``_p`` (0..n-1) grouped in runs, and ``patients`` with its ``_p``.
 
     The index usually holds a patient's instances together: then ``_p`` is the run
-    number (no string join, no sort). Otherwise the key is joined and the instances
-    sorted by it (stably: their order within a patient is kept).
+    number (no string join, no sort). Otherwise each patient's row numbers give the
+    key, and the instances are sorted by it (stably: their order within a patient is kept).
     """
     runs = inst.select(pl.col("PatientID").rle_id().alias("_p"))["_p"]
     heads = inst["PatientID"].filter(_first_of_runs(runs))
@@ -270,9 +270,22 @@ def _patient_runs(inst: pl.DataFrame, patients: pl.DataFrame) -> tuple[pl.DataFr
         order = pl.DataFrame({"PatientID": heads}).with_row_index("_p")
         patients = order.join(patients, on="PatientID").sort("_p")
         return inst, patients.with_columns(pl.col("_p").cast(pl.UInt32))
-    patients = patients.with_columns(pl.int_range(pl.len(), dtype=pl.UInt32).alias("_p"))
-    inst = inst.join(patients.select("PatientID", "_p"), on="PatientID", how="inner")
-    return inst.sort("_p", maintain_order=True), patients
+    # one pass over the text: each patient's row numbers, then one integer sort
+    groups = (
+        inst.select("PatientID")
+        .with_row_index("i")
+        .group_by("PatientID")
+        .agg("i")
+        .join(patients, on="PatientID")  # per patient: drops those without a pseudonym
+        .with_row_index("_p")
+    )
+    dropped = np.iinfo(np.uint32).max
+    p_of_row = np.full(inst.height, dropped, dtype=np.uint32)
+    sizes = groups["i"].list.len().to_numpy()
+    p_of_row[groups["i"].explode().to_numpy()] = np.repeat(np.arange(groups.height), sizes)
+    inst = inst.with_columns(pl.Series("_p", p_of_row)).filter(pl.col("_p") != dropped)
+    inst = inst.sort("_p", maintain_order=True)
+    return inst, groups.drop("i").with_columns(pl.col("_p").cast(pl.UInt32))
 
 
 def _first_of_runs(runs: pl.Series) -> pl.Series:
@@ -280,54 +293,49 @@ def _first_of_runs(runs: pl.Series) -> pl.Series:
     return (runs != runs.shift(1)).fill_null(True)
 
 
-def _lookup(part: pl.DataFrame, file_ids: pl.Series) -> pl.Series:
-    """``part``'s ``new_value`` for each of ``file_ids`` (null where it has no row)."""
-    part = part.sort("file_id", maintain_order=True)
-    keys = part["file_id"]
-    if keys.is_empty():
+def _lookup(plan: pl.DataFrame, rows: pl.Series, file_ids: pl.Series) -> pl.Series:
+    """``plan``'s ``new_value`` for each of ``file_ids`` (null where it has no row), from
+    the plan ``rows`` of one path, sorted by ``file_id``."""
+    if rows.is_empty():
         return pl.Series(None, [None] * len(file_ids), dtype=pl.String)
+    keys = plan["file_id"].gather(rows)
     at = keys.search_sorted(file_ids, side="left").clip(0, len(keys) - 1)
     found = keys.gather(at) == file_ids
+    if found.all():
+        return plan["new_value"].gather(rows.gather(at))
     return pl.select(
-        pl.when(found).then(part["new_value"].gather(at)).otherwise(pl.lit(None, pl.String))
+        pl.when(found)
+        .then(plan["new_value"].gather(rows.gather(at)))
+        .otherwise(pl.lit(None, pl.String))
     ).to_series()
 
 
-def _is_plain_json_text(values: pl.Series) -> bool:
-    """True when no value holds a character JSON must escape (quote, backslash, control)."""
-    arr = values.drop_nulls().to_arrow()
-    chunks = arr.chunks if isinstance(arr, pa.ChunkedArray) else [arr]
-    for chunk in chunks:
-        chunk = chunk.cast(pa.large_string())
-        if len(chunk) == 0:
-            continue
-        offsets = np.frombuffer(chunk.buffers()[1], dtype=np.int64)
-        lo, hi = int(offsets[chunk.offset]), int(offsets[chunk.offset + len(chunk)])
-        data = np.frombuffer(chunk.buffers()[2], dtype=np.uint8)[lo:hi]
-        if ((data < 0x20) | (data == 0x22) | (data == 0x5C)).any():
-            return False
-    return True
-
-
-def _joined_runs(values: pl.Series, runs: pl.Series, n: int, *, plain: bool) -> pl.Series:
+def _joined_runs(values: pl.Series, runs: pl.Series, n: int) -> pl.Series:
     """Per run, its values as JSON strings each led by a comma (``,"a","b"``; ``""``
     when the run has none): ``n`` texts, the ``i``-th of the ``values`` whose
     (sorted, ``0 <= runs < n``) run number is ``i``.
 
     Each value is written with its comma and quotes, then the rows of a run are one
     slice of that text's buffer: the texts are new offsets into it, no copy per run.
-    UIDs only hold digits and dots, so they are quoted as they are when ``plain``
-    (see :func:`_is_plain_json_text`); otherwise Polars' JSON encoder escapes them.
+    UIDs only hold digits and dots, so they are first quoted as they are; when the
+    text then holds a character JSON must escape (a quote beyond the two per value,
+    a backslash, a control character) Polars' JSON encoder writes them instead.
+
+    Examples
+    --------
+    >>> values = pl.Series(["1.2", "3.4", 'a"b'])
+    >>> for text in _joined_runs(values, pl.Series([0, 0, 2]), 3):
+    ...     print(repr(text))
+    ',"1.2","3.4"'
+    ''
+    ',"a\\\\"b"'
     """
     frame = pl.DataFrame({"v": values})
-    if plain:
-        text = frame.select(pl.concat_str(pl.lit(',"'), "v", pl.lit('"')))
-    else:
+    arr = _one_chunk(frame.select(pl.concat_str(pl.lit(',"'), "v", pl.lit('"'))).to_series())
+    if not _plain(arr, quotes=2 * len(arr)):
         encoded = pl.struct("v").struct.json_encode().str.strip_prefix('{"v":')
         text = frame.select(pl.concat_str(pl.lit(","), encoded.str.strip_suffix("}")))
-    arr = text.to_series().to_arrow()
-    arr = pa.concat_arrays(arr.chunks) if isinstance(arr, pa.ChunkedArray) else arr
-    arr = arr.cast(pa.large_string())
+        arr = _one_chunk(text.to_series())
     offsets = np.frombuffer(arr.buffers()[1], dtype=np.int64)[
         arr.offset : arr.offset + len(arr) + 1
     ]
@@ -339,28 +347,24 @@ def _joined_runs(values: pl.Series, runs: pl.Series, n: int, *, plain: bool) -> 
     return pl.Series(values.name, joined).cast(pl.String)
 
 
-def _json_arrays_by_run(
-    values: pl.Series, runs: pl.Series, n: int, *, plain: bool | None = None
-) -> pl.Series:
-    """The text of a JSON array per run (see :func:`_joined_runs`; ``[]`` when empty).
+def _one_chunk(text: pl.Series) -> pa.LargeStringArray:
+    arr = text.to_arrow()
+    arr = pa.concat_arrays(arr.chunks) if isinstance(arr, pa.ChunkedArray) else arr
+    return arr.cast(pa.large_string())
 
-    ``plain=None``: check whether the values need JSON escaping.
 
-    Examples
-    --------
-    >>> values = pl.Series(["1.2", "3.4", 'a"b'])
-    >>> for text in _json_arrays_by_run(values, pl.Series([0, 0, 2]), 3):
-    ...     print(text)
-    ["1.2","3.4"]
-    []
-    ["a\\"b"]
-    """
-    if plain is None:
-        plain = _is_plain_json_text(values)
-    joined = _joined_runs(values, runs, n, plain=plain)
-    return pl.select(
-        pl.concat_str(pl.lit("["), joined.str.slice(1), pl.lit("]")).alias(values.name)
-    ).to_series()
+def _plain(arr: pa.LargeStringArray, *, quotes: int) -> bool:
+    """True when ``arr``'s text holds ``quotes`` quotes, no backslash, no control character."""
+    if len(arr) == 0:
+        return True
+    offsets = np.frombuffer(arr.buffers()[1], dtype=np.int64)
+    lo, hi = int(offsets[arr.offset]), int(offsets[arr.offset + len(arr)])
+    data = np.frombuffer(arr.buffers()[2], dtype=np.uint8)[lo:hi]
+    return (
+        int(data.min(initial=0x20)) >= 0x20
+        and np.count_nonzero(data == 0x22) == quotes
+        and not np.count_nonzero(data == 0x5C)
+    )
 
 
 def _distinct(name: str, dtype: pl.DataType) -> pl.Expr:

@@ -462,12 +462,12 @@ def test_documents_match_a_per_patient_reference(tmp_path: Path) -> None:
 
 
 def test_uid_arrays_stay_valid_json_for_odd_values() -> None:
-    from gantry.vault._documents import _json_arrays_by_run
+    from gantry.vault._documents import _joined_runs
 
-    for values in (["1.2", "3.4", "5"], ["1.2", 'a"b\\c\x01', "5"]):
-        runs = pl.Series([1, 1, 2])
-        arrays = _json_arrays_by_run(pl.Series("old", values), runs, 4)
-        assert [json.loads(x) for x in arrays] == [[], values[:2], values[2:], []]
+    for values in (["1.2", "3.4", "5"], ["1.2", 'a"b\\c\x01', "5"], ['"', "\\", "x"]):
+        joined = _joined_runs(pl.Series("old", values), pl.Series([1, 1, 2]), 4)
+        arrays = [json.loads("[" + text[1:] + "]") for text in joined]
+        assert arrays == [[], values[:2], values[2:], []]
 
 
 def test_lock_refuses_instances_newer_than_the_plan(locked: Locked, tmp_path: Path) -> None:
