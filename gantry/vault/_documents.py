@@ -15,9 +15,10 @@ sorted; each UID level holds two parallel lists, the distinct original UIDs and
 their new UIDs from the plan (the original itself when the plan keeps it).
 
 Everything is computed over whole columns: one scan of ``instances``, one filtered
-scan of ``plan``, joins on ``file_id``, one ``group_by`` per level; the UID arrays
-are joined as text (UIDs need no JSON escaping; a column that would is encoded by
-Polars' JSON encoder instead).
+scan of ``plan`` whose values are found by binary search on ``file_id``, then the
+instances grouped in runs, one per patient (their order within a patient kept).
+Each UID level's arrays are slices of one quoted-text buffer, one slice per run (UIDs
+need no JSON escaping; values that would are written by Polars' JSON encoder instead).
 """
 
 from __future__ import annotations
