@@ -208,7 +208,9 @@ def identity_documents(
             "_p", pl.col(kw).alias("old"), pl.coalesce(f"_new_{tag}", kw).alias("new")
         ).filter(pl.col("old").is_not_null() & (pl.col("old") != ""))
         pairs = pairs.filter(_new_run("_p", "old"))  # a series' instances usually follow
-        if pairs["old"].n_unique() < pairs.height:  # SOP UIDs: usually all distinct already
+        # SOP UIDs are usually all distinct already: distinct hashes prove it (cheaper
+        # than counting distinct text); any repeated hash falls back to the exact unique
+        if pairs["old"].hash().n_unique() < pairs.height:
             pairs = pairs.unique(["_p", "old"], keep="first", maintain_order=True)
         flat.append(pairs.select("_p", pl.col("new").alias("new_uid")))
         for side in ("old", "new"):
