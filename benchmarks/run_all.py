@@ -252,6 +252,8 @@ def load(job: Job, logs: Path) -> bool:
     if job.json_out is not None and not job.json_out.exists():
         return False
     job.code, job.seconds = 0, float(m["s"])
+    ended = datetime.fromtimestamp(log.stat().st_mtime, UTC)
+    job.extra["taken"] = f"earlier run (--resume), ended {ended:%H:%M} UTC"
     job.stdout, _, job.stderr = text[m.end() :].partition("\n--- stderr ---\n")
     if job.json_out is not None:
         job.data = json.loads(job.json_out.read_text())
@@ -780,10 +782,11 @@ def render(
         table(
             [
                 {"benchmark": j.name, "command": f"`{j.command.replace(str(root), 'ROOT')}`",
-                 "seconds": j.seconds, "exit": j.code if j.error is None else j.error}
+                 "seconds": j.seconds, "exit": j.code if j.error is None else j.error,
+                 "run": j.extra.get("taken", "this run")}
                 for j in jobs.values()
             ],
-            ["benchmark", "command", "seconds", "exit"],
+            ["benchmark", "command", "seconds", "exit", "run"],
         )
     )  # fmt: skip
     lines += ["", f"Logs: `ROOT/logs/` (ROOT = `{root}` for this run).", ""]
