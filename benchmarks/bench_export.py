@@ -142,11 +142,15 @@ def _prepare(src: str, db: str, workers: int | None) -> dict[str, float]:
         plan = s.anonymize()
         plan_s = time.perf_counter() - t0
         # the part of it that stores the verification tokens (timed again on its own)
-        from gantry.plan._token_table import write_plan_tokens
+        from gantry.plan._token_table import PlanTokenWriter
 
         t0 = time.perf_counter()
-        ids = s.store.scan("plan").select("file_id").unique().collect()["file_id"]
-        write_plan_tokens(s.store, s.stored_config(), [ids])
+        tokens = PlanTokenWriter(s.store, s.stored_config())
+        try:
+            tokens.add(s.store, s.store.scan("plan").collect())
+            tokens.write()
+        finally:
+            tokens.close()
         tokens_s = time.perf_counter() - t0
     return {
         "plan_tokens_s": tokens_s,

@@ -232,7 +232,18 @@ class _Globals:
 def plan_parts(
     store: Store, config: Any, *, persist: bool = True, chunk_rows: int | None = None
 ) -> Iterator[pl.DataFrame]:
-    """The plan as parts of at most about ``chunk_rows`` instances each (bounded memory).
+    """The plan as parts of at most about ``chunk_rows`` instances each (bounded memory);
+    see :func:`scoped_plan_parts`."""
+    for part, _ in scoped_plan_parts(store, config, persist=persist, chunk_rows=chunk_rows):
+        yield part
+
+
+def scoped_plan_parts(
+    store: Store, config: Any, *, persist: bool = True, chunk_rows: int | None = None
+) -> Iterator[tuple[pl.DataFrame, Store]]:
+    """The plan as parts of at most about ``chunk_rows`` instances each (bounded memory),
+    each with the store its chunk was planned from (its batch tables hold only the
+    chunk's rows: the whole store when there is one chunk).
 
     Each part is sorted by ``file_id, path`` and holds every row of its instances;
     together the parts are the plan :func:`build_plan` returns.  Pseudonyms, date
@@ -303,13 +314,14 @@ def plan_parts(
     chunks = plan_chunks(store, inst, chunk_rows or PLAN_CHUNK_ROWS)
     del inst, patients
     if len(chunks) == 1:
-        yield _plan_chunk(store, config, g, None, None)
+        yield _plan_chunk(store, config, g, None, None), store
         return
     views = [ChunkStore(store, c) for c in chunks]
     remapped = _remapped_everywhere(store, config, g, views)
     for view in views:
         # the view stands for the store: same methods, its batch tables one chunk's rows
-        yield _plan_chunk(cast(Store, view), config, g, view.chunk, remapped)
+        scope = cast(Store, view)
+        yield _plan_chunk(scope, config, g, view.chunk, remapped), scope
 
 
 def _remapped_everywhere(store: Store, config: Any, g: _Globals, views: list[Any]) -> pl.Series:

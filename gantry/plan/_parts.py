@@ -7,8 +7,8 @@ from typing import Any
 
 import polars as pl
 
-from gantry.plan._builder import PLAN_SCHEMA, plan_parts
-from gantry.plan._token_table import write_plan_tokens
+from gantry.plan._builder import PLAN_SCHEMA, scoped_plan_parts
+from gantry.plan._token_table import PlanTokenWriter
 from gantry.store import Store
 
 __all__ = ["write_plan"]
@@ -26,21 +26,28 @@ def write_plan(
     ids: list[pl.Series] = []
     rows = 0
 
+    # the values verification searches each output for, computed from each part while it
+    # is in memory (with its chunk's elements), so export only reads them
+    tokens = PlanTokenWriter(store, config)
+
     def parts() -> Iterator[pl.DataFrame]:
         nonlocal rows
         empty = True
-        for part in plan_parts(store, config, chunk_rows=chunk_rows):
+        for part, scope in scoped_plan_parts(store, config, chunk_rows=chunk_rows):
             rows += part.height
             counts.append(part.group_by("action", "rule").len("rows"))
             ids.append(part["file_id"].unique())
+            tokens.add(scope, part)
             empty = False
             yield part
         if empty:  # the table exists, with its columns, even when nothing is planned
             yield pl.DataFrame(schema=PLAN_SCHEMA)
 
-    store.write_table_parts("plan", parts())
-    # the values verification searches each output for, so export only reads them
-    write_plan_tokens(store, config, ids)
+    try:
+        store.write_table_parts("plan", parts())
+        tokens.write()
+    finally:
+        tokens.close()
     summary = (
         pl.concat(counts)
         .group_by("action", "rule")

@@ -28,7 +28,7 @@ import polars as pl
 if TYPE_CHECKING:
     from gantry.store import Store
 
-__all__ = ["KEY_META", "TABLE", "plan_digests", "tokens_for", "write_plan_tokens"]
+__all__ = ["KEY_META", "TABLE", "PlanTokenWriter", "plan_digests", "tokens_for"]
 
 TABLE: Final = "plan_tokens"
 KEYS: Final = "plan_token_keys"
@@ -79,32 +79,53 @@ def _key(store: Store, config: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def write_plan_tokens(store: Store, config: Any, file_ids: list[pl.Series]) -> None:
-    """Compute and store the tokens of the planned instances ``file_ids`` (the plan's chunks)."""
-    from gantry.export._verification import token_frame
-    from gantry.plan._tokens import TOKEN_SCHEMA
+class PlanTokenWriter:
+    """Compute each plan part's tokens as the part is built; store them after the plan.
 
-    key = _key(store, config)
-    store.set_meta(KEY_META, "")  # until both tables are written, nothing stored is used
-    keys: list[pl.DataFrame] = []
+    ``add(scope, part)`` takes a plan part and the store its chunk was planned from
+    (its ``elements`` hold only the chunk's rows), so every element row is read once
+    in all, not once per chunk; the tokens are spilled to a temporary folder and
+    :meth:`write` stores them as the ``plan_tokens`` table (then the key).
+    """
 
-    def parts() -> Iterator[pl.DataFrame]:
-        empty = True
-        for ids in file_ids:
-            plan = store.scan("plan").filter(pl.col("file_id").is_in(ids.implode())).collect()
-            keys.append(plan_digests(plan))
-            frame = token_frame(store, plan, config)
-            if frame.height:
-                empty = False
-                yield frame
-        if empty:
-            yield pl.DataFrame(schema=TOKEN_SCHEMA)
+    def __init__(self, store: Store, config: Any) -> None:
+        self.store, self.config = store, config
+        self.key = _key(store, config)
+        store.set_meta(KEY_META, "")  # until both tables are written, nothing stored is used
+        self.spill = store.layout.new_tmp_dir("plan-tokens")
+        self.files: list[Path] = []
+        self.keys: list[pl.DataFrame] = []
 
-    store.write_table_parts(TABLE, parts())
-    store.write_table_parts(
-        KEYS, keys or [pl.DataFrame(schema={"file_id": pl.Int64, "digest": pl.UInt64})]
-    )
-    store.set_meta(KEY_META, key)
+    def add(self, scope: Store, part: pl.DataFrame) -> None:
+        from gantry.export._verification import token_frame
+
+        self.keys.append(plan_digests(part))
+        frame = token_frame(scope, part, self.config)
+        if frame.height:
+            path = self.spill / f"part-{len(self.files):05d}.parquet"
+            frame.write_parquet(path)
+            self.files.append(path)
+
+    def write(self) -> None:
+        from gantry.plan._tokens import TOKEN_SCHEMA
+
+        def parts() -> Iterator[pl.DataFrame]:
+            for path in self.files:
+                yield pl.read_parquet(path)
+            if not self.files:
+                yield pl.DataFrame(schema=TOKEN_SCHEMA)
+
+        self.store.write_table_parts(TABLE, parts())
+        self.store.write_table_parts(
+            KEYS, self.keys or [pl.DataFrame(schema={"file_id": pl.Int64, "digest": pl.UInt64})]
+        )
+        self.store.set_meta(KEY_META, self.key)
+
+    def close(self) -> None:
+        """Remove the spilled tokens (after :meth:`write`, or on an error)."""
+        import shutil
+
+        shutil.rmtree(self.spill, ignore_errors=True)
 
 
 def tokens_for(store: Store, plan: pl.DataFrame, config: Any) -> pl.DataFrame:
