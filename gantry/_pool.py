@@ -25,6 +25,7 @@ the work (ingest walks the inputs, export builds its items).
 from __future__ import annotations
 
 import multiprocessing
+import os
 import sys
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -33,7 +34,7 @@ from multiprocessing import context
 from multiprocessing.context import BaseContext
 from typing import Any
 
-__all__ = ["WORKER_MODULES", "pool_context", "process_pool", "start_pool_server"]
+__all__ = ["WORKER_MODULES", "pool_context", "process_pool", "start_pool_server", "warm_pool"]
 
 WORKER_MODULES = ("gantry.ingest._runner", "gantry.ingest._batch", "gantry.export._apply")
 """What the fork server imports before it forks any worker (the tasks' modules)."""
@@ -131,6 +132,21 @@ def start_pool_server() -> None:
 
     with _main_hidden():
         forkserver.ensure_running()  # type: ignore[attr-defined]
+
+
+def warm_pool(workers: int | None, jobs: int = 2) -> None:
+    """Start the fork server early (:func:`start_pool_server`) when a local pool of more
+    than one worker (``None``: every core) will run more than one job.
+
+    The caller decides that the pool is local (no executor, no cluster).
+
+    Examples
+    --------
+    >>> warm_pool(1)  # one worker runs in the caller's process: nothing to start
+    >>> warm_pool(2, jobs=1)
+    """
+    if (workers or os.cpu_count() or 1) > 1 and jobs > 1:
+        start_pool_server()
 
 
 def process_pool(workers: int) -> ProcessPoolExecutor:

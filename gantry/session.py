@@ -368,10 +368,10 @@ class Session:
 
         urls = [paths] if isinstance(paths, str | os.PathLike) else list(paths)
         local_pool = executor is None and cluster is None and not os.environ.get("GANTRY_EXECUTOR")
-        if local_pool and (workers or os.cpu_count() or 1) > 1 and not any(map(is_url, urls)):
-            from gantry._pool import start_pool_server
+        if local_pool and not any(map(is_url, urls)):
+            from gantry._pool import warm_pool
 
-            start_pool_server()  # the workers' imports overlap this process's own set-up
+            warm_pool(workers)  # the workers' imports overlap this process's own set-up
         from gantry.cluster import open_backend
         from gantry.ingest._limits import IngestLimits
         from gantry.ingest._runner import run_ingest
@@ -818,10 +818,10 @@ class Session:
         check_dest(self._store, dest)
         selected = selected_ids(self._store, query)  # a bad query fails before any write
         local_pool = executor is None and cluster is None and not os.environ.get("GANTRY_EXECUTOR")
-        if local_pool and (workers or os.cpu_count() or 1) > 1 and selected.height > 1:
-            from gantry._pool import start_pool_server
+        if local_pool:
+            from gantry._pool import warm_pool
 
-            start_pool_server()  # the workers' imports overlap loading the config and planning
+            warm_pool(workers, selected.height)  # imports overlap loading the config, planning
         cfg = self._config_or_stored(config)
         stale = 0 if strict else unplanned(self._store, selected, config_hash(cfg)).height
         if stale:

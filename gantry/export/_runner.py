@@ -19,7 +19,7 @@ import polars as pl
 
 from gantry._lifeline import LifelinePool
 from gantry._messages import log_warnings
-from gantry._pool import pool_context, start_pool_server
+from gantry._pool import pool_context, warm_pool
 from gantry._progress import tqdm
 from gantry.errors import ConfigError, ExportError
 from gantry.export._apply import (
@@ -299,8 +299,8 @@ def run_export(
     dest_path = check_dest(store, dest)
     selected = selected_ids(store, query)  # a bad query fails here, before any write
     result = ExportResult(dest=dest_path, selected=selected.height)
-    if executor is None and (workers or os.cpu_count() or 1) > 1 and selected.height > 1:
-        start_pool_server()  # the workers' imports overlap the planning below
+    if executor is None:
+        warm_pool(workers, selected.height)  # the workers' imports overlap the planning below
     digest = config_hash(config)
     with store.run(
         "export",

@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from gantry._lifeline import LifelinePool
-from gantry._pool import pool_context, start_pool_server
+from gantry._pool import pool_context, warm_pool
 from gantry._progress import tqdm
 from gantry.ingest._limits import IngestLimits
 from gantry.ingest._scan import iter_files
@@ -236,8 +236,8 @@ def run_ingest(
     limits = IngestLimits.of(limits)
     started = time.perf_counter()
     result = IngestResult()
-    if executor is None and (workers or os.cpu_count() or 1) > 1:
-        start_pool_server()  # the workers' imports overlap the walk of the inputs
+    if executor is None:
+        warm_pool(workers)  # the workers' imports overlap the walk of the inputs
     with store.run("ingest", {"paths": [os.path.abspath(os.fspath(p)) for p in paths]}) as counts:
         marked: list[str] = []
         found = list(iter_files(paths, marked=marked))
